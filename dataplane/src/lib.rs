@@ -1,0 +1,1 @@
+//! Kernel-bypass frame I/O, wire parsing, routing and workers for tarte

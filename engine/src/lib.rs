@@ -1,0 +1,1 @@
+//! tarte: QUIC transport engine.

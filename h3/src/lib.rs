@@ -1,0 +1,1 @@
+//! HTTP/3 (RFC 9114) and QPACK (RFC 9204) over tarte::Connection
