@@ -1,1 +1,6 @@
-//! Kernel-bypass frame I/O, wire parsing, routing and workers for tarte
+//! Kernel-bypass frame I/O, wire parsing, routing and workers for tarte.
+//!
+//! - [`wire`]: zero-copy views and `Repr`s for Ethernet, ARP, IPv4, IPv6, UDP.
+//! - [`backend`]: the batched datagram I/O trait and its implementations.
+
+pub mod backend;
