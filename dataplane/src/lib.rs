@@ -4,3 +4,4 @@
 //! - [`backend`]: the batched datagram I/O trait and its implementations.
 
 pub mod backend;
+pub mod wire;
