@@ -1,1 +1,21 @@
-//! tarte: QUIC transport engine.
+//! tarte: a QUIC transport (RFC 9000/9001/9002), sans-IO, over BoringSSL.
+//!
+//! The public API mirrors quiche's so that a quiche program ports by
+//! renaming the crate. This crate owns no sockets, threads or clocks: the
+//! application feeds received datagrams in, takes datagrams to send out,
+//! and drives timers.
+#![deny(unsafe_code)]
+
+pub mod cid;
+pub mod crypto;
+pub mod error;
+pub mod frame;
+pub mod octets;
+pub mod packet;
+pub mod transport_params;
+
+pub use crate::cid::{ConnectionId, MAX_CONN_ID_LEN};
+pub use crate::error::{Error, Result, TransportError, TransportErrorCode};
+pub use crate::packet::{
+    negotiate_version, retry, version_is_supported, Header, Type, PROTOCOL_VERSION,
+};
