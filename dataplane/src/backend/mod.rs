@@ -10,9 +10,9 @@
 
 use std::net::SocketAddr;
 
-// `l2` (shared frame parse/build for afxdp, dpdk, mem) lands next; its API:
-// `l2::L2Endpoint::new(local_mac, local, peer_mac)`, `parse_rx(frame) -> Option<(Range<usize>, DgramMeta)>`,
-// `HEADROOM`, `build_tx(frame, payload_len, dst) -> Result<usize, BackendError>`.
+pub mod l2;
+pub mod mem;
+pub mod pcap;
 
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
@@ -89,7 +89,9 @@ pub enum BackendError {
         reason: String,
     },
     /// No neighbour (MAC address) is known for a destination.
-    #[error("no neighbour entry for {0} (add a static one: ip neigh add ... lladdr ... nud permanent)")]
+    #[error(
+        "no neighbour entry for {0} (add a static one: ip neigh add ... lladdr ... nud permanent)"
+    )]
     NoNeighbour(std::net::IpAddr),
     /// The backend was not compiled in.
     #[error("backend {0} is not available in this build (enable cargo feature {0})")]
@@ -115,11 +117,17 @@ pub enum BackendError {
 impl BackendError {
     /// Wraps the last OS error with what we were doing.
     pub fn last_os(op: impl Into<String>) -> Self {
-        BackendError::Io { op: op.into(), source: std::io::Error::last_os_error() }
+        BackendError::Io {
+            op: op.into(),
+            source: std::io::Error::last_os_error(),
+        }
     }
     /// Wraps an I/O error with what we were doing.
     pub fn io(op: impl Into<String>, source: std::io::Error) -> Self {
-        BackendError::Io { op: op.into(), source }
+        BackendError::Io {
+            op: op.into(),
+            source,
+        }
     }
 }
 
