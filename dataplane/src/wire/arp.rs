@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{be16, put_be16, EthernetAddress, Error, Result};
+use super::{be16, put_be16, Error, EthernetAddress, Result};
 
 /// Length of an Ethernet/IPv4 ARP packet.
 pub const ETH_IPV4_LEN: usize = 28;
@@ -89,7 +89,12 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     fn field(&self, idx: usize) -> &[u8] {
         let b = self.buffer.as_ref();
         let (h, p) = (b[4] as usize, b[5] as usize);
-        let starts = [FIXED_LEN, FIXED_LEN + h, FIXED_LEN + h + p, FIXED_LEN + 2 * h + p];
+        let starts = [
+            FIXED_LEN,
+            FIXED_LEN + h,
+            FIXED_LEN + h + p,
+            FIXED_LEN + 2 * h + p,
+        ];
         let lens = [h, p, h, p];
         &b[starts[idx]..starts[idx] + lens[idx]]
     }

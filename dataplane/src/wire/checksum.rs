@@ -138,7 +138,10 @@ mod tests {
     #[test]
     fn rfc1071_example() {
         // RFC 1071 §3 example: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2.
-        assert_eq!(data(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0xddf2);
+        assert_eq!(
+            data(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0xddf2
+        );
     }
 
     #[test]
@@ -154,7 +157,11 @@ mod tests {
             .collect();
         for off in 0..9 {
             for len in 0..300 {
-                assert_eq!(data(&buf[off..off + len]), naive(&buf[off..off + len]), "{off} {len}");
+                assert_eq!(
+                    data(&buf[off..off + len]),
+                    naive(&buf[off..off + len]),
+                    "{off} {len}"
+                );
             }
         }
         assert_eq!(data(&buf[1..2051]), naive(&buf[1..2051]));

@@ -122,7 +122,10 @@ impl UdpRepr {
         if verify && !p.verify_checksum(src, dst) {
             return Err(Error::BadChecksum);
         }
-        Ok(UdpRepr { src_port: p.src_port(), dst_port: p.dst_port() })
+        Ok(UdpRepr {
+            src_port: p.src_port(),
+            dst_port: p.dst_port(),
+        })
     }
 
     /// Bytes of header plus `payload_len` of payload.
