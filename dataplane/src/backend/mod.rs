@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 pub mod l2;
 pub mod mem;
 pub mod pcap;
+pub mod udp;
 
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
@@ -262,7 +263,7 @@ impl BackendConfig {
 /// Opens the backend that `config` names.
 pub fn open(config: &BackendConfig) -> Result<Box<dyn Backend>, BackendError> {
     match config.kind {
-        BackendKind::Udp => Err(BackendError::NotBuilt("udp")),
+        BackendKind::Udp => Ok(Box::new(udp::UdpBackend::open(config)?)),
         BackendKind::AfXdp => Err(BackendError::NotBuilt("afxdp")),
         BackendKind::Mem => Err(BackendError::Config(
             "mem backends come in pairs: use backend::mem::pair()".into(),
