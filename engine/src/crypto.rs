@@ -236,9 +236,6 @@ pub struct PacketKey {
     iv: [u8; NONCE_LEN],
 }
 
-// SAFETY of Send: the EVP_AEAD_CTX is owned by this value and only used
-// through `&mut self`/`&self` methods that BoringSSL documents as safe to
-// call from any thread on a context not shared concurrently.
 impl PacketKey {
     /// A packet key from raw key and IV bytes.
     pub fn new(alg: Algorithm, key: &[u8], iv: &[u8]) -> Result<Self> {

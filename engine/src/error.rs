@@ -165,6 +165,7 @@ macro_rules! codepoints {
         }
     };
 }
+#[allow(unused_imports)] // used by later registries (stream states, h3)
 pub(crate) use codepoints;
 
 codepoints! {
