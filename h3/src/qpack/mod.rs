@@ -7,7 +7,8 @@
 //! through `feed_*` and come out through `emit_*`.
 
 pub mod huffman;
-// pub mod instructions;
+pub mod field_lines;
+pub mod instructions;
 pub mod prefix_int;
 pub mod static_table;
 
@@ -59,3 +60,12 @@ impl Error {
 
 /// Result of QPACK operations.
 pub type Result<T> = std::result::Result<T, Error>;
+
+mod decoder;
+mod encoder;
+
+pub use decoder::{Decoded, Decoder};
+pub use encoder::{Encoder, DEFAULT_CAPACITY_LIMIT};
+
+#[cfg(test)]
+mod tests;
