@@ -140,6 +140,15 @@ impl DpdkOptions {
     /// port with `queues` queue pairs.
     pub fn eal_args(&self, queues: u16) -> Result<(Vec<String>, String), BackendError> {
         let mut args = self.eal_args.clone();
+        let user_prefix = match args.iter().position(|a| a == "--file-prefix") {
+            Some(i) => Some(args.get(i + 1).cloned().ok_or_else(|| {
+                BackendError::Config("--file-prefix without a value in dpdk_args".into())
+            })?),
+            None => args
+                .iter()
+                .find_map(|a| a.strip_prefix("--file-prefix="))
+                .map(str::to_owned),
+        };
         let names_device = has_any(&args, &["--vdev", "-a", "--allow", "--pci-whitelist"]);
         if !names_device {
             let iface = self.interface.as_deref().ok_or_else(|| {
@@ -186,10 +195,8 @@ impl DpdkOptions {
         if !has_any(&args, &["-l", "-c", "--lcores"]) {
             args.extend(["-l".into(), self.core.to_string()]);
         }
-        let prefix = match args.iter().position(|a| a == "--file-prefix") {
-            Some(i) => args.get(i + 1).cloned().ok_or_else(|| {
-                BackendError::Config("--file-prefix without a value in dpdk_args".into())
-            })?,
+        let prefix = match user_prefix {
+            Some(p) => p,
             None => {
                 let p = self.file_prefix.clone().unwrap_or_else(|| {
                     format!(
@@ -253,7 +260,7 @@ fn same_eal(a: &[String], b: &[String]) -> bool {
         while let Some(x) = it.next() {
             if x == "--file-prefix" {
                 it.next();
-            } else {
+            } else if !x.starts_with("--file-prefix=") {
                 out.push(x.clone());
             }
         }
