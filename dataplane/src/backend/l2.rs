@@ -11,6 +11,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::time::{Duration, Instant};
 
 use super::{BackendError, BackendStats, DgramMeta};
@@ -395,7 +396,11 @@ impl L2Endpoint {
 pub fn lookup_neighbour(ip: IpAddr, iface: Option<&str>) -> Option<EthernetAddress> {
     match ip {
         IpAddr::V4(v4) => {
-            let text = std::fs::read_to_string("/proc/net/arp").ok()?;
+            // /proc/net follows the thread group leader's namespace; a thread
+            // that entered another one (setns) sees its own here.
+            let text = std::fs::read_to_string("/proc/thread-self/net/arp")
+                .or_else(|_| std::fs::read_to_string("/proc/net/arp"))
+                .ok()?;
             parse_proc_net_arp(&text, v4, iface)
         }
         IpAddr::V6(v6) => {
@@ -447,21 +452,43 @@ pub fn parse_ip_neigh(text: &str, ip: Ipv6Addr, iface: Option<&str>) -> Option<E
     })
 }
 
-/// The MAC address of interface `iface` in the current network namespace.
+/// The MAC address of interface `iface` in the network namespace of the
+/// calling thread (`SIOCGIFHWADDR`; sysfs would show the namespace that
+/// mounted it instead).
 pub fn interface_mac(iface: &str) -> Result<EthernetAddress, BackendError> {
-    if iface.contains('/') || iface.is_empty() {
-        return Err(BackendError::Interface {
-            iface: iface.into(),
-            reason: "bad name".into(),
-        });
+    let bad = |reason: String| BackendError::Interface {
+        iface: iface.into(),
+        reason,
+    };
+    if iface.is_empty() || iface.len() >= libc::IFNAMSIZ || iface.contains('\0') {
+        return Err(bad("bad interface name".into()));
     }
-    let path = format!("/sys/class/net/{iface}/address");
-    let text = std::fs::read_to_string(&path).map_err(|e| BackendError::Interface {
-        iface: iface.into(),
-        reason: format!("reading {path}: {e}"),
-    })?;
-    EthernetAddress::parse(&text).ok_or_else(|| BackendError::Interface {
-        iface: iface.into(),
-        reason: format!("cannot parse MAC {text:?}"),
-    })
+    // SAFETY: plain socket(2); the result is checked.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(bad(format!("socket: {}", std::io::Error::last_os_error())));
+    }
+    // SAFETY: raw is a fresh descriptor nothing else owns.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain old data; all-zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(iface.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: req is a valid ifreq with a NUL-terminated name (zeroed and
+    // shorter than IFNAMSIZ); the kernel writes the hardware address into it.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) };
+    if rc != 0 {
+        return Err(bad(format!(
+            "SIOCGIFHWADDR: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: SIOCGIFHWADDR filled the ifru_hwaddr member of the union.
+    let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
+    let mut mac = [0u8; 6];
+    for (m, b) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *m = *b as u8;
+    }
+    Ok(EthernetAddress(mac))
 }

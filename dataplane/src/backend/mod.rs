@@ -10,6 +10,8 @@
 
 use std::net::SocketAddr;
 
+#[cfg(feature = "afxdp")]
+pub mod afxdp;
 pub mod l2;
 pub mod mem;
 pub mod pcap;
@@ -264,6 +266,9 @@ impl BackendConfig {
 pub fn open(config: &BackendConfig) -> Result<Box<dyn Backend>, BackendError> {
     match config.kind {
         BackendKind::Udp => Ok(Box::new(udp::UdpBackend::open(config)?)),
+        #[cfg(feature = "afxdp")]
+        BackendKind::AfXdp => Ok(Box::new(afxdp::AfXdpBackend::open(config)?)),
+        #[cfg(not(feature = "afxdp"))]
         BackendKind::AfXdp => Err(BackendError::NotBuilt("afxdp")),
         BackendKind::Mem => Err(BackendError::Config(
             "mem backends come in pairs: use backend::mem::pair()".into(),
