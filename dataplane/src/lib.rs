@@ -5,3 +5,6 @@
 
 pub mod backend;
 pub mod wire;
+
+#[cfg(feature = "testutil")]
+pub mod testutil;
