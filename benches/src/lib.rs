@@ -1,1 +1,1 @@
-//! Criterion benchmarks for tarte
+//! Criterion benchmarks for tarte; see `benches/` (run `cargo bench -p tarte-benches`).
