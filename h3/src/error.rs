@@ -227,7 +227,10 @@ mod tests {
         assert_eq!(Error::QpackDecompressionFailed.to_wire(), 0x200);
         assert_eq!(Error::QpackEncoderStreamError.to_wire(), 0x201);
         assert_eq!(Error::QpackDecoderStreamError.to_wire(), 0x202);
-        assert_eq!(Error::from(crate::qpack::Error::EncoderStream("x")).to_wire(), 0x201);
+        assert_eq!(
+            Error::from(crate::qpack::Error::EncoderStream("x")).to_wire(),
+            0x201
+        );
     }
 
     #[test]

@@ -140,7 +140,11 @@ impl Decoder {
                 }
                 self.table.set_capacity(cap);
             }
-            EncoderInstruction::InsertWithNameRef { is_static, index, value } => {
+            EncoderInstruction::InsertWithNameRef {
+                is_static,
+                index,
+                value,
+            } => {
                 let name = if is_static {
                     static_table::get(index)
                         .ok_or(Error::EncoderStream("static name index out of range"))?
@@ -175,7 +179,9 @@ impl Decoder {
             .checked_sub(1)
             .and_then(|v| v.checked_sub(index))
             .ok_or(Error::EncoderStream("relative index beyond the table"))?;
-        self.table.get(abs).ok_or(Error::EncoderStream("reference to an evicted entry"))
+        self.table
+            .get(abs)
+            .ok_or(Error::EncoderStream("reference to an evicted entry"))
     }
 
     fn insert(&mut self, name: &[u8], value: &[u8]) -> Result<()> {
@@ -186,7 +192,9 @@ impl Decoder {
         if entry_size(name, value) > self.table.capacity() {
             return Err(Error::EncoderStream("entry larger than the capacity"));
         }
-        self.table.insert(name, value).ok_or(Error::EncoderStream("insert failed"))?;
+        self.table
+            .insert(name, value)
+            .ok_or(Error::EncoderStream("insert failed"))?;
         Ok(())
     }
 
@@ -257,7 +265,9 @@ impl Decoder {
         // decoding; a smaller one is caught per reference in `resolve`, a
         // larger one "MAY" be an error and we treat it as one.
         if ric > 0 && max_ref.map(|m| m + 1) != Some(ric) {
-            return Err(Error::DecompressionFailed("Required Insert Count larger than needed"));
+            return Err(Error::DecompressionFailed(
+                "Required Insert Count larger than needed",
+            ));
         }
         Ok(headers)
     }
@@ -267,9 +277,9 @@ impl Decoder {
     fn dynamic(&self, abs: Option<u64>, ric: u64) -> Result<(&[u8], &[u8], u64)> {
         // §2.2.3: a reference to an evicted entry or one at or above the
         // Required Insert Count "MUST" be QPACK_DECOMPRESSION_FAILED.
-        let abs = abs
-            .filter(|&a| a < ric)
-            .ok_or(Error::DecompressionFailed("dynamic reference outside the section's range"))?;
+        let abs = abs.filter(|&a| a < ric).ok_or(Error::DecompressionFailed(
+            "dynamic reference outside the section's range",
+        ))?;
         let (n, v) = self
             .table
             .get(abs)
@@ -288,8 +298,7 @@ impl Decoder {
         let relative = |i: u64| base.checked_sub(1).and_then(|v| v.checked_sub(i));
         let post_base = |i: u64| base.checked_add(i);
         let static_entry = |i: u64| {
-            static_table::get(i)
-                .ok_or(Error::DecompressionFailed("static index out of range"))
+            static_table::get(i).ok_or(Error::DecompressionFailed("static index out of range"))
         };
         Ok(match line {
             FieldLine::IndexedStatic(i) => {
@@ -304,10 +313,18 @@ impl Decoder {
                 let (n, v, abs) = self.dynamic(post_base(i), ric)?;
                 (n.to_vec(), v.to_vec(), Some(abs))
             }
-            FieldLine::LiteralNameRef { is_static: true, index, value, .. } => {
-                (static_entry(index)?.0.to_vec(), value, None)
-            }
-            FieldLine::LiteralNameRef { is_static: false, index, value, .. } => {
+            FieldLine::LiteralNameRef {
+                is_static: true,
+                index,
+                value,
+                ..
+            } => (static_entry(index)?.0.to_vec(), value, None),
+            FieldLine::LiteralNameRef {
+                is_static: false,
+                index,
+                value,
+                ..
+            } => {
                 let (n, _, abs) = self.dynamic(relative(index), ric)?;
                 (n.to_vec(), value, Some(abs))
             }
@@ -323,7 +340,10 @@ impl Decoder {
     /// its stream ID and the decoding result; `None` when there is none.
     pub fn poll_unblocked(&mut self) -> Option<(u64, Result<Vec<Header>>)> {
         let insert_count = self.table.insert_count();
-        let pos = self.blocked.iter().position(|s| s.required_insert_count <= insert_count)?;
+        let pos = self
+            .blocked
+            .iter()
+            .position(|s| s.required_insert_count <= insert_count)?;
         let s = self.blocked.swap_remove(pos);
         let mut b = Octets::with_slice(&s.section);
         let r = field_lines::parse_prefix(&mut b)

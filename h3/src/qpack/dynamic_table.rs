@@ -147,7 +147,10 @@ impl DynamicTable {
         data.extend_from_slice(name);
         data.extend_from_slice(value);
         self.evict_to(self.capacity - size);
-        self.entries.push_back(Entry { data: data.into_boxed_slice(), name_len: name.len() });
+        self.entries.push_back(Entry {
+            data: data.into_boxed_slice(),
+            name_len: name.len(),
+        });
         self.size += size;
         self.inserted += 1;
         Some(self.inserted - 1)
@@ -177,7 +180,10 @@ impl DynamicTable {
     /// Iterates `(absolute index, size)` from the oldest entry.
     pub fn sizes(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         let first = self.first_index();
-        self.entries.iter().enumerate().map(move |(i, e)| (first + i as u64, e.size()))
+        self.entries
+            .iter()
+            .enumerate()
+            .map(move |(i, e)| (first + i as u64, e.size()))
     }
 }
 

@@ -99,7 +99,11 @@ impl Encoder {
     /// Applies the peer's SETTINGS_QPACK_MAX_TABLE_CAPACITY and
     /// SETTINGS_QPACK_BLOCKED_STREAMS, and starts using a dynamic table of
     /// `min(max_table_capacity, limit)` bytes.
-    pub fn on_peer_settings(&mut self, max_table_capacity: u64, blocked_streams: u64) -> Result<()> {
+    pub fn on_peer_settings(
+        &mut self,
+        max_table_capacity: u64,
+        blocked_streams: u64,
+    ) -> Result<()> {
         self.peer_max_table_capacity = max_table_capacity;
         self.max_blocked_streams = blocked_streams;
         let cap = max_table_capacity.min(self.capacity_limit);
@@ -166,7 +170,13 @@ impl Encoder {
         if let Some(m) = self.min_outstanding {
             return m;
         }
-        let m = self.outstanding.values().flatten().map(|s| s.min_ref).min().unwrap_or(u64::MAX);
+        let m = self
+            .outstanding
+            .values()
+            .flatten()
+            .map(|s| s.min_ref)
+            .min()
+            .unwrap_or(u64::MAX);
         self.min_outstanding = Some(m);
         m
     }
@@ -175,14 +185,19 @@ impl Encoder {
     /// §2.1.1): acknowledged (below the Known Received Count) and not
     /// referenced by an unacknowledged section nor by the one being built.
     fn evict_limit(&mut self, section_min_ref: u64) -> u64 {
-        self.known_received_count.min(self.min_outstanding()).min(section_min_ref)
+        self.known_received_count
+            .min(self.min_outstanding())
+            .min(section_min_ref)
     }
 
     /// Whether an entry of `size` bytes can be inserted now without evicting
     /// anything that is not evictable.
     fn can_insert(&mut self, size: u64, section_min_ref: u64) -> bool {
         match self.table.evictions_for(size) {
-            Some(first_kept) => first_kept <= self.table.first_index() || first_kept <= self.evict_limit(section_min_ref),
+            Some(first_kept) => {
+                first_kept <= self.table.first_index()
+                    || first_kept <= self.evict_limit(section_min_ref)
+            }
             None => false,
         }
     }
@@ -258,17 +273,28 @@ impl Encoder {
 
     /// Before Base is fixed: duplicates draining entries that the section
     /// is about to reference (RFC 9204 §2.1.1.1).
-    fn duplicate_draining<T: NameValue>(&mut self, headers: &[T], st: &mut SectionState, stream_id: u64) {
+    fn duplicate_draining<T: NameValue>(
+        &mut self,
+        headers: &[T],
+        st: &mut SectionState,
+        stream_id: u64,
+    ) {
         for h in headers {
             let (name, value) = (h.name(), h.value());
             if matches!(static_table::find(name, value), StaticMatch::Full(_)) {
                 continue;
             }
-            let Some(abs) = self.table.find(name, value, 0).0 else { continue };
-            if !self.is_draining(abs) || !self.can_reference(self.table.insert_count(), st, stream_id) {
+            let Some(abs) = self.table.find(name, value, 0).0 else {
+                continue;
+            };
+            if !self.is_draining(abs)
+                || !self.can_reference(self.table.insert_count(), st, stream_id)
+            {
                 continue;
             }
-            let Some(size) = self.table.size_of(abs) else { continue };
+            let Some(size) = self.table.size_of(abs) else {
+                continue;
+            };
             if !self.can_insert(size, u64::MAX) {
                 continue;
             }
@@ -282,9 +308,19 @@ impl Encoder {
     /// `out`. Encoder-stream instructions it needs are queued for
     /// [`Self::emit_encoder_stream`]; they must reach the peer for the
     /// section to decode.
-    pub fn encode<T: NameValue>(&mut self, stream_id: u64, headers: &[T], out: &mut Vec<u8>) -> Result<()> {
+    pub fn encode<T: NameValue>(
+        &mut self,
+        stream_id: u64,
+        headers: &[T],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let use_dynamic = self.table.capacity() > 0;
-        let mut st = SectionState { base: 0, required_insert_count: 0, min_ref: u64::MAX, may_block: None };
+        let mut st = SectionState {
+            base: 0,
+            required_insert_count: 0,
+            min_ref: u64::MAX,
+            may_block: None,
+        };
         if use_dynamic {
             self.duplicate_draining(headers, &mut st, stream_id);
         }
@@ -292,13 +328,28 @@ impl Encoder {
         let mut lines = std::mem::take(&mut self.lines);
         lines.clear();
         for h in headers {
-            self.encode_line(h.name(), h.value(), &mut st, stream_id, use_dynamic, &mut lines);
+            self.encode_line(
+                h.name(),
+                h.value(),
+                &mut st,
+                stream_id,
+                use_dynamic,
+                &mut lines,
+            );
         }
-        fl::emit_prefix(st.required_insert_count, st.base, self.peer_max_table_capacity, out);
+        fl::emit_prefix(
+            st.required_insert_count,
+            st.base,
+            self.peer_max_table_capacity,
+            out,
+        );
         out.extend_from_slice(&lines);
         self.lines = lines;
         if st.required_insert_count > 0 {
-            let s = Section { required_insert_count: st.required_insert_count, min_ref: st.min_ref };
+            let s = Section {
+                required_insert_count: st.required_insert_count,
+                min_ref: st.min_ref,
+            };
             self.outstanding.entry(stream_id).or_default().push_back(s);
             if let Some(m) = self.min_outstanding {
                 self.min_outstanding = Some(m.min(st.min_ref));
@@ -364,7 +415,13 @@ impl Encoder {
                         fl::emit_literal_name_ref(never_indexed, false, rel, value, huffman, lines);
                     } else {
                         let pb = abs - st.base;
-                        fl::emit_literal_post_base_name_ref(never_indexed, pb, value, huffman, lines);
+                        fl::emit_literal_post_base_name_ref(
+                            never_indexed,
+                            pb,
+                            value,
+                            huffman,
+                            lines,
+                        );
                     }
                     return Self::note_ref(st, abs);
                 }
@@ -391,8 +448,11 @@ impl Encoder {
                 Err(e) => break Err(e),
             }
         };
-        buf.drain(..off);
-        self.decoder_stream_buf = buf;
+        // After an error the connection is closing; keep nothing.
+        if r.is_ok() {
+            buf.drain(..off);
+            self.decoder_stream_buf = buf;
+        }
         r
     }
 
@@ -406,8 +466,12 @@ impl Encoder {
                 let q = self
                     .outstanding
                     .get_mut(&stream_id)
-                    .ok_or(Error::DecoderStream("Section Acknowledgment without a section"))?;
-                let s = q.pop_front().ok_or(Error::DecoderStream("Section Acknowledgment without a section"))?;
+                    .ok_or(Error::DecoderStream(
+                        "Section Acknowledgment without a section",
+                    ))?;
+                let s = q.pop_front().ok_or(Error::DecoderStream(
+                    "Section Acknowledgment without a section",
+                ))?;
                 if q.is_empty() {
                     self.outstanding.remove(&stream_id);
                 }
@@ -429,7 +493,9 @@ impl Encoder {
                     .known_received_count
                     .checked_add(n)
                     .filter(|&k| k <= self.table.insert_count())
-                    .ok_or(Error::DecoderStream("Insert Count Increment beyond the inserts"))?;
+                    .ok_or(Error::DecoderStream(
+                        "Insert Count Increment beyond the inserts",
+                    ))?;
                 self.known_received_count = krc;
             }
         }

@@ -36,26 +36,37 @@ pub fn decode_required_insert_count(
     // that could not have been produced by a conformant encoder, it MUST
     // treat this as a connection error of type QPACK_DECOMPRESSION_FAILED."
     if encoded > full_range {
-        return Err(Error::DecompressionFailed("encoded Required Insert Count out of range"));
+        return Err(Error::DecompressionFailed(
+            "encoded Required Insert Count out of range",
+        ));
     }
     let max_value = insert_count + max_entries;
     let max_wrapped = (max_value / full_range) * full_range;
     let mut ric = max_wrapped + encoded - 1;
     if ric > max_value {
         if ric <= full_range {
-            return Err(Error::DecompressionFailed("Required Insert Count wraps below zero"));
+            return Err(Error::DecompressionFailed(
+                "Required Insert Count wraps below zero",
+            ));
         }
         ric -= full_range;
     }
     if ric == 0 {
-        return Err(Error::DecompressionFailed("Required Insert Count decodes to zero"));
+        return Err(Error::DecompressionFailed(
+            "Required Insert Count decodes to zero",
+        ));
     }
     Ok(ric)
 }
 
 /// Appends the field section prefix (RFC 9204 §4.5.1).
 pub fn emit_prefix(ric: u64, base: u64, max_table_capacity: u64, out: &mut Vec<u8>) {
-    encode_int(encode_required_insert_count(ric, max_table_capacity), 8, 0, out);
+    encode_int(
+        encode_required_insert_count(ric, max_table_capacity),
+        8,
+        0,
+        out,
+    );
     if base >= ric {
         encode_int(base - ric, 7, 0x00, out);
     } else {
@@ -66,7 +77,11 @@ pub fn emit_prefix(ric: u64, base: u64, max_table_capacity: u64, out: &mut Vec<u
 /// Reads the prefix: `(encoded Required Insert Count, sign, Delta Base)`.
 pub fn parse_prefix(b: &mut Octets<'_>) -> Result<(u64, bool, u64)> {
     let ric = decode_int(b, 8).map_err(section_err)?;
-    let sign = b.peek_u8().map_err(|_| Error::DecompressionFailed("truncated prefix"))? & 0x80 != 0;
+    let sign = b
+        .peek_u8()
+        .map_err(|_| Error::DecompressionFailed("truncated prefix"))?
+        & 0x80
+        != 0;
     let delta = decode_int(b, 7).map_err(section_err)?;
     Ok((ric, sign, delta))
 }
@@ -79,7 +94,8 @@ pub fn base(ric: u64, sign: bool, delta: u64) -> Result<u64> {
             .and_then(|v| v.checked_sub(1))
             .ok_or(Error::DecompressionFailed("negative Base"))
     } else {
-        ric.checked_add(delta).ok_or(Error::DecompressionFailed("Base overflow"))
+        ric.checked_add(delta)
+            .ok_or(Error::DecompressionFailed("Base overflow"))
     }
 }
 
@@ -171,7 +187,11 @@ impl FieldLine {
             decode_string(b, 3, max_string, &mut name)?;
             let mut value = Vec::new();
             decode_string(b, 7, max_string, &mut value)?;
-            return Ok(FieldLine::LiteralName { never_indexed: first & 0x10 != 0, name, value });
+            return Ok(FieldLine::LiteralName {
+                never_indexed: first & 0x10 != 0,
+                name,
+                value,
+            });
         }
         if first & 0x10 != 0 {
             return Ok(FieldLine::IndexedPostBase(decode_int(b, 4)?));
@@ -179,7 +199,11 @@ impl FieldLine {
         let index = decode_int(b, 3)?;
         let mut value = Vec::new();
         decode_string(b, 7, max_string, &mut value)?;
-        Ok(FieldLine::LiteralPostBaseNameRef { never_indexed: first & 0x08 != 0, index, value })
+        Ok(FieldLine::LiteralPostBaseNameRef {
+            never_indexed: first & 0x08 != 0,
+            index,
+            value,
+        })
     }
 
     /// Appends this representation.
@@ -188,15 +212,22 @@ impl FieldLine {
             FieldLine::IndexedStatic(i) => emit_indexed(true, *i, out),
             FieldLine::IndexedDynamic(i) => emit_indexed(false, *i, out),
             FieldLine::IndexedPostBase(i) => emit_indexed_post_base(*i, out),
-            FieldLine::LiteralNameRef { never_indexed, is_static, index, value } => {
-                emit_literal_name_ref(*never_indexed, *is_static, *index, value, huffman, out)
-            }
-            FieldLine::LiteralPostBaseNameRef { never_indexed, index, value } => {
-                emit_literal_post_base_name_ref(*never_indexed, *index, value, huffman, out)
-            }
-            FieldLine::LiteralName { never_indexed, name, value } => {
-                emit_literal_name(*never_indexed, name, value, huffman, out)
-            }
+            FieldLine::LiteralNameRef {
+                never_indexed,
+                is_static,
+                index,
+                value,
+            } => emit_literal_name_ref(*never_indexed, *is_static, *index, value, huffman, out),
+            FieldLine::LiteralPostBaseNameRef {
+                never_indexed,
+                index,
+                value,
+            } => emit_literal_post_base_name_ref(*never_indexed, *index, value, huffman, out),
+            FieldLine::LiteralName {
+                never_indexed,
+                name,
+                value,
+            } => emit_literal_name(*never_indexed, name, value, huffman, out),
         }
     }
 }
@@ -245,7 +276,13 @@ pub fn emit_literal_name(
     huffman: bool,
     out: &mut Vec<u8>,
 ) {
-    encode_string(name, 3, 0x20 | if never_indexed { 0x10 } else { 0 }, huffman, out);
+    encode_string(
+        name,
+        3,
+        0x20 | if never_indexed { 0x10 } else { 0 },
+        huffman,
+        out,
+    );
     encode_string(value, 7, 0, huffman, out);
 }
 
@@ -288,7 +325,11 @@ mod tests {
                 name: b"x-custom".to_vec(),
                 value: b"some value".to_vec(),
             },
-            FieldLine::LiteralName { never_indexed: false, name: vec![], value: vec![] },
+            FieldLine::LiteralName {
+                never_indexed: false,
+                name: vec![],
+                value: vec![],
+            },
         ];
         for huffman in [false, true] {
             let mut out = vec![];
@@ -335,7 +376,10 @@ mod tests {
             let lo = insert_count.saturating_sub(5).max(1);
             for ric in lo..=insert_count + 6 {
                 let enc = encode_required_insert_count(ric, 220);
-                assert_eq!(decode_required_insert_count(enc, insert_count, 220), Ok(ric));
+                assert_eq!(
+                    decode_required_insert_count(enc, insert_count, 220),
+                    Ok(ric)
+                );
             }
         }
         // Out of range and impossible values.

@@ -42,7 +42,9 @@ fn enc_stream_err(e: PrimitiveError) -> Option<Error> {
     match e {
         PrimitiveError::Incomplete => None,
         PrimitiveError::Overflow => Some(Error::EncoderStream("integer overflow")),
-        PrimitiveError::TooLong => Some(Error::EncoderStream("string longer than the table capacity")),
+        PrimitiveError::TooLong => Some(Error::EncoderStream(
+            "string longer than the table capacity",
+        )),
         PrimitiveError::Huffman(_) => Some(Error::EncoderStream("invalid Huffman string")),
     }
 }
@@ -76,7 +78,11 @@ impl EncoderInstruction {
             let index = decode_int(b, 6)?;
             let mut value = Vec::new();
             decode_string(b, 7, max_string, &mut value)?;
-            Ok(EncoderInstruction::InsertWithNameRef { is_static, index, value })
+            Ok(EncoderInstruction::InsertWithNameRef {
+                is_static,
+                index,
+                value,
+            })
         } else if first & 0x40 != 0 {
             let mut name = Vec::new();
             decode_string(b, 5, max_string, &mut name)?;
@@ -95,9 +101,11 @@ impl EncoderInstruction {
     pub fn emit(&self, huffman: bool, out: &mut Vec<u8>) {
         match self {
             EncoderInstruction::SetCapacity(c) => emit_set_capacity(*c, out),
-            EncoderInstruction::InsertWithNameRef { is_static, index, value } => {
-                emit_insert_with_name_ref(*is_static, *index, value, huffman, out)
-            }
+            EncoderInstruction::InsertWithNameRef {
+                is_static,
+                index,
+                value,
+            } => emit_insert_with_name_ref(*is_static, *index, value, huffman, out),
             EncoderInstruction::InsertWithLiteralName { name, value } => {
                 emit_insert_with_literal_name(name, value, huffman, out)
             }
@@ -216,18 +224,28 @@ mod tests {
         ];
         for (hex, instr) in cases {
             let wire = unhex(hex);
-            assert_eq!(EncoderInstruction::parse(&wire, 4096), Ok(Some((instr.clone(), wire.len()))));
+            assert_eq!(
+                EncoderInstruction::parse(&wire, 4096),
+                Ok(Some((instr.clone(), wire.len())))
+            );
             let mut out = vec![];
             instr.emit(false, &mut out);
             assert_eq!(out, wire);
             // Every strict prefix is incomplete, not an error.
             for n in 0..wire.len() {
-                assert_eq!(EncoderInstruction::parse(&wire[..n], 4096), Ok(None), "{hex} {n}");
+                assert_eq!(
+                    EncoderInstruction::parse(&wire[..n], 4096),
+                    Ok(None),
+                    "{hex} {n}"
+                );
             }
             // Huffman emission parses back to the same instruction.
             let mut h = vec![];
             instr.emit(true, &mut h);
-            assert_eq!(EncoderInstruction::parse(&h, 4096), Ok(Some((instr, h.len()))));
+            assert_eq!(
+                EncoderInstruction::parse(&h, 4096),
+                Ok(Some((instr, h.len())))
+            );
         }
     }
 
@@ -236,12 +254,17 @@ mod tests {
         // A value longer than the limit is refused from its length alone.
         assert_eq!(
             EncoderInstruction::parse(&[0xc0, 0x7f, 0xff, 0x7f], 100),
-            Err(Error::EncoderStream("string longer than the table capacity"))
+            Err(Error::EncoderStream(
+                "string longer than the table capacity"
+            ))
         );
         // Overlong integer.
         let mut w = vec![0x3f];
         w.extend([0xff; 12]);
-        assert!(matches!(EncoderInstruction::parse(&w, 100), Err(Error::EncoderStream(_))));
+        assert!(matches!(
+            EncoderInstruction::parse(&w, 100),
+            Err(Error::EncoderStream(_))
+        ));
         // Bad Huffman value (8 bits of padding).
         assert!(matches!(
             EncoderInstruction::parse(&[0xc0, 0x81, 0xff], 100),
@@ -267,11 +290,17 @@ mod tests {
         let instr = DecoderInstruction::SectionAck((1 << 62) - 4);
         let mut out = vec![];
         instr.emit(&mut out);
-        assert_eq!(DecoderInstruction::parse(&out), Ok(Some((instr, out.len()))));
+        assert_eq!(
+            DecoderInstruction::parse(&out),
+            Ok(Some((instr, out.len())))
+        );
         assert_eq!(DecoderInstruction::parse(&out[..out.len() - 1]), Ok(None));
         assert_eq!(DecoderInstruction::parse(&[]), Ok(None));
         let mut w = vec![0xff];
         w.extend([0xff; 10]);
-        assert_eq!(DecoderInstruction::parse(&w), Err(Error::DecoderStream("integer overflow")));
+        assert_eq!(
+            DecoderInstruction::parse(&w),
+            Err(Error::DecoderStream("integer overflow"))
+        );
     }
 }

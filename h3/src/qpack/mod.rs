@@ -6,8 +6,8 @@
 //! writes decoder-stream instructions. Both are sans-IO: stream bytes go in
 //! through `feed_*` and come out through `emit_*`.
 
-pub mod huffman;
 pub mod field_lines;
+pub mod huffman;
 pub mod instructions;
 pub mod prefix_int;
 pub mod static_table;

@@ -175,13 +175,31 @@ mod tests {
 
     #[test]
     fn round_trip_all_prefixes() {
-        let values = [0, 1, 30, 31, 32, 126, 127, 128, 255, 256, 16_383, 1 << 20, MAX_INT];
+        let values = [
+            0,
+            1,
+            30,
+            31,
+            32,
+            126,
+            127,
+            128,
+            255,
+            256,
+            16_383,
+            1 << 20,
+            MAX_INT,
+        ];
         for prefix in 1..=8 {
             for &v in &values {
                 let mut out = vec![0xa5];
                 encode_int(v, prefix, 0, &mut out);
                 assert_eq!(out.len() - 1, int_len(v, prefix));
-                assert_eq!(dec(&out[1..], prefix), Ok((v, out.len() - 1)), "{v} {prefix}");
+                assert_eq!(
+                    dec(&out[1..], prefix),
+                    Ok((v, out.len() - 1)),
+                    "{v} {prefix}"
+                );
             }
         }
     }
@@ -201,7 +219,13 @@ mod tests {
         long.push(0);
         assert_eq!(dec(&long, 8), Err(PrimitiveError::Overflow));
         // u64 overflow in the shift.
-        assert_eq!(dec(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f], 8), Err(PrimitiveError::Overflow));
+        assert_eq!(
+            dec(
+                &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+                8
+            ),
+            Err(PrimitiveError::Overflow)
+        );
     }
 
     #[test]
@@ -220,10 +244,16 @@ mod tests {
         assert_eq!(b.cap(), 0);
         // Length above the limit is refused before the bytes arrive.
         let mut b = Octets::with_slice(&[0x7f, 0x81, 0x01]);
-        assert_eq!(decode_string(&mut b, 7, 100, &mut s), Err(PrimitiveError::TooLong));
+        assert_eq!(
+            decode_string(&mut b, 7, 100, &mut s),
+            Err(PrimitiveError::TooLong)
+        );
         // Truncated body.
         let mut b = Octets::with_slice(&[0x05, b'a']);
-        assert_eq!(decode_string(&mut b, 7, 100, &mut s), Err(PrimitiveError::Incomplete));
+        assert_eq!(
+            decode_string(&mut b, 7, 100, &mut s),
+            Err(PrimitiveError::Incomplete)
+        );
         // Bad Huffman: 0xff alone is 8 bits of padding.
         let mut b = Octets::with_slice(&[0x81, 0xff]);
         assert_eq!(

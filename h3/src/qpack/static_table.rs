@@ -60,8 +60,14 @@ pub static STATIC_TABLE: [(&[u8], &[u8]); 99] = [
     (b"content-type", b"text/plain;charset=utf-8"),
     (b"range", b"bytes=0-"),
     (b"strict-transport-security", b"max-age=31536000"),
-    (b"strict-transport-security", b"max-age=31536000; includesubdomains"),
-    (b"strict-transport-security", b"max-age=31536000; includesubdomains; preload"),
+    (
+        b"strict-transport-security",
+        b"max-age=31536000; includesubdomains",
+    ),
+    (
+        b"strict-transport-security",
+        b"max-age=31536000; includesubdomains; preload",
+    ),
     (b"vary", b"accept-encoding"),
     (b"vary", b"origin"),
     (b"x-content-type-options", b"nosniff"),
@@ -88,7 +94,10 @@ pub static STATIC_TABLE: [(&[u8], &[u8]); 99] = [
     (b"access-control-request-method", b"post"),
     (b"alt-svc", b"clear"),
     (b"authorization", b""),
-    (b"content-security-policy", b"script-src 'none'; object-src 'none'; base-uri 'none'"),
+    (
+        b"content-security-policy",
+        b"script-src 'none'; object-src 'none'; base-uri 'none'",
+    ),
     (b"early-data", b"1"),
     (b"expect-ct", b""),
     (b"forwarded", b""),
@@ -193,7 +202,10 @@ pub fn find(name: &[u8], value: &[u8]) -> StaticMatch {
 /// QPACK_DECOMPRESSION_FAILED", or QPACK_ENCODER_STREAM_ERROR on the encoder
 /// stream; the caller picks).
 pub fn get(index: u64) -> Option<(&'static [u8], &'static [u8])> {
-    usize::try_from(index).ok().and_then(|i| STATIC_TABLE.get(i)).copied()
+    usize::try_from(index)
+        .ok()
+        .and_then(|i| STATIC_TABLE.get(i))
+        .copied()
 }
 
 #[cfg(test)]
@@ -214,10 +226,20 @@ mod tests {
     fn lookups_agree_with_the_table() {
         for (i, (name, value)) in STATIC_TABLE.iter().enumerate() {
             // The first entry with the same name and value is the one found.
-            let first_full = STATIC_TABLE.iter().position(|e| e == &(*name, *value)).unwrap();
-            assert_eq!(find(name, value), StaticMatch::Full(first_full as u64), "{i}");
+            let first_full = STATIC_TABLE
+                .iter()
+                .position(|e| e == &(*name, *value))
+                .unwrap();
+            assert_eq!(
+                find(name, value),
+                StaticMatch::Full(first_full as u64),
+                "{i}"
+            );
             let first_name = STATIC_TABLE.iter().position(|e| e.0 == *name).unwrap();
-            assert_eq!(find(name, b"\x00no such value"), StaticMatch::Name(first_name as u64));
+            assert_eq!(
+                find(name, b"\x00no such value"),
+                StaticMatch::Name(first_name as u64)
+            );
         }
         assert_eq!(find(b":status", b"200"), StaticMatch::Full(25));
         assert_eq!(find(b":status", b"201"), StaticMatch::Name(24));

@@ -9,7 +9,9 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 fn hdrs(list: &[(&str, &str)]) -> Vec<Header> {
-    list.iter().map(|(n, v)| Header::new(n.as_bytes(), v.as_bytes())).collect()
+    list.iter()
+        .map(|(n, v)| Header::new(n.as_bytes(), v.as_bytes()))
+        .collect()
 }
 
 fn headers(d: Decoded) -> Vec<Header> {
@@ -42,10 +44,14 @@ fn rfc9204_appendix_b() {
 
     // B.1: Literal Field Line with Name Reference, no dynamic table yet.
     let mut section = vec![];
-    enc.encode(0, &hdrs(&[(":path", "/index.html")]), &mut section).unwrap();
+    enc.encode(0, &hdrs(&[(":path", "/index.html")]), &mut section)
+        .unwrap();
     assert_eq!(section, unhex("0000 510b 2f69 6e64 6578 2e68 746d 6c"));
     assert!(enc_stream(&mut enc).is_empty());
-    assert_eq!(headers(dec.decode(0, &section).unwrap()), hdrs(&[(":path", "/index.html")]));
+    assert_eq!(
+        headers(dec.decode(0, &section).unwrap()),
+        hdrs(&[(":path", "/index.html")])
+    );
     assert!(dec_stream(&mut dec).is_empty());
 
     // B.2: Dynamic Table.
@@ -56,7 +62,9 @@ fn rfc9204_appendix_b() {
     let encoder_stream = enc_stream(&mut enc);
     assert_eq!(
         encoder_stream,
-        unhex("3fbd01 c00f 7777 772e 6578 616d 706c 652e 636f 6d c10c 2f73 616d 706c 652f 7061 7468")
+        unhex(
+            "3fbd01 c00f 7777 772e 6578 616d 706c 652e 636f 6d c10c 2f73 616d 706c 652f 7061 7468"
+        )
     );
     assert_eq!(section, unhex("0381 10 11"));
     assert_eq!(enc.table().size(), 106);
@@ -107,13 +115,19 @@ fn rfc9204_appendix_b() {
     enc.feed_decoder_stream(&decoder_stream).unwrap();
     assert_eq!(enc.blocked_streams(), 0);
     dec.feed_encoder_stream(&encoder_stream).unwrap();
-    assert!(dec.poll_unblocked().is_none(), "a cancelled section never comes back");
+    assert!(
+        dec.poll_unblocked().is_none(),
+        "a cancelled section never comes back"
+    );
     assert_eq!(dec.table().size(), 217);
 
     // B.5: Dynamic Table Insert, Eviction.
     assert_eq!(enc.insert(b"custom-key", b"custom-value2").unwrap(), 4);
     let encoder_stream = enc_stream(&mut enc);
-    assert_eq!(encoder_stream, unhex("810d 6375 7374 6f6d 2d76 616c 7565 32"));
+    assert_eq!(
+        encoder_stream,
+        unhex("810d 6375 7374 6f6d 2d76 616c 7565 32")
+    );
     assert_eq!(enc.table().size(), 215);
     assert_eq!(enc.table().first_index(), 1);
     dec.feed_encoder_stream(&encoder_stream).unwrap();
@@ -123,7 +137,10 @@ fn rfc9204_appendix_b() {
     assert_eq!(t.get(0), None);
     assert_eq!(t.get(1), Some((&b":path"[..], &b"/sample/path"[..])));
     assert_eq!(t.get(2), Some((&b"custom-key"[..], &b"custom-value"[..])));
-    assert_eq!(t.get(3), Some((&b":authority"[..], &b"www.example.com"[..])));
+    assert_eq!(
+        t.get(3),
+        Some((&b":authority"[..], &b"www.example.com"[..]))
+    );
     assert_eq!(t.get(4), Some((&b"custom-key"[..], &b"custom-value2"[..])));
 }
 
@@ -132,19 +149,29 @@ fn rfc9204_appendix_b() {
 fn rfc9204_appendix_b_decoder_only() {
     let mut dec = Decoder::new(220, 1);
     assert_eq!(
-        headers(dec.decode(0, &unhex("0000 510b 2f69 6e64 6578 2e68 746d 6c")).unwrap()),
+        headers(
+            dec.decode(0, &unhex("0000 510b 2f69 6e64 6578 2e68 746d 6c"))
+                .unwrap()
+        ),
         hdrs(&[(":path", "/index.html")])
     );
     // B.2 with the section arriving before the encoder stream: blocked.
-    assert_eq!(dec.decode(4, &unhex("0381 10 11")).unwrap(), Decoded::Blocked);
+    assert_eq!(
+        dec.decode(4, &unhex("0381 10 11")).unwrap(),
+        Decoded::Blocked
+    );
     // Byte by byte through the encoder stream.
-    for b in unhex("3fbd01 c00f 7777 772e 6578 616d 706c 652e 636f 6d c10c 2f73 616d 706c 652f 7061 7468")
-    {
+    for b in unhex(
+        "3fbd01 c00f 7777 772e 6578 616d 706c 652e 636f 6d c10c 2f73 616d 706c 652f 7061 7468",
+    ) {
         dec.feed_encoder_stream(&[b]).unwrap();
     }
     let (stream, list) = dec.poll_unblocked().unwrap();
     assert_eq!(stream, 4);
-    assert_eq!(list.unwrap(), hdrs(&[(":authority", "www.example.com"), (":path", "/sample/path")]));
+    assert_eq!(
+        list.unwrap(),
+        hdrs(&[(":authority", "www.example.com"), (":path", "/sample/path")])
+    );
     assert!(dec.poll_unblocked().is_none());
     assert_eq!(dec_stream(&mut dec), unhex("84"));
 }
@@ -189,7 +216,10 @@ fn round_trip_static_only() {
     assert_eq!(dec.table().insert_count(), 0);
     let mut bytes = vec![];
     enc.emit_encoder_stream(&mut bytes);
-    assert!(bytes.is_empty(), "no encoder instructions with capacity 0 (§3.2.3)");
+    assert!(
+        bytes.is_empty(),
+        "no encoder instructions with capacity 0 (§3.2.3)"
+    );
 }
 
 #[test]
@@ -207,7 +237,11 @@ fn round_trip_dynamic_table_shrinks_sections() {
     // The same request again: no insert, every line a reference.
     let next = exchange(&mut enc, &mut dec, 1);
     assert_eq!(dec.table().insert_count(), inserts);
-    assert!(next < static_section.len() / 2, "{next} vs {}", static_section.len());
+    assert!(
+        next < static_section.len() / 2,
+        "{next} vs {}",
+        static_section.len()
+    );
     // The sensitive value never entered the table.
     for abs in dec.table().first_index()..dec.table().insert_count() {
         assert_ne!(dec.table().get(abs).unwrap().0, b"authorization");
@@ -334,17 +368,32 @@ fn stream_cancellation_releases_references() {
     let mut enc = Encoder::new();
     enc.on_peer_settings(100, 10).unwrap();
     let mut s = vec![];
-    enc.encode(0, &hdrs(&[("x-a", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]), &mut s).unwrap();
+    enc.encode(
+        0,
+        &hdrs(&[("x-a", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]),
+        &mut s,
+    )
+    .unwrap();
     assert_eq!(enc.table().insert_count(), 1);
     // Received but section still referenced: no room for a second entry.
     enc.feed_decoder_stream(&[0x01]).unwrap();
     let mut s2 = vec![];
-    enc.encode(4, &hdrs(&[("x-b", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")]), &mut s2).unwrap();
+    enc.encode(
+        4,
+        &hdrs(&[("x-b", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")]),
+        &mut s2,
+    )
+    .unwrap();
     assert_eq!(enc.table().insert_count(), 1);
     // Stream Cancellation (stream 0) frees entry 0.
     enc.feed_decoder_stream(&[0x40]).unwrap();
     let mut s3 = vec![];
-    enc.encode(8, &hdrs(&[("x-b", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")]), &mut s3).unwrap();
+    enc.encode(
+        8,
+        &hdrs(&[("x-b", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")]),
+        &mut s3,
+    )
+    .unwrap();
     assert_eq!(enc.table().insert_count(), 2);
     assert_eq!(enc.table().first_index(), 1);
 }
@@ -354,19 +403,31 @@ fn encoder_rejects_bad_decoder_stream() {
     let mut enc = Encoder::new();
     enc.on_peer_settings(4096, 10).unwrap();
     // Insert Count Increment of zero.
-    assert!(matches!(enc.feed_decoder_stream(&[0x00]), Err(Error::DecoderStream(_))));
+    assert!(matches!(
+        enc.feed_decoder_stream(&[0x00]),
+        Err(Error::DecoderStream(_))
+    ));
     // Increment beyond the inserts.
     let mut enc = Encoder::new();
     enc.on_peer_settings(4096, 10).unwrap();
-    assert!(matches!(enc.feed_decoder_stream(&[0x01]), Err(Error::DecoderStream(_))));
+    assert!(matches!(
+        enc.feed_decoder_stream(&[0x01]),
+        Err(Error::DecoderStream(_))
+    ));
     // Acknowledgment of a stream with nothing outstanding.
     let mut enc = Encoder::new();
-    assert!(matches!(enc.feed_decoder_stream(&[0x84]), Err(Error::DecoderStream(_))));
+    assert!(matches!(
+        enc.feed_decoder_stream(&[0x84]),
+        Err(Error::DecoderStream(_))
+    ));
     // Overlong integer.
     let mut enc = Encoder::new();
     let mut w = vec![0xff];
     w.extend([0x80; 12]);
-    assert!(matches!(enc.feed_decoder_stream(&w), Err(Error::DecoderStream(_))));
+    assert!(matches!(
+        enc.feed_decoder_stream(&w),
+        Err(Error::DecoderStream(_))
+    ));
     // Split instruction is fine.
     let mut enc = Encoder::new();
     enc.on_peer_settings(4096, 10).unwrap();
@@ -425,13 +486,19 @@ fn decoder_rejects_bad_sections() {
     // Bad Huffman value: 8 bits of padding.
     assert!(df(dec_err(&mut dec, &[0x00, 0x00, 0x51, 0x81, 0xff])));
     // EOS inside a Huffman name.
-    assert!(df(dec_err(&mut dec, &[0x00, 0x00, 0x2c, 0xff, 0xff, 0xff, 0xff, 0x00])));
+    assert!(df(dec_err(
+        &mut dec,
+        &[0x00, 0x00, 0x2c, 0xff, 0xff, 0xff, 0xff, 0x00]
+    )));
     // Overlong integer.
     let mut w = vec![0x00, 0x00, 0xff];
     w.extend([0x80; 12]);
     assert!(df(dec_err(&mut dec, &w)));
     // Huge string length.
-    assert!(df(dec_err(&mut dec, &[0x00, 0x00, 0x51, 0x7f, 0xff, 0xff, 0xff, 0x7f])));
+    assert!(df(dec_err(
+        &mut dec,
+        &[0x00, 0x00, 0x51, 0x7f, 0xff, 0xff, 0xff, 0x7f]
+    )));
     // Decoder still works afterwards.
     assert!(dec.decode(0, &[0x00, 0x00, 0xd1]).is_ok());
 }
@@ -445,13 +512,25 @@ fn decoder_rejects_bad_dynamic_references() {
     ))
     .unwrap();
     // RIC 2, Base 2: relative index 2 would be absolute -1.
-    assert!(matches!(dec.decode(0, &[0x03, 0x00, 0x82]), Err(Error::DecompressionFailed(_))));
+    assert!(matches!(
+        dec.decode(0, &[0x03, 0x00, 0x82]),
+        Err(Error::DecompressionFailed(_))
+    ));
     // RIC 1, Base 1, post-base index 0 = absolute 1 >= RIC.
-    assert!(matches!(dec.decode(0, &[0x02, 0x00, 0x10]), Err(Error::DecompressionFailed(_))));
+    assert!(matches!(
+        dec.decode(0, &[0x02, 0x00, 0x10]),
+        Err(Error::DecompressionFailed(_))
+    ));
     // RIC 2 but only entry 0 referenced: larger than needed.
-    assert!(matches!(dec.decode(0, &[0x03, 0x00, 0x81]), Err(Error::DecompressionFailed(_))));
+    assert!(matches!(
+        dec.decode(0, &[0x03, 0x00, 0x81]),
+        Err(Error::DecompressionFailed(_))
+    ));
     // RIC 2 with no dynamic reference at all.
-    assert!(matches!(dec.decode(0, &[0x03, 0x00, 0xd1]), Err(Error::DecompressionFailed(_))));
+    assert!(matches!(
+        dec.decode(0, &[0x03, 0x00, 0xd1]),
+        Err(Error::DecompressionFailed(_))
+    ));
     // Correct: RIC 2, Base 2, relative 0 (abs 1) and 1 (abs 0).
     assert_eq!(
         headers(dec.decode(0, &[0x03, 0x00, 0x80, 0x81]).unwrap()),
@@ -459,7 +538,10 @@ fn decoder_rejects_bad_dynamic_references() {
     );
     // Literal with dynamic name reference and post-base name reference.
     assert_eq!(
-        headers(dec.decode(4, &[0x03, 0x81, 0x01, 0x01, b'x', 0x00, 0x01, b'y']).unwrap()),
+        headers(
+            dec.decode(4, &[0x03, 0x81, 0x01, 0x01, b'x', 0x00, 0x01, b'y'])
+                .unwrap()
+        ),
         hdrs(&[(":path", "x"), (":authority", "y")])
     );
 }
@@ -476,7 +558,10 @@ fn decoder_evicted_reference() {
     }
     assert_eq!(dec.table().first_index(), 1);
     // RIC 3 (MaxEntries 3, encoded 3 % 6 + 1 = 4), Base 3: relative 2 = abs 0.
-    assert!(matches!(dec.decode(0, &[0x04, 0x00, 0x80, 0x82]), Err(Error::DecompressionFailed(_))));
+    assert!(matches!(
+        dec.decode(0, &[0x04, 0x00, 0x80, 0x82]),
+        Err(Error::DecompressionFailed(_))
+    ));
 }
 
 #[test]
@@ -485,7 +570,9 @@ fn decoder_rejects_bad_encoder_stream() {
     // Capacity above our maximum.
     assert!(es(Decoder::new(100, 0).feed_encoder_stream(&[0x3f, 0x46])));
     // Insert into a zero-capacity table.
-    assert!(es(Decoder::new(100, 0).feed_encoder_stream(&[0xc0, 0x01, b'a'])));
+    assert!(es(
+        Decoder::new(100, 0).feed_encoder_stream(&[0xc0, 0x01, b'a'])
+    ));
     // Entry larger than the capacity.
     let mut d = Decoder::new(100, 0);
     d.feed_encoder_stream(&[0x3f, 0x15]).unwrap(); // capacity 52
@@ -520,20 +607,33 @@ fn decoder_rejects_bad_encoder_stream() {
 fn decoder_blocked_streams_limit() {
     let mut dec = Decoder::new(220, 1);
     // RIC 1 with an empty table blocks.
-    assert_eq!(dec.decode(0, &[0x02, 0x00, 0x80]).unwrap(), Decoded::Blocked);
+    assert_eq!(
+        dec.decode(0, &[0x02, 0x00, 0x80]).unwrap(),
+        Decoded::Blocked
+    );
     // A second blocked stream is over the limit.
-    assert!(matches!(dec.decode(4, &[0x02, 0x00, 0x80]), Err(Error::DecompressionFailed(_))));
+    assert!(matches!(
+        dec.decode(4, &[0x02, 0x00, 0x80]),
+        Err(Error::DecompressionFailed(_))
+    ));
     // Zero allowed: the first already fails.
     let mut dec = Decoder::new(220, 0);
-    assert!(matches!(dec.decode(0, &[0x02, 0x00, 0x80]), Err(Error::DecompressionFailed(_))));
+    assert!(matches!(
+        dec.decode(0, &[0x02, 0x00, 0x80]),
+        Err(Error::DecompressionFailed(_))
+    ));
 }
 
 #[test]
 fn unblocked_section_with_bad_reference_fails_later() {
     let mut dec = Decoder::new(220, 4);
     // RIC 1, Base 1, but references relative 1 (abs -1).
-    assert_eq!(dec.decode(0, &[0x02, 0x00, 0x81]).unwrap(), Decoded::Blocked);
-    dec.feed_encoder_stream(&[0x3f, 0xbd, 0x01, 0xc0, 0x01, b'a']).unwrap();
+    assert_eq!(
+        dec.decode(0, &[0x02, 0x00, 0x81]).unwrap(),
+        Decoded::Blocked
+    );
+    dec.feed_encoder_stream(&[0x3f, 0xbd, 0x01, 0xc0, 0x01, b'a'])
+        .unwrap();
     let (id, r) = dec.poll_unblocked().unwrap();
     assert_eq!(id, 0);
     assert!(matches!(r, Err(Error::DecompressionFailed(_))));
@@ -545,7 +645,10 @@ fn max_field_section_size() {
     // :path /index.html = 5 + 11 + 32 = 48 bytes.
     let section = unhex("0000 510b 2f69 6e64 6578 2e68 746d 6c");
     dec.set_max_field_section_size(Some(47));
-    assert_eq!(dec.decode(0, &section), Err(Error::FieldSectionTooLarge { limit: 47 }));
+    assert_eq!(
+        dec.decode(0, &section),
+        Err(Error::FieldSectionTooLarge { limit: 47 })
+    );
     dec.set_max_field_section_size(Some(48));
     assert!(dec.decode(0, &section).is_ok());
 }
@@ -559,7 +662,10 @@ fn encoder_stream_buffer_is_bounded() {
     d.feed_encoder_stream(&[0x3f, 0x21]).unwrap();
     let mut w = vec![0xc0];
     prefix_int::encode_int(265, 7, 0, &mut w);
-    assert!(matches!(d.feed_encoder_stream(&w), Err(Error::EncoderStream(_))));
+    assert!(matches!(
+        d.feed_encoder_stream(&w),
+        Err(Error::EncoderStream(_))
+    ));
 }
 
 #[test]

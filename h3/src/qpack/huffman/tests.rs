@@ -84,13 +84,19 @@ fn empty_string() {
 fn eos_in_string_is_rejected() {
     // EOS is 30 ones; four 0xff bytes contain it completely.
     let mut out = Vec::new();
-    assert_eq!(decode(&[0xff, 0xff, 0xff, 0xff], &mut out), Err(HuffmanError::EosInString));
+    assert_eq!(
+        decode(&[0xff, 0xff, 0xff, 0xff], &mut out),
+        Err(HuffmanError::EosInString)
+    );
     // 'a' (00011, 5 bits) then EOS (30 ones) then 5 bits of padding.
     let mut bits: u64 = 0b00011;
     bits = (bits << 30) | 0x3fff_ffff;
     bits = (bits << 5) | 0b11111;
     let bytes = bits.to_be_bytes();
-    assert_eq!(decode(&bytes[3..], &mut out), Err(HuffmanError::EosInString));
+    assert_eq!(
+        decode(&bytes[3..], &mut out),
+        Err(HuffmanError::EosInString)
+    );
 }
 
 #[test]
@@ -101,7 +107,10 @@ fn padding_longer_than_seven_bits_is_rejected() {
     assert_eq!(out, b"0");
     // ... but a whole extra byte of ones is 11 bits of padding.
     out.clear();
-    assert_eq!(decode(&[0x07, 0xff], &mut out), Err(HuffmanError::BadPadding));
+    assert_eq!(
+        decode(&[0x07, 0xff], &mut out),
+        Err(HuffmanError::BadPadding)
+    );
     // A lone 0xff is 8 bits of padding.
     assert_eq!(decode(&[0xff], &mut out), Err(HuffmanError::BadPadding));
 }
@@ -112,5 +121,8 @@ fn padding_not_all_ones_is_rejected() {
     let mut out = Vec::new();
     assert_eq!(decode(&[0x06], &mut out), Err(HuffmanError::BadPadding));
     // "0" then "0" then 6 bits 000000: an unfinished code, not padding.
-    assert_eq!(decode(&[0x00, 0x00], &mut out), Err(HuffmanError::BadPadding));
+    assert_eq!(
+        decode(&[0x00, 0x00], &mut out),
+        Err(HuffmanError::BadPadding)
+    );
 }
