@@ -63,7 +63,7 @@ fn eal_args_for_af_packet_with_hugepages() {
         args,
         s(&[
             "--no-pci",
-            "--vdev=net_af_packet0,iface=veth1,qpairs=2",
+            "--vdev=net_af_packet0,iface=veth1,qpairs=2,blocksz=4096,framesz=2048,framecnt=1024",
             "--huge-dir",
             "/mnt/huge-tarte",
             "-m",

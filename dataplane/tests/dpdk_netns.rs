@@ -16,15 +16,15 @@
 #![cfg(feature = "dpdk")]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tarte_dataplane::backend::dpdk::{DpdkBackend, DpdkOptions, KernelPmd};
 use tarte_dataplane::backend::Backend;
 
-const ROLE: &str = "TARTE_DPDK_ROLE";
+mod dpdk_common;
+use dpdk_common::{env, spawn_role, wait_exit, wait_line, Link, ROLE};
+
 const DPDK_ADDR: &str = "198.18.5.1:9000";
 const PEER_ADDR: &str = "198.18.5.2:9000";
 const COUNT: usize = 300;
@@ -33,179 +33,24 @@ const COUNT: usize = 300;
 const WINDOW: usize = 32;
 const CASE_DEADLINE: Duration = Duration::from_secs(30);
 
-fn run(cmd: &[&str]) -> Result<(), String> {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Two namespaces joined by a veth pair; deleted on drop (which deletes the
-/// veth too). Only the peer end gets a kernel address: DPDK owns the other.
-struct Link {
-    ns_dpdk: String,
-    ns_peer: String,
-    if_dpdk: String,
-    prefix: String,
-}
-
-impl Link {
-    fn new(tag: char) -> Link {
-        let pid = std::process::id();
-        let link = Link {
-            ns_dpdk: format!("tarte-dpdk{tag}{pid}a"),
-            ns_peer: format!("tarte-dpdk{tag}{pid}b"),
-            if_dpdk: format!("td{tag}{pid}a"),
-            prefix: format!("tarte-test-{tag}{pid}"),
-        };
-        let if_peer = format!("td{tag}{pid}b");
-        let (a, b) = (link.ns_dpdk.as_str(), link.ns_peer.as_str());
-        let steps: Vec<Vec<&str>> = vec![
-            vec!["ip", "netns", "add", a],
-            vec!["ip", "netns", "add", b],
-            vec![
-                "ip",
-                "link",
-                "add",
-                &link.if_dpdk,
-                "netns",
-                a,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &if_peer,
-                "netns",
-                b,
-            ],
-            // No IPv6 chatter (router solicitations, MLD) on the link.
-            vec![
-                "ip",
-                "netns",
-                "exec",
-                a,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-            ],
-            vec![
-                "ip",
-                "netns",
-                "exec",
-                b,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-            ],
-            vec!["ip", "-n", a, "link", "set", &link.if_dpdk, "up"],
-            vec!["ip", "-n", b, "link", "set", &if_peer, "up"],
-            vec![
-                "ip",
-                "-n",
-                b,
-                "addr",
-                "add",
-                "198.18.5.2/24",
-                "dev",
-                &if_peer,
-            ],
-            // veth offloads the UDP checksum of the peer's kernel sockets
-            // (CHECKSUM_PARTIAL: only the pseudo-header sum is in the
-            // field); a NIC would fill it in. DPDK sees the raw frame, so
-            // make the kernel compute it.
-            vec![
-                "ip", "netns", "exec", b, "ethtool", "-K", &if_peer, "tx", "off",
-            ],
-        ];
-        for s in steps {
-            // `link` is dropped on panic, deleting what exists so far.
-            run(&s).unwrap_or_else(|e| panic!("netns set-up: {e}"));
-        }
-        link
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        for ns in [&self.ns_dpdk, &self.ns_peer] {
-            let _ = run(&["ip", "netns", "del", ns]);
-        }
-        // The child removes its runtime dir; this covers a crashed child.
-        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.prefix));
-    }
-}
-
-/// A child process killed on drop (a failed case never leaves one behind).
-struct Kid(Child);
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_role(ns: &str, case: &str, role: &str, envs: &[(&str, &str)]) -> Kid {
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns])
-        .arg(exe)
-        .args([case, "--exact", "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    Kid(cmd.spawn().expect("spawning child"))
-}
-
-/// Reads the child's stdout until a line containing `marker`; returns the
-/// line from the marker on (libtest prints "test NAME ... " in front).
-fn wait_line(kid: &mut Kid, marker: &str) -> String {
-    let out = kid.0.stdout.as_mut().expect("piped stdout");
-    let mut lines = BufReader::new(out).lines();
-    for line in lines.by_ref() {
-        let line = line.expect("reading child stdout");
-        if let Some(at) = line.find(marker) {
-            return line[at..].to_string();
-        }
-    }
-    panic!("child exited without printing {marker:?}");
-}
-
-fn wait_exit(kid: &mut Kid, what: &str, deadline: Instant) {
-    loop {
-        match kid.0.try_wait().expect("waiting for child") {
-            Some(st) => {
-                assert!(st.success(), "{what} child failed: {st}");
-                return;
-            }
-            None if Instant::now() > deadline => panic!("{what} child still running at deadline"),
-            None => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-}
-
 /// Parent side of one case: link, echo peer, DPDK child, checks, cleanup.
 fn round_trip_case(case: &str, tag: char, pmd: &str) {
-    let link = Link::new(tag);
+    let link = Link::new(tag, 5, false, false);
     let deadline = Instant::now() + CASE_DEADLINE;
     let count = COUNT.to_string();
-    let mut echo = spawn_role(&link.ns_peer, case, "echo", &[("TARTE_DPDK_COUNT", &count)]);
+    let mut echo = spawn_role(
+        &link.ns_peer,
+        case,
+        "echo",
+        None,
+        &[("TARTE_DPDK_COUNT", &count)],
+    );
     wait_line(&mut echo, "ECHO READY");
     let mut dpdk = spawn_role(
         &link.ns_dpdk,
         case,
         "dpdk",
+        None,
         &[
             ("TARTE_DPDK_PMD", pmd),
             ("TARTE_DPDK_IFACE", &link.if_dpdk),
@@ -232,10 +77,6 @@ fn payload(seq: usize) -> Vec<u8> {
         *b = (seq as u8).wrapping_mul(31) ^ (i as u8);
     }
     p
-}
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} not set by the parent"))
 }
 
 /// Child role: kernel UDP socket echoing `COUNT` datagrams.

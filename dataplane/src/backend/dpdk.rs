@@ -55,12 +55,18 @@ pub enum KernelPmd {
 }
 
 impl KernelPmd {
-    fn vdev(self, iface: &str, start_queue: u32, queues: u16) -> String {
+    fn vdev(self, iface: &str, start_queue: u32, queues: u16, ring: u16) -> String {
         match self {
             KernelPmd::AfXdp => format!(
                 "--vdev=net_af_xdp0,iface={iface},start_queue={start_queue},queue_count={queues}"
             ),
-            KernelPmd::AfPacket => format!("--vdev=net_af_packet0,iface={iface},qpairs={queues}"),
+            // The PACKET_MMAP ring, not the descriptor count, sets how much
+            // af_packet can buffer (its default of 512 frames drops bursts):
+            // one 2 KiB frame per descriptor, two per 4 KiB block.
+            KernelPmd::AfPacket => format!(
+                "--vdev=net_af_packet0,iface={iface},qpairs={queues},blocksz=4096,framesz=2048,framecnt={}",
+                ring.max(64)
+            ),
         }
     }
 }
@@ -165,7 +171,10 @@ impl DpdkOptions {
             if !has_any(&args, &["--no-pci"]) {
                 args.push("--no-pci".into());
             }
-            args.push(self.pmd.vdev(iface, self.start_queue, queues));
+            args.push(
+                self.pmd
+                    .vdev(iface, self.start_queue, queues, self.ring_size),
+            );
         }
         let mem_set = has_any(
             &args,
