@@ -12,6 +12,7 @@ pub mod error;
 pub mod frame;
 pub mod octets;
 pub mod packet;
+pub(crate) mod recovery;
 pub mod transport_params;
 
 pub use crate::cid::{ConnectionId, MAX_CONN_ID_LEN};

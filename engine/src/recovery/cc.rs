@@ -1,0 +1,236 @@
+//! Congestion control: NewReno (RFC 9002 §7, B) and CUBIC (RFC 9438), both
+//! with optional HyStart++ (RFC 9406) in the initial slow start.
+
+use std::time::{Duration, Instant};
+
+use super::cubic::Cubic;
+use super::hystart::{self, HyStart};
+use super::{CongestionControlAlgorithm, Epoch};
+
+/// kLossReductionFactor as a divisor (RFC 9002 §7.3.2: 0.5).
+const LOSS_REDUCTION_DIVISOR: usize = 2;
+
+/// The initial window: min(10 * mss, max(14720, 2 * mss)) (RFC 9002 §7.2).
+pub(crate) fn initial_window(mss: usize) -> usize {
+    (10 * mss).min(14720.max(2 * mss))
+}
+
+/// kMinimumWindow: 2 * mss (RFC 9002 §7.2).
+pub(crate) fn minimum_window(mss: usize) -> usize {
+    2 * mss
+}
+
+#[derive(Debug)]
+pub(crate) struct Congestion {
+    algo: CongestionControlAlgorithm,
+    pub(crate) mss: usize,
+    pub(crate) cwnd: usize,
+    pub(crate) ssthresh: usize,
+    /// congestion_recovery_start_time (RFC 9002 B.2).
+    recovery_start: Option<Instant>,
+    /// The sender is not using its window (RFC 9002 §7.8).
+    app_limited: bool,
+    app_limited_since: Option<Instant>,
+    /// Reno congestion avoidance: bytes acknowledged towards the next mss.
+    ca_acked: usize,
+    /// CSS growth below one byte carried over.
+    css_acked: usize,
+    /// Slow-start growth in the ACK being processed (HyStart++ L limit).
+    ss_this_ack: usize,
+    pacing: bool,
+    pub(crate) cubic: Cubic,
+    pub(crate) hystart: HyStart,
+    pub(crate) congestion_events: u64,
+    pub(crate) persistent_congestion_events: u64,
+}
+
+impl Congestion {
+    pub(crate) fn new(
+        algo: CongestionControlAlgorithm,
+        mss: usize,
+        hystart: bool,
+        pacing: bool,
+    ) -> Self {
+        Congestion {
+            algo,
+            mss,
+            cwnd: initial_window(mss),
+            ssthresh: usize::MAX,
+            recovery_start: None,
+            app_limited: false,
+            app_limited_since: None,
+            ca_acked: 0,
+            css_acked: 0,
+            ss_this_ack: 0,
+            pacing,
+            cubic: Cubic::default(),
+            hystart: HyStart::new(hystart),
+            congestion_events: 0,
+            persistent_congestion_events: 0,
+        }
+    }
+
+    pub(crate) fn algorithm(&self) -> CongestionControlAlgorithm {
+        self.algo
+    }
+
+    pub(crate) fn in_slow_start(&self) -> bool {
+        self.cwnd < self.ssthresh
+    }
+
+    pub(crate) fn is_app_limited(&self) -> bool {
+        self.app_limited
+    }
+
+    /// InCongestionRecovery (RFC 9002 B.4).
+    pub(crate) fn in_recovery(&self, sent_time: Instant) -> bool {
+        self.recovery_start.is_some_and(|s| sent_time <= s)
+    }
+
+    pub(crate) fn set_mss(&mut self, mss: usize) {
+        // RFC 9002 §7.2: recalculate the initial window for the new size
+        // when the window is still the initial one.
+        if self.cwnd == initial_window(self.mss) {
+            self.cwnd = initial_window(mss);
+        }
+        self.mss = mss;
+        self.cwnd = self.cwnd.max(minimum_window(mss));
+    }
+
+    pub(crate) fn on_app_limited(&mut self, now: Instant) {
+        if !self.app_limited {
+            self.app_limited = true;
+            self.app_limited_since = Some(now);
+        }
+    }
+
+    /// An in-flight packet was sent; `bytes_in_flight` includes it.
+    pub(crate) fn on_packet_sent(
+        &mut self,
+        epoch: Epoch,
+        pkt_num: u64,
+        bytes_in_flight: usize,
+        now: Instant,
+    ) {
+        if epoch == Epoch::Application {
+            self.hystart.on_packet_sent(pkt_num);
+        }
+        // Filling the window ends an application-limited period.
+        if self.app_limited && bytes_in_flight >= self.cwnd {
+            self.app_limited = false;
+            if let Some(since) = self.app_limited_since.take() {
+                self.cubic.shift_epoch(now.saturating_duration_since(since));
+            }
+        }
+    }
+
+    /// Called once per ACK frame before its packets.
+    pub(crate) fn on_ack_begin(&mut self) {
+        self.ss_this_ack = 0;
+    }
+
+    /// The RTT sample of an Application-space ACK (HyStart++ input).
+    pub(crate) fn on_rtt_sample(&mut self, epoch: Epoch, latest_rtt: Duration) {
+        if epoch == Epoch::Application && self.in_slow_start() {
+            self.hystart.on_rtt_sample(latest_rtt);
+        }
+    }
+
+    /// OnPacketAcked for one in-flight packet (RFC 9002 B.5).
+    pub(crate) fn on_packet_acked(
+        &mut self,
+        epoch: Epoch,
+        pkt_num: u64,
+        size: usize,
+        time_sent: Instant,
+        srtt: Duration,
+        now: Instant,
+    ) {
+        if epoch == Epoch::Application
+            && self.hystart.on_packet_acked(pkt_num) == hystart::Action::EnterCongestionAvoidance
+            && self.in_slow_start()
+        {
+            // RFC 9406 §4.3: after CSS_ROUNDS rounds, ssthresh = cwnd.
+            self.ssthresh = self.cwnd;
+        }
+        // RFC 9002 §7.3.2: no growth for packets sent before recovery began.
+        if self.in_recovery(time_sent) {
+            return;
+        }
+        // RFC 9002 §7.8: "the congestion window SHOULD NOT be increased"
+        // when it is not fully used.
+        if self.app_limited {
+            return;
+        }
+        if self.in_slow_start() {
+            self.slow_start_grow(size);
+            return;
+        }
+        match self.algo {
+            CongestionControlAlgorithm::Reno => {
+                // RFC 9002 §7.3.3: one mss per window acknowledged.
+                self.ca_acked += size;
+                if self.ca_acked >= self.cwnd {
+                    self.ca_acked -= self.cwnd;
+                    self.cwnd += self.mss;
+                }
+            }
+            CongestionControlAlgorithm::CUBIC => {
+                self.cwnd = self.cubic.on_ack(self.cwnd, size, self.mss, srtt, now);
+            }
+        }
+    }
+
+    fn slow_start_grow(&mut self, size: usize) {
+        let mut inc = size;
+        if self.hystart.phase() != hystart::Phase::Done {
+            if !self.pacing {
+                // RFC 9406 §4.3: at most L * mss per ACK when not paced.
+                let cap = hystart::L_NON_PACED * self.mss;
+                inc = inc.min(cap.saturating_sub(self.ss_this_ack));
+                self.ss_this_ack += inc;
+            }
+            if self.hystart.in_css() {
+                self.css_acked += inc;
+                inc = self.css_acked / hystart::CSS_GROWTH_DIVISOR;
+                self.css_acked %= hystart::CSS_GROWTH_DIVISOR;
+            }
+        }
+        // RFC 9002 §7.3.1: slow start grows by the bytes acknowledged.
+        self.cwnd += inc;
+    }
+
+    /// OnCongestionEvent (RFC 9002 B.6). Returns whether a new recovery
+    /// period started.
+    pub(crate) fn on_congestion_event(&mut self, sent_time: Instant, now: Instant) -> bool {
+        // RFC 9002 §7.3.2: one reduction per recovery period.
+        if self.in_recovery(sent_time) {
+            return false;
+        }
+        self.recovery_start = Some(now);
+        self.congestion_events += 1;
+        self.hystart.on_congestion();
+        self.ca_acked = 0;
+        let min = minimum_window(self.mss);
+        match self.algo {
+            CongestionControlAlgorithm::Reno => {
+                self.ssthresh = self.cwnd / LOSS_REDUCTION_DIVISOR;
+            }
+            CongestionControlAlgorithm::CUBIC => {
+                self.ssthresh = self.cubic.on_congestion_event(self.cwnd, min);
+            }
+        }
+        self.cwnd = self.ssthresh.max(min);
+        true
+    }
+
+    /// RFC 9002 §7.6.2: collapse to the minimum window.
+    pub(crate) fn on_persistent_congestion(&mut self) {
+        self.persistent_congestion_events += 1;
+        self.cwnd = minimum_window(self.mss);
+        self.recovery_start = None;
+        self.ca_acked = 0;
+        self.hystart.on_congestion();
+        self.cubic.on_persistent_congestion();
+    }
+}
