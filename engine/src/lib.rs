@@ -13,6 +13,8 @@ pub mod frame;
 pub mod octets;
 pub mod packet;
 pub(crate) mod recovery;
+pub(crate) mod ranges;
+pub(crate) mod stream;
 pub mod transport_params;
 
 pub use crate::cid::{ConnectionId, MAX_CONN_ID_LEN};

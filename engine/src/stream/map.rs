@@ -1,0 +1,534 @@
+//! The set of a connection's streams: ID rules and stream limits
+//! (RFC 9000 §2.1, §3.2, §4.6), per-stream initial flow-control limits from
+//! the transport parameters (§18.2), and the sets the connection polls
+//! (readable, writable, flushable in priority order, almost full, blocked).
+//!
+//! The sets are maintained incrementally: after changing a stream, the
+//! connection calls [`StreamMap::update`] with its ID.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use super::{is_bidi, is_local, RecvBuf, SendBuf, Stream};
+use crate::ranges::RangeSet;
+use crate::{Error, Result};
+
+/// Stream-related transport parameters of one endpoint (RFC 9000 §18.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct StreamLimits {
+    /// initial_max_stream_data_bidi_local: for bidirectional streams opened
+    /// by the endpoint that sent the parameters.
+    pub(crate) max_stream_data_bidi_local: u64,
+    /// initial_max_stream_data_bidi_remote: for bidirectional streams opened
+    /// by the endpoint that received the parameters.
+    pub(crate) max_stream_data_bidi_remote: u64,
+    /// initial_max_stream_data_uni: for unidirectional streams opened by the
+    /// endpoint that received the parameters.
+    pub(crate) max_stream_data_uni: u64,
+    /// initial_max_streams_bidi.
+    pub(crate) max_streams_bidi: u64,
+    /// initial_max_streams_uni.
+    pub(crate) max_streams_uni: u64,
+}
+
+/// RFC 9000 §4.6: a stream count above 2^60 cannot be expressed as a stream
+/// ID; the frame/transport-parameter parsers reject it, we clamp too.
+const MAX_STREAMS_LIMIT: u64 = 1 << 60;
+
+/// Counts for one stream direction type (bidi or uni).
+#[derive(Clone, Debug, Default)]
+struct Counts {
+    /// Local streams opened (highest local index + 1).
+    local_opened: u64,
+    /// The peer's limit on our streams (MAX_STREAMS / initial_max_streams).
+    peer_max: u64,
+    /// Limit to report in STREAMS_BLOCKED, if due.
+    blocked: Option<u64>,
+    blocked_reported: Option<u64>,
+    /// Peer streams opened (highest peer index + 1).
+    peer_opened: u64,
+    /// Limit we advertised.
+    local_max: u64,
+    /// Limit we will advertise: raised as peer streams are collected.
+    local_max_next: u64,
+    /// Our initial limit, sets the MAX_STREAMS update threshold.
+    local_initial: u64,
+}
+
+impl Counts {
+    fn should_update(&self) -> bool {
+        let threshold = (self.local_initial / 2).max(1);
+        self.local_max_next >= self.local_max.saturating_add(threshold)
+    }
+}
+
+/// Streams of one urgency waiting to send.
+#[derive(Clone, Debug, Default)]
+struct Bucket {
+    /// Non-incremental streams, served one at a time in stream ID order.
+    fifo: BTreeSet<u64>,
+    /// Incremental streams, served round-robin.
+    rr: VecDeque<u64>,
+}
+
+/// A connection's streams.
+#[derive(Debug)]
+pub(crate) struct StreamMap {
+    streams: HashMap<u64, Stream>,
+    is_server: bool,
+    /// Our transport parameters (what we advertised).
+    local: StreamLimits,
+    /// The peer's transport parameters.
+    peer: StreamLimits,
+    /// Bound for stream receive-window auto-tuning.
+    max_stream_window: u64,
+    /// Cap on bytes buffered per send half.
+    send_cap: u64,
+    bidi: Counts,
+    uni: Counts,
+    /// Collected stream indexes (ID >> 2), one set per ID type (ID & 3).
+    collected: [RangeSet; 4],
+    readable: BTreeSet<u64>,
+    writable: BTreeSet<u64>,
+    almost_full: BTreeSet<u64>,
+    blocked: BTreeSet<u64>,
+    flushable: BTreeMap<u8, Bucket>,
+    /// Where each flushable stream is queued: (urgency, incremental).
+    flushable_at: HashMap<u64, (u8, bool)>,
+}
+
+impl StreamMap {
+    /// A map for an endpoint advertising `local`; the peer's limits are 0
+    /// until [`StreamMap::set_peer_limits`].
+    pub(crate) fn new(
+        is_server: bool,
+        local: StreamLimits,
+        max_stream_window: u64,
+        send_cap: u64,
+    ) -> Self {
+        let counts = |initial: u64| Counts {
+            local_max: initial.min(MAX_STREAMS_LIMIT),
+            local_max_next: initial.min(MAX_STREAMS_LIMIT),
+            local_initial: initial.min(MAX_STREAMS_LIMIT),
+            ..Counts::default()
+        };
+        StreamMap {
+            streams: HashMap::new(),
+            is_server,
+            local,
+            peer: StreamLimits::default(),
+            max_stream_window,
+            send_cap,
+            bidi: counts(local.max_streams_bidi),
+            uni: counts(local.max_streams_uni),
+            collected: Default::default(),
+            readable: BTreeSet::new(),
+            writable: BTreeSet::new(),
+            almost_full: BTreeSet::new(),
+            blocked: BTreeSet::new(),
+            flushable: BTreeMap::new(),
+            flushable_at: HashMap::new(),
+        }
+    }
+
+    /// Applies the peer's transport parameters (or remembered 0-RTT ones);
+    /// limits only ever grow, also on existing streams.
+    pub(crate) fn set_peer_limits(&mut self, peer: StreamLimits) {
+        self.peer = peer;
+        self.update_peer_max_streams_bidi(peer.max_streams_bidi);
+        self.update_peer_max_streams_uni(peer.max_streams_uni);
+        let is_server = self.is_server;
+        for s in self.streams.values_mut() {
+            let max = Self::send_limit(&peer, is_local(s.id, is_server), s.is_bidi);
+            if let Some(send) = s.send.as_mut() {
+                send.update_max_data(max);
+            }
+        }
+        let ids: Vec<u64> = self.streams.keys().copied().collect();
+        for id in ids {
+            self.update(id);
+        }
+    }
+
+    /// Our send limit for a new stream, from the peer's parameters
+    /// (RFC 9000 §18.2: the peer's bidi_local covers streams it opened, its
+    /// bidi_remote the ones we opened, its uni the ones we opened).
+    fn send_limit(peer: &StreamLimits, local: bool, bidi: bool) -> u64 {
+        match (local, bidi) {
+            (true, true) => peer.max_stream_data_bidi_remote,
+            (false, true) => peer.max_stream_data_bidi_local,
+            (true, false) => peer.max_stream_data_uni,
+            (false, false) => 0,
+        }
+    }
+
+    /// Builds stream `id` with its initial limits.
+    fn new_stream(&self, id: u64) -> Stream {
+        let local = is_local(id, self.is_server);
+        let bidi = is_bidi(id);
+        // Our receive limit, from our parameters (RFC 9000 §18.2).
+        let recv_max = match (local, bidi) {
+            (true, true) => Some(self.local.max_stream_data_bidi_local),
+            (false, true) => Some(self.local.max_stream_data_bidi_remote),
+            (true, false) => None,
+            (false, false) => Some(self.local.max_stream_data_uni),
+        };
+        let recv = recv_max.map(|m| RecvBuf::new(m, self.max_stream_window.max(m)));
+        let send = (local || bidi)
+            .then(|| SendBuf::new(Self::send_limit(&self.peer, local, bidi), self.send_cap));
+        Stream::new(id, self.is_server, recv, send)
+    }
+
+    fn counts_mut(&mut self, id: u64) -> &mut Counts {
+        if is_bidi(id) {
+            &mut self.bidi
+        } else {
+            &mut self.uni
+        }
+    }
+
+    /// The stream, if it exists (not collected, not only implicitly open).
+    pub(crate) fn get(&self, id: u64) -> Option<&Stream> {
+        self.streams.get(&id)
+    }
+
+    /// The stream, if it exists.
+    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut Stream> {
+        self.streams.get_mut(&id)
+    }
+
+    /// Returns stream `id`, creating it if allowed. `is_local_request`:
+    /// the application asked (writing/opening); otherwise a peer's frame
+    /// names the stream. Errors: `Done` for a collected stream (late frames
+    /// are ignored), `StreamLimit` beyond a limit (for a local request the
+    /// STREAMS_BLOCKED flag is set), `InvalidStreamState(id)` for a local
+    /// stream never opened named by the peer, or a peer stream not yet
+    /// opened named by the application.
+    pub(crate) fn get_or_create(&mut self, id: u64, is_local_request: bool) -> Result<&mut Stream> {
+        if self.streams.contains_key(&id) {
+            return self.streams.get_mut(&id).ok_or(Error::InvalidState);
+        }
+        if self.is_collected(id) {
+            return Err(Error::Done);
+        }
+        let idx = id >> 2;
+        let local = is_local(id, self.is_server);
+        let c = self.counts_mut(id);
+        if local {
+            if is_local_request {
+                if idx >= c.peer_max {
+                    // RFC 9000 §4.6: "Endpoints MUST NOT exceed the limit
+                    // set by their peer."
+                    c.blocked = Some(c.peer_max);
+                    return Err(Error::StreamLimit);
+                }
+                c.local_opened = c.local_opened.max(idx + 1);
+            } else if idx >= c.local_opened {
+                // RFC 9000 §19.8, §19.5, §19.10: a frame for "a locally
+                // initiated stream that has not yet been created" is a
+                // STREAM_STATE_ERROR.
+                return Err(Error::InvalidStreamState(id));
+            }
+        } else if idx >= c.peer_opened {
+            if is_local_request {
+                return Err(Error::InvalidStreamState(id));
+            }
+            // RFC 9000 §4.6: "An endpoint that receives a frame with a
+            // stream ID exceeding the limit it has sent MUST treat this as a
+            // connection error of type STREAM_LIMIT_ERROR".
+            if idx >= c.local_max {
+                return Err(Error::StreamLimit);
+            }
+            // RFC 9000 §3.2: opening a stream implicitly opens all lower
+            // streams of the same type; they are materialized on first use.
+            c.peer_opened = idx + 1;
+        }
+        let stream = self.new_stream(id);
+        self.streams.insert(id, stream);
+        self.update(id);
+        self.streams.get_mut(&id).ok_or(Error::InvalidState)
+    }
+
+    /// For a peer frame that needs our receive half (STREAM, RESET_STREAM,
+    /// STREAM_DATA_BLOCKED): `Ok(None)` for a collected stream (ignore the
+    /// frame), InvalidStreamState for our unidirectional stream (RFC 9000
+    /// §19.8, §19.4, §19.13: "send-only stream" is a STREAM_STATE_ERROR).
+    pub(crate) fn get_or_create_recv(&mut self, id: u64) -> Result<Option<&mut Stream>> {
+        if !is_bidi(id) && is_local(id, self.is_server) {
+            return Err(Error::InvalidStreamState(id));
+        }
+        match self.get_or_create(id, false) {
+            Ok(s) => Ok(Some(s)),
+            Err(Error::Done) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// For a peer frame that needs our send half (STOP_SENDING,
+    /// MAX_STREAM_DATA): `Ok(None)` for a collected stream, and
+    /// InvalidStreamState for the peer's unidirectional stream (RFC 9000
+    /// §19.5, §19.10: "receive-only stream").
+    pub(crate) fn get_or_create_send(&mut self, id: u64) -> Result<Option<&mut Stream>> {
+        if !is_bidi(id) && !is_local(id, self.is_server) {
+            return Err(Error::InvalidStreamState(id));
+        }
+        match self.get_or_create(id, false) {
+            Ok(s) => Ok(Some(s)),
+            Err(Error::Done) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The ID of the next local stream of a type not yet opened.
+    pub(crate) fn next_local_id(&self, bidi: bool) -> u64 {
+        let c = if bidi { &self.bidi } else { &self.uni };
+        (c.local_opened << 2) | if bidi { 0 } else { 2 } | u64::from(self.is_server)
+    }
+
+    /// Local bidirectional streams we may still open.
+    pub(crate) fn peer_streams_left_bidi(&self) -> u64 {
+        self.bidi.peer_max.saturating_sub(self.bidi.local_opened)
+    }
+
+    /// Local unidirectional streams we may still open.
+    pub(crate) fn peer_streams_left_uni(&self) -> u64 {
+        self.uni.peer_max.saturating_sub(self.uni.local_opened)
+    }
+
+    /// Applies MAX_STREAMS (bidi). RFC 9000 §4.6: "MAX_STREAMS frames that
+    /// do not increase the stream limit MUST be ignored."
+    pub(crate) fn update_peer_max_streams_bidi(&mut self, v: u64) {
+        Self::raise_peer_max(&mut self.bidi, v);
+    }
+
+    /// Applies MAX_STREAMS (uni); decreases are ignored.
+    pub(crate) fn update_peer_max_streams_uni(&mut self, v: u64) {
+        Self::raise_peer_max(&mut self.uni, v);
+    }
+
+    fn raise_peer_max(c: &mut Counts, v: u64) {
+        let v = v.min(MAX_STREAMS_LIMIT);
+        if v > c.peer_max {
+            c.peer_max = v;
+            c.blocked = None;
+        }
+    }
+
+    /// The bidi limit we advertised.
+    pub(crate) fn max_streams_bidi(&self) -> u64 {
+        self.bidi.local_max
+    }
+
+    /// The uni limit we advertised.
+    pub(crate) fn max_streams_uni(&self) -> u64 {
+        self.uni.local_max
+    }
+
+    /// Whether a MAX_STREAMS (bidi) is due: collected peer streams freed at
+    /// least half the initial limit.
+    pub(crate) fn should_update_max_streams_bidi(&self) -> bool {
+        self.bidi.should_update()
+    }
+
+    /// Whether a MAX_STREAMS (uni) is due.
+    pub(crate) fn should_update_max_streams_uni(&self) -> bool {
+        self.uni.should_update()
+    }
+
+    /// Commits the raised bidi limit; returns the value for MAX_STREAMS.
+    pub(crate) fn update_max_streams_bidi(&mut self) -> u64 {
+        self.bidi.local_max = self.bidi.local_max_next;
+        self.bidi.local_max
+    }
+
+    /// Commits the raised uni limit; returns the value for MAX_STREAMS.
+    pub(crate) fn update_max_streams_uni(&mut self) -> u64 {
+        self.uni.local_max = self.uni.local_max_next;
+        self.uni.local_max
+    }
+
+    /// The limit for STREAMS_BLOCKED (bidi), once per limit, when opening a
+    /// stream failed on it.
+    pub(crate) fn streams_blocked_bidi(&self) -> Option<u64> {
+        self.bidi
+            .blocked
+            .filter(|&b| self.bidi.blocked_reported != Some(b))
+    }
+
+    /// The limit for STREAMS_BLOCKED (uni), once per limit.
+    pub(crate) fn streams_blocked_uni(&self) -> Option<u64> {
+        self.uni
+            .blocked
+            .filter(|&b| self.uni.blocked_reported != Some(b))
+    }
+
+    /// Records that STREAMS_BLOCKED (bidi) was sent.
+    pub(crate) fn streams_blocked_bidi_sent(&mut self) {
+        self.bidi.blocked_reported = self.bidi.blocked;
+    }
+
+    /// Records that STREAMS_BLOCKED (uni) was sent.
+    pub(crate) fn streams_blocked_uni_sent(&mut self) {
+        self.uni.blocked_reported = self.uni.blocked;
+    }
+
+    /// Whether `id` was collected (late frames for it are ignored).
+    pub(crate) fn is_collected(&self, id: u64) -> bool {
+        self.collected[(id & 3) as usize].contains(id >> 2)
+    }
+
+    /// Forgets stream `id` (both directions done); a peer stream gives the
+    /// peer one more stream of credit. Returns whether it existed.
+    pub(crate) fn collect(&mut self, id: u64) -> bool {
+        if self.streams.remove(&id).is_none() {
+            return false;
+        }
+        self.update(id);
+        let idx = id >> 2;
+        self.collected[(id & 3) as usize].insert(idx..idx + 1);
+        if !is_local(id, self.is_server) {
+            let c = self.counts_mut(id);
+            c.local_max_next = (c.local_max_next + 1).min(MAX_STREAMS_LIMIT);
+        }
+        true
+    }
+
+    /// Sets the RFC 9218 priority of `id`.
+    pub(crate) fn set_priority(&mut self, id: u64, urgency: u8, incremental: bool) -> Result<()> {
+        let s = self
+            .streams
+            .get_mut(&id)
+            .ok_or(Error::InvalidStreamState(id))?;
+        s.urgency = urgency.min(7);
+        s.incremental = incremental;
+        self.remove_flushable(id);
+        self.update(id);
+        Ok(())
+    }
+
+    /// Recomputes `id`'s membership in every set; call after changing it.
+    pub(crate) fn update(&mut self, id: u64) {
+        let (readable, writable, flushable, almost_full, blocked, prio) =
+            match self.streams.get(&id) {
+                Some(s) => (
+                    s.is_readable(),
+                    s.is_writable(),
+                    s.is_flushable(),
+                    s.is_almost_full(),
+                    s.blocked_at().is_some(),
+                    (s.urgency, s.incremental),
+                ),
+                None => (false, false, false, false, false, (0, false)),
+            };
+        set_member(&mut self.readable, id, readable);
+        set_member(&mut self.writable, id, writable);
+        set_member(&mut self.almost_full, id, almost_full);
+        set_member(&mut self.blocked, id, blocked);
+        match (flushable, self.flushable_at.contains_key(&id)) {
+            (true, false) => {
+                self.flushable_at.insert(id, prio);
+                let b = self.flushable.entry(prio.0).or_default();
+                if prio.1 {
+                    b.rr.push_back(id);
+                } else {
+                    b.fifo.insert(id);
+                }
+            }
+            (false, true) => self.remove_flushable(id),
+            _ => {}
+        }
+    }
+
+    fn remove_flushable(&mut self, id: u64) {
+        let Some((urgency, incremental)) = self.flushable_at.remove(&id) else {
+            return;
+        };
+        if let Some(b) = self.flushable.get_mut(&urgency) {
+            if incremental {
+                b.rr.retain(|&x| x != id);
+            } else {
+                b.fifo.remove(&id);
+            }
+            if b.rr.is_empty() && b.fifo.is_empty() {
+                self.flushable.remove(&urgency);
+            }
+        }
+    }
+
+    /// Records that `id` sent a frame: an incremental stream goes to the
+    /// back of its urgency's round-robin; then memberships are refreshed.
+    pub(crate) fn on_flushed(&mut self, id: u64) {
+        if let Some(&(urgency, true)) = self.flushable_at.get(&id) {
+            if let Some(b) = self.flushable.get_mut(&urgency) {
+                if let Some(pos) = b.rr.iter().position(|&x| x == id) {
+                    b.rr.remove(pos);
+                    b.rr.push_back(id);
+                }
+            }
+        }
+        self.update(id);
+    }
+
+    /// Streams with data to send, in send order: lower urgency first;
+    /// within one urgency, non-incremental streams by ID, then incremental
+    /// ones round-robin (RFC 9218 §4).
+    pub(crate) fn flushable(&self) -> impl Iterator<Item = u64> + '_ {
+        self.flushable
+            .values()
+            .flat_map(|b| b.fifo.iter().copied().chain(b.rr.iter().copied()))
+    }
+
+    /// The next stream to send from.
+    pub(crate) fn peek_flushable(&self) -> Option<u64> {
+        self.flushable().next()
+    }
+
+    /// Streams the application can read.
+    pub(crate) fn readable(&self) -> impl Iterator<Item = u64> + '_ {
+        self.readable.iter().copied()
+    }
+
+    /// Streams the application can write.
+    pub(crate) fn writable(&self) -> impl Iterator<Item = u64> + '_ {
+        self.writable.iter().copied()
+    }
+
+    /// Streams needing MAX_STREAM_DATA.
+    pub(crate) fn almost_full(&self) -> impl Iterator<Item = u64> + '_ {
+        self.almost_full.iter().copied()
+    }
+
+    /// Streams needing STREAM_DATA_BLOCKED, with the limit to report.
+    pub(crate) fn blocked(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.blocked
+            .iter()
+            .filter_map(|id| Some((*id, self.streams.get(id)?.blocked_at()?)))
+    }
+
+    /// Whether any stream has something to send.
+    pub(crate) fn has_flushable(&self) -> bool {
+        !self.flushable_at.is_empty()
+    }
+
+    /// Number of live streams.
+    pub(crate) fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Whether there are no live streams.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// Live stream IDs (unordered).
+    pub(crate) fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.streams.keys().copied()
+    }
+}
+
+fn set_member(set: &mut BTreeSet<u64>, id: u64, member: bool) {
+    if member {
+        set.insert(id);
+    } else {
+        set.remove(&id);
+    }
+}
