@@ -398,7 +398,7 @@ impl StreamMap {
             .streams
             .get_mut(&id)
             .ok_or(Error::InvalidStreamState(id))?;
-        s.urgency = urgency.min(7);
+        s.urgency = urgency;
         s.incremental = incremental;
         self.remove_flushable(id);
         self.update(id);
@@ -459,7 +459,10 @@ impl StreamMap {
     pub(crate) fn on_flushed(&mut self, id: u64) {
         if let Some(&(urgency, true)) = self.flushable_at.get(&id) {
             if let Some(b) = self.flushable.get_mut(&urgency) {
-                if let Some(pos) = b.rr.iter().position(|&x| x == id) {
+                // Fast path: the stream just served is at the front.
+                if b.rr.front() == Some(&id) {
+                    b.rr.rotate_left(1);
+                } else if let Some(pos) = b.rr.iter().position(|&x| x == id) {
                     b.rr.remove(pos);
                     b.rr.push_back(id);
                 }

@@ -24,8 +24,10 @@ pub(crate) use map::{StreamLimits, StreamMap};
 pub(crate) use recv::RecvBuf;
 pub(crate) use send::SendBuf;
 
-/// Default RFC 9218 urgency.
-pub(crate) const DEFAULT_URGENCY: u8 = 3;
+/// Default urgency, as quiche's transport: after every stream the
+/// application prioritized with an RFC 9218 urgency (0-7), so that an h3
+/// layer can map its urgencies onto the low values.
+pub(crate) const DEFAULT_URGENCY: u8 = 127;
 
 /// Whether `id` was opened by the client (RFC 9000 §2.1: least significant
 /// bit 0).
@@ -88,7 +90,7 @@ pub(crate) struct Stream {
     pub(crate) recv: Option<RecvBuf>,
     /// Send half; `None` on a peer-initiated unidirectional stream.
     pub(crate) send: Option<SendBuf>,
-    /// RFC 9218 urgency, 0 (highest) to 7.
+    /// Urgency, lower first (RFC 9218 uses 0-7; any `u8` is accepted).
     pub(crate) urgency: u8,
     /// RFC 9218 incremental flag.
     pub(crate) incremental: bool,

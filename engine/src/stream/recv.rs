@@ -177,12 +177,14 @@ impl RecvBuf {
     /// whether the FIN was reached; `Done` when nothing is readable;
     /// `StreamReset(code)` once the peer reset the stream.
     pub(crate) fn read(&mut self, out: &mut [u8]) -> Result<(usize, bool)> {
+        // After STOP_SENDING the application gave up on this direction; a
+        // later reset is not reported to it.
+        if self.stopped.is_some() {
+            return Err(Error::Done);
+        }
         if let Some((code, delivered)) = &mut self.reset {
             *delivered = true;
             return Err(Error::StreamReset(*code));
-        }
-        if self.stopped.is_some() {
-            return Err(Error::Done);
         }
         let mut n = 0;
         while n < out.len() {
@@ -217,10 +219,11 @@ impl RecvBuf {
     /// Whether [`RecvBuf::read`] would return something (data, FIN or the
     /// reset).
     pub(crate) fn is_readable(&self) -> bool {
-        match self.reset {
-            Some((_, delivered)) => return !delivered,
-            None if self.stopped.is_some() => return false,
-            None => {}
+        if self.stopped.is_some() {
+            return false;
+        }
+        if let Some((_, delivered)) = self.reset {
+            return !delivered;
         }
         if self.fin_off == Some(self.off) && !self.fin_read {
             return true;
@@ -246,7 +249,9 @@ impl RecvBuf {
         if final_size > self.max_data {
             return Err(Error::FlowControl);
         }
-        if self.reset.is_some() {
+        // A duplicate, or a reset after the application read everything
+        // (RFC 9000 §3.2: "Data Read" is terminal): nothing changes.
+        if self.reset.is_some() || self.fin_read {
             return Ok(0);
         }
         let grown = final_size - self.len;
@@ -296,7 +301,9 @@ impl RecvBuf {
     /// Whether a MAX_STREAM_DATA is due: more than half the window was
     /// consumed, and the peer may still send (no final size yet).
     pub(crate) fn should_update_max_data(&self) -> bool {
+        // No credit for a stream we asked the peer to stop sending on.
         self.crypto_cap.is_none()
+            && self.stopped.is_none()
             && self.fin_off.is_none()
             && self.max_data.saturating_sub(self.off) < self.window.size / 2
     }
@@ -342,9 +349,11 @@ impl RecvBuf {
     /// the reset was delivered, or (after STOP_SENDING) the final size is
     /// known.
     pub(crate) fn is_complete(&self) -> bool {
+        if self.stopped.is_some() {
+            return self.fin_off.is_some();
+        }
         match self.reset {
             Some((_, delivered)) => delivered,
-            None if self.stopped.is_some() => self.fin_off.is_some(),
             None => self.fin_read,
         }
     }

@@ -274,20 +274,25 @@ fn priority_order() {
     m.set_priority(12, 3, false).unwrap(); // same urgency, non-incremental
     m.set_priority(4, 3, false).unwrap();
     m.set_priority(8, 5, true).unwrap(); // least urgent
-                                         // 0: default urgency 3, incremental.
+    m.set_priority(0, 3, true).unwrap(); // urgency 3, incremental
     let order = flush_order(&mut m, 100);
     assert_eq!(
         order,
         vec![16, 16, 4, 4, 12, 12, 0, 0, 8, 8],
         "urgency first; non-incremental by ID before incremental"
     );
-    // Round-robin among incremental streams of one urgency.
+    // Round-robin among incremental streams of one urgency (the default
+    // urgency, after all RFC 9218 urgencies).
     for id in [20u64, 24, 28] {
         let s = m.get_or_create(id, true).unwrap();
         s.send_mut().unwrap().write(&[0; 2], false).unwrap();
         m.update(id);
     }
-    assert_eq!(flush_order(&mut m, 100), vec![20, 24, 28, 20, 24, 28]);
+    m.set_priority(12, 7, true).unwrap();
+    let s = m.get_mut(12).unwrap();
+    s.send_mut().unwrap().write(&[0; 1], false).unwrap();
+    m.update(12);
+    assert_eq!(flush_order(&mut m, 100), vec![12, 20, 24, 28, 20, 24, 28]);
     assert!(!m.has_flushable());
     assert_eq!(
         m.set_priority(1000, 1, true),

@@ -289,3 +289,30 @@ fn randomized_differential() {
         assert_eq!(b.chunk_count(), 0);
     }
 }
+
+#[test]
+fn reset_after_stop_completes_without_read() {
+    let mut b = RecvBuf::new(100, 100);
+    b.write(0, &pattern(0, 10), false).unwrap();
+    b.stop(5);
+    assert!(!b.should_update_max_data(), "no credit after STOP_SENDING");
+    assert_eq!(b.reset(6, 20), Ok(10));
+    // The application shut this direction down: it is not told of the
+    // reset, and the direction is terminal.
+    assert!(!b.is_readable());
+    assert_eq!(b.read(&mut [0; 4]), Err(Error::Done));
+    assert!(b.is_complete());
+    assert_eq!(b.consumed(), 20);
+}
+
+#[test]
+fn reset_after_all_read_is_ignored() {
+    let mut b = RecvBuf::new(100, 100);
+    b.write(0, b"abc", true).unwrap();
+    assert_eq!(b.read(&mut [0; 4]).unwrap(), (3, true));
+    assert_eq!(b.reset(1, 3), Ok(0));
+    assert!(b.is_complete());
+    assert!(!b.is_readable());
+    // Still validated: a different final size is an error.
+    assert_eq!(b.reset(1, 4), Err(Error::FinalSize));
+}
