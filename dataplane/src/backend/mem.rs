@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::l2::{L2Endpoint, RxVerdict};
 use super::pcap::PcapWriter;
-use super::{Backend, BackendError, BackendStats, DgramMeta, TxFill};
+use super::{Backend, BackendError, BackendStats, DgramMeta};
 use crate::wire::EthernetAddress;
 
 /// Faults and sizes of a mem link (both directions).
@@ -243,7 +243,11 @@ impl Backend for MemBackend {
         Ok(delivered)
     }
 
-    fn tx_burst(&mut self, n: usize, f: &mut TxFill<'_>) -> Result<usize, BackendError> {
+    fn tx_burst(
+        &mut self,
+        n: usize,
+        f: &mut dyn FnMut(usize, &mut [u8]) -> Option<(usize, SocketAddr)>,
+    ) -> Result<usize, BackendError> {
         let tx = self.tx.clone();
         let mut ring = lock(&tx);
         let hr = self.l2.headroom();

@@ -134,11 +134,6 @@ impl BackendError {
     }
 }
 
-/// The tx fill callback of [`Backend::tx_burst`]: `f(i, payload_buf)` writes
-/// the i-th payload and returns `Some((len, dst))`, or `None` to stop.
-/// (An alias only: implementations may spell the type out.)
-pub type TxFill<'a> = dyn FnMut(usize, &mut [u8]) -> Option<(usize, SocketAddr)> + 'a;
-
 /// A batched datagram I/O backend. One instance per worker/queue.
 pub trait Backend: Send {
     /// Name for logs ("udp", "afxdp", ...).
@@ -156,7 +151,14 @@ pub trait Backend: Send {
     /// UDP payload in place into a buffer that already has headroom for
     /// Ethernet/IP/UDP headers, and returns `Some((len, dst))`, or `None` to
     /// stop early. Returns how many were queued.
-    fn tx_burst(&mut self, n: usize, f: &mut TxFill<'_>) -> Result<usize, BackendError>;
+    // The callback type is spelled out (not aliased) so that implementations
+    // keep the exact elided lifetimes of the published signature.
+    #[allow(clippy::type_complexity)]
+    fn tx_burst(
+        &mut self,
+        n: usize,
+        f: &mut dyn FnMut(usize, &mut [u8]) -> Option<(usize, SocketAddr)>,
+    ) -> Result<usize, BackendError>;
     /// Local address datagrams are sent from.
     fn local_addr(&self) -> SocketAddr;
     /// Counters so far.

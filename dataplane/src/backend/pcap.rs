@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Backend, BackendError, BackendStats, DgramMeta, TxFill};
+use super::{Backend, BackendError, BackendStats, DgramMeta};
 use crate::wire::{
     EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr,
     Ipv6Packet, Ipv6Repr, UdpPacket, UdpRepr,
@@ -191,7 +191,11 @@ impl<B: Backend, W: Write + Send> Backend for PcapBackend<B, W> {
         Ok(n)
     }
 
-    fn tx_burst(&mut self, n: usize, f: &mut TxFill<'_>) -> Result<usize, BackendError> {
+    fn tx_burst(
+        &mut self,
+        n: usize,
+        f: &mut dyn FnMut(usize, &mut [u8]) -> Option<(usize, SocketAddr)>,
+    ) -> Result<usize, BackendError> {
         let mut sent: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
         let queued = self.inner.tx_burst(n, &mut |i, buf| {
             let r = f(i, buf);

@@ -13,7 +13,7 @@ use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::{Backend, BackendConfig, BackendError, BackendStats, DgramMeta, TxFill};
+use super::{Backend, BackendConfig, BackendError, BackendStats, DgramMeta};
 
 /// `UDP_SEGMENT` from linux/udp.h (GSO segment size, per socket or per cmsg).
 const UDP_SEGMENT: libc::c_int = 103;
@@ -529,7 +529,11 @@ impl Backend for UdpBackend {
         Ok(delivered)
     }
 
-    fn tx_burst(&mut self, n: usize, f: &mut TxFill<'_>) -> Result<usize, BackendError> {
+    fn tx_burst(
+        &mut self,
+        n: usize,
+        f: &mut dyn FnMut(usize, &mut [u8]) -> Option<(usize, SocketAddr)>,
+    ) -> Result<usize, BackendError> {
         self.tx_items.clear();
         for i in 0..n.min(BATCH) {
             let slot = &mut self.tx_buf[i * DGRAM_BUF..(i + 1) * DGRAM_BUF];

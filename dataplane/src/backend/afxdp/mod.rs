@@ -23,7 +23,7 @@ use xsk_rs::config::{
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
 
 use super::l2::{interface_mac, L2Endpoint, RxVerdict};
-use super::{Backend, BackendConfig, BackendError, BackendStats, DgramMeta, TxFill, XdpMode};
+use super::{Backend, BackendConfig, BackendError, BackendStats, DgramMeta, XdpMode};
 use program::XdpProgram;
 
 /// Descriptors handled per ring operation.
@@ -262,7 +262,11 @@ impl Backend for AfXdpBackend {
         Ok(delivered)
     }
 
-    fn tx_burst(&mut self, n: usize, f: &mut TxFill<'_>) -> Result<usize, BackendError> {
+    fn tx_burst(
+        &mut self,
+        n: usize,
+        f: &mut dyn FnMut(usize, &mut [u8]) -> Option<(usize, SocketAddr)>,
+    ) -> Result<usize, BackendError> {
         self.reclaim();
         let hr = self.l2.headroom();
         let mut err = None;
