@@ -50,7 +50,8 @@ impl Cubic {
         self.cwnd_prior = cwnd_f;
         self.epoch_start = None;
         self.frac = 0.0;
-        ((cwnd_f * BETA) as usize).max(min_window)
+        // β = 0.7 in integers so that whole windows stay exact.
+        (cwnd * 7 / 10).max(min_window)
     }
 
     /// Persistent congestion acts like a timeout: the next congestion

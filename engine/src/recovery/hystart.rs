@@ -54,7 +54,11 @@ pub(crate) struct HyStart {
 impl HyStart {
     pub(crate) fn new(enabled: bool) -> Self {
         HyStart {
-            phase: if enabled { Phase::SlowStart } else { Phase::Done },
+            phase: if enabled {
+                Phase::SlowStart
+            } else {
+                Phase::Done
+            },
             window_end: None,
             last_round_min_rtt: None,
             current_round_min_rtt: None,
@@ -124,7 +128,7 @@ impl HyStart {
 
     /// An Application-space packet was acknowledged.
     pub(crate) fn on_packet_acked(&mut self, pkt_num: u64) -> Action {
-        if self.phase == Phase::Done || !self.window_end.is_some_and(|w| pkt_num >= w) {
+        if self.phase == Phase::Done || self.window_end.is_none_or(|w| pkt_num < w) {
             return Action::None;
         }
         self.window_end = None;

@@ -120,9 +120,7 @@ impl<T> Recovery<T> {
             // RFC 9000 §13.1: "An endpoint SHOULD treat receipt of an
             // acknowledgment for a packet it did not send as a connection
             // error of type PROTOCOL_VIOLATION".
-            if lo > hi
-                || largest_sent.is_none_or(|l| hi > l)
-                || prev_start.is_some_and(|p| hi >= p)
+            if lo > hi || largest_sent.is_none_or(|l| hi > l) || prev_start.is_some_and(|p| hi >= p)
             {
                 return Err(Error::InvalidAckRange);
             }

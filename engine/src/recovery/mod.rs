@@ -97,7 +97,8 @@ pub(crate) struct SentPacket<T> {
 }
 
 /// The congestion controller.
-#[allow(unreachable_pub)] // re-exported as tarte::CongestionControlAlgorithm
+// `CUBIC` is quiche's spelling, kept so that quiche programs port as is.
+#[allow(unreachable_pub, clippy::upper_case_acronyms)] // re-exported as tarte::CongestionControlAlgorithm
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CongestionControlAlgorithm {
     /// NewReno (RFC 9002 §7.3).

@@ -81,11 +81,7 @@ impl RttStats {
         } else {
             latest_rtt
         };
-        let diff = if self.smoothed_rtt > adjusted {
-            self.smoothed_rtt - adjusted
-        } else {
-            adjusted - self.smoothed_rtt
-        };
+        let diff = self.smoothed_rtt.abs_diff(adjusted);
         self.rttvar = (self.rttvar * 3 + diff) / 4;
         self.smoothed_rtt = (self.smoothed_rtt * 7 + adjusted) / 8;
     }
