@@ -753,3 +753,42 @@ fn initial_and_minimum_windows() {
     assert_eq!(cc::initial_window(9000), 18_000);
     assert_eq!(cc::minimum_window(1200), 2_400);
 }
+
+#[test]
+fn hystart_limits_unpaced_slow_start_growth_per_ack() {
+    // RFC 9406 §4.3: L = 8 full-size datagrams per ACK when not paced.
+    let mut s = Sim::new(cfg(CongestionControlAlgorithm::Reno, true, false));
+    s.send_n(Epoch::Application, 0, 10);
+    s.ack(Epoch::Application, &[0..=9], 100);
+    assert_eq!(s.r.cwnd(), 10 * MSS + 8 * MSS);
+    // Paced: no limit.
+    let mut s = Sim::new(cfg(CongestionControlAlgorithm::Reno, true, true));
+    s.send_n(Epoch::Application, 0, 10);
+    s.ack(Epoch::Application, &[0..=9], 100);
+    assert_eq!(s.r.cwnd(), 20 * MSS);
+}
+
+#[test]
+fn cubic_app_limited_time_is_not_counted() {
+    let mut s = Sim::new(cfg(CongestionControlAlgorithm::CUBIC, false, false));
+    s.send_n(Epoch::Application, 0, 10);
+    s.ack(Epoch::Application, &[9..=9], 100); // 0..=6 lost: 12000 -> 8400
+    assert_eq!(s.r.cwnd(), 8400);
+    s.send_n(Epoch::Application, 110, 7); // 10..=16
+                                          // Packet 10 was sent after the reduction: avoidance starts, and grows.
+    s.ack(Epoch::Application, &[10..=10], 210);
+    assert!(s.r.cwnd() > 8400);
+    let epoch = s.r.cc.cubic.epoch_start.expect("avoidance epoch started");
+    assert_eq!(epoch, s.at(210));
+    s.r.on_app_limited(s.at(220));
+    let cwnd = s.r.cwnd();
+    s.ack(Epoch::Application, &[11..=12], 300);
+    assert_eq!(s.r.cwnd(), cwnd, "no growth while app-limited");
+    // Filling the window at 1220 ms ends the period: the epoch moves by
+    // the 1000 ms spent app-limited.
+    while s.r.cwnd_available() > 0 {
+        s.send(Epoch::Application, 1220);
+    }
+    assert!(!s.r.is_app_limited());
+    assert_eq!(s.r.cc.cubic.epoch_start, Some(s.at(1210)));
+}
