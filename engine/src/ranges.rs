@@ -6,7 +6,7 @@
 //! `O(log n)` plus the number of ranges merged; the common case (appending
 //! at or after the end) touches only the last entry.
 //!
-//! A set can be bounded ([`RangeSet::with_limit`]): past `limit` ranges the
+//! A set is bounded ([`RangeSet::new`]): past `limit` ranges the
 //! oldest (smallest) ones are dropped, so a peer that acknowledges or sends
 //! in a pathological pattern cannot make us store unbounded state.
 
@@ -23,30 +23,35 @@ pub(crate) struct RangeSet {
     map: BTreeMap<u64, u64>,
     /// Maximum number of ranges kept; `usize::MAX` when unbounded.
     limit: usize,
+    /// Every value below was dropped by the limit (0: nothing dropped).
+    forgotten_below: u64,
 }
 
 impl Default for RangeSet {
     /// An unbounded set (a derived default would have a limit of 0).
     fn default() -> Self {
-        RangeSet::new()
+        RangeSet::unbounded()
     }
 }
 
 impl RangeSet {
-    /// An unbounded set.
-    pub(crate) fn new() -> Self {
+    /// An unbounded set: only for sets whose size our own actions bound
+    /// (sent data, opened streams).
+    pub(crate) fn unbounded() -> Self {
         RangeSet {
             map: BTreeMap::new(),
             limit: usize::MAX,
+            forgotten_below: 0,
         }
     }
 
     /// A set that keeps at most `limit` ranges (at least 1), dropping the
     /// smallest ones beyond that.
-    pub(crate) fn with_limit(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         RangeSet {
             map: BTreeMap::new(),
             limit: limit.max(1),
+            forgotten_below: 0,
         }
     }
 
@@ -143,6 +148,13 @@ impl RangeSet {
             .is_some_and(|(_, &e)| v < e)
     }
 
+    /// Whether `v` is in the set or lies below ranges the limit dropped:
+    /// for duplicate detection, where a forgotten old value must still
+    /// count as seen.
+    pub(crate) fn contains_or_forgotten(&self, v: u64) -> bool {
+        v < self.forgotten_below || self.contains(v)
+    }
+
     /// The range containing `v`, if any.
     pub(crate) fn range_of(&self, v: u64) -> Option<Range<u64>> {
         self.map
@@ -227,7 +239,9 @@ impl RangeSet {
     /// to make us hold unbounded state.
     fn enforce_limit(&mut self) {
         while self.map.len() > self.limit {
-            self.map.pop_first();
+            if let Some((_, e)) = self.map.pop_first() {
+                self.forgotten_below = self.forgotten_below.max(e);
+            }
         }
     }
 }
@@ -254,7 +268,7 @@ mod tests {
 
     #[test]
     fn insert_merges_adjacent_and_overlapping() {
-        let mut s = RangeSet::new();
+        let mut s = RangeSet::unbounded();
         s.insert(10..20);
         s.insert(30..40);
         s.insert(20..25); // adjacent to the first
@@ -272,7 +286,7 @@ mod tests {
 
     #[test]
     fn rev_iter_and_inclusive_desc() {
-        let mut s = RangeSet::new();
+        let mut s = RangeSet::unbounded();
         for pn in [0u64, 1, 2, 5, 6, 9] {
             s.insert(pn..pn + 1);
         }
@@ -287,7 +301,7 @@ mod tests {
 
     #[test]
     fn remove_until_and_remove() {
-        let mut s = RangeSet::new();
+        let mut s = RangeSet::unbounded();
         s.insert(0..10);
         s.insert(20..30);
         s.remove_until(5);
@@ -314,7 +328,7 @@ mod tests {
 
     #[test]
     fn limit_drops_oldest() {
-        let mut s = RangeSet::with_limit(3);
+        let mut s = RangeSet::new(3);
         for i in 0..10u64 {
             s.insert(i * 10..i * 10 + 1);
         }
@@ -323,11 +337,20 @@ mod tests {
         s.insert(0..1);
         assert_eq!(s.first(), Some(70..71));
         assert_eq!(s.len(), 3);
+        // Dropped values still count as seen for duplicate detection.
+        assert!(!s.contains(5) && !s.contains(60));
+        assert!(s.contains_or_forgotten(5) && s.contains_or_forgotten(60));
+        assert!(!s.contains_or_forgotten(65) && s.contains_or_forgotten(70));
+        // Shrinking by remove_until does not count as forgetting.
+        let mut u = RangeSet::new(3);
+        u.insert(0..10);
+        u.remove_until(5);
+        assert!(!u.contains_or_forgotten(2));
     }
 
     #[test]
     fn overlapping_clips() {
-        let mut s = RangeSet::new();
+        let mut s = RangeSet::unbounded();
         s.insert(0..10);
         s.insert(20..30);
         s.insert(40..50);
@@ -348,7 +371,7 @@ mod tests {
             seed % n
         };
         for _ in 0..200 {
-            let mut s = RangeSet::new();
+            let mut s = RangeSet::unbounded();
             let mut bits = vec![false; 256];
             for _ in 0..60 {
                 let a = rnd(256);

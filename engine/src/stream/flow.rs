@@ -44,7 +44,7 @@ impl Window {
 
 /// Connection-level flow control, both directions.
 ///
-/// Receive side: the connection calls [`FlowControl::add_received`] with
+/// Receive side: the connection calls [`FlowControl::on_recv`] with
 /// the growth of each stream's highest received offset (that is what the
 /// peer's MAX_DATA budget counts, §4.1) and [`FlowControl::add_consumed`]
 /// with bytes the application read or that were discarded (reset, stopped
@@ -52,7 +52,7 @@ impl Window {
 ///
 /// Send side: [`FlowControl::add_sent`] with the bytes accepted into
 /// stream send buffers (new offsets only, never retransmissions), bounded
-/// by [`FlowControl::peer_capacity`].
+/// by [`FlowControl::send_capacity`].
 #[derive(Clone, Debug)]
 pub(crate) struct FlowControl {
     max_data: u64,
@@ -66,15 +66,16 @@ pub(crate) struct FlowControl {
 }
 
 impl FlowControl {
-    /// `max_data` is our initial_max_data; `max_window` bounds auto-tuning;
-    /// `peer_max_data` is the peer's initial_max_data (0 until known).
-    pub(crate) fn new(max_data: u64, max_window: u64, peer_max_data: u64) -> Self {
+    /// `max_data` is our initial_max_data; `max_window` bounds auto-tuning.
+    /// The peer's limit is 0 until [`FlowControl::update_peer_max`] applies
+    /// its initial_max_data.
+    pub(crate) fn new(max_data: u64, max_window: u64) -> Self {
         FlowControl {
             max_data,
             window: Window::new(max_data, max_window),
             received: 0,
             consumed: 0,
-            peer_max_data,
+            peer_max_data: 0,
             sent: 0,
             blocked_reported: None,
         }
@@ -101,7 +102,7 @@ impl FlowControl {
     }
 
     /// Accounts `n` newly received bytes (growth of highest offsets).
-    pub(crate) fn add_received(&mut self, n: u64) -> Result<()> {
+    pub(crate) fn on_recv(&mut self, n: u64) -> Result<()> {
         let total = self.received.saturating_add(n);
         // RFC 9000 §4.1: "A receiver MUST close the connection with an error
         // of type FLOW_CONTROL_ERROR if the sender violates the advertised
@@ -156,8 +157,8 @@ impl FlowControl {
     }
 
     /// Bytes we may still send.
-    pub(crate) fn peer_capacity(&self) -> u64 {
-        self.peer_max_data.saturating_sub(self.sent)
+    pub(crate) fn send_capacity(&self) -> usize {
+        usize::try_from(self.peer_max_data.saturating_sub(self.sent)).unwrap_or(usize::MAX)
     }
 
     /// Total new bytes sent (accepted into stream buffers).
@@ -166,14 +167,19 @@ impl FlowControl {
     }
 
     /// Accounts `n` new bytes sent; callers stay within
-    /// [`FlowControl::peer_capacity`].
+    /// [`FlowControl::send_capacity`].
     pub(crate) fn add_sent(&mut self, n: u64) {
         self.sent = self.sent.saturating_add(n);
     }
 
+    /// Whether all credit is used.
+    pub(crate) fn blocked(&self) -> bool {
+        self.sent >= self.peer_max_data
+    }
+
     /// The limit to report in DATA_BLOCKED, once per limit, when all credit
     /// is used.
-    pub(crate) fn blocked(&self) -> Option<u64> {
+    pub(crate) fn blocked_at(&self) -> Option<u64> {
         (self.sent >= self.peer_max_data && self.blocked_reported != Some(self.peer_max_data))
             .then_some(self.peer_max_data)
     }

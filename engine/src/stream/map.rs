@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::{is_bidi, is_local, RecvBuf, SendBuf, Stream};
 use crate::ranges::RangeSet;
+use crate::transport_params::TransportParams;
 use crate::{Error, Result};
 
 /// Stream-related transport parameters of one endpoint (RFC 9000 §18.2).
@@ -28,6 +29,18 @@ pub(crate) struct StreamLimits {
     pub(crate) max_streams_bidi: u64,
     /// initial_max_streams_uni.
     pub(crate) max_streams_uni: u64,
+}
+
+impl From<&TransportParams> for StreamLimits {
+    fn from(tp: &TransportParams) -> Self {
+        StreamLimits {
+            max_stream_data_bidi_local: tp.initial_max_stream_data_bidi_local,
+            max_stream_data_bidi_remote: tp.initial_max_stream_data_bidi_remote,
+            max_stream_data_uni: tp.initial_max_stream_data_uni,
+            max_streams_bidi: tp.initial_max_streams_bidi,
+            max_streams_uni: tp.initial_max_streams_uni,
+        }
+    }
 }
 
 /// RFC 9000 §4.6: a stream count above 2^60 cannot be expressed as a stream
@@ -94,12 +107,36 @@ pub(crate) struct StreamMap {
     flushable: BTreeMap<u8, Bucket>,
     /// Where each flushable stream is queued: (urgency, incremental).
     flushable_at: HashMap<u64, (u8, bool)>,
+    /// Consumed-credit from dropped data not yet taken by the connection.
+    pub(super) discarded: u64,
 }
 
 impl StreamMap {
+    /// A map for an endpoint whose transport parameters are `local` (the
+    /// stream counts come separately so a caller can override them); the
+    /// peer's limits are 0 until [`StreamMap::apply_peer_params`]. Send
+    /// buffers are capped at `max_stream_window` bytes each.
+    pub(crate) fn new(
+        max_streams_bidi: u64,
+        max_streams_uni: u64,
+        local: &TransportParams,
+        is_server: bool,
+        max_stream_window: u64,
+    ) -> Self {
+        let mut limits = StreamLimits::from(local);
+        limits.max_streams_bidi = max_streams_bidi;
+        limits.max_streams_uni = max_streams_uni;
+        StreamMap::with_limits(is_server, limits, max_stream_window, max_stream_window)
+    }
+
+    /// Applies the peer's transport parameters.
+    pub(crate) fn apply_peer_params(&mut self, peer: &TransportParams) {
+        self.set_peer_limits(StreamLimits::from(peer));
+    }
+
     /// A map for an endpoint advertising `local`; the peer's limits are 0
     /// until [`StreamMap::set_peer_limits`].
-    pub(crate) fn new(
+    pub(crate) fn with_limits(
         is_server: bool,
         local: StreamLimits,
         max_stream_window: u64,
@@ -127,6 +164,7 @@ impl StreamMap {
             blocked: BTreeSet::new(),
             flushable: BTreeMap::new(),
             flushable_at: HashMap::new(),
+            discarded: 0,
         }
     }
 
@@ -392,12 +430,10 @@ impl StreamMap {
         true
     }
 
-    /// Sets the RFC 9218 priority of `id`.
+    /// Sets the RFC 9218 priority of `id`, opening it if it is a local
+    /// stream not yet open (as quiche's `stream_priority`).
     pub(crate) fn set_priority(&mut self, id: u64, urgency: u8, incremental: bool) -> Result<()> {
-        let s = self
-            .streams
-            .get_mut(&id)
-            .ok_or(Error::InvalidStreamState(id))?;
+        let s = self.get_or_create(id, true)?;
         s.urgency = urgency;
         s.incremental = incremental;
         self.remove_flushable(id);
@@ -485,14 +521,16 @@ impl StreamMap {
         self.flushable().next()
     }
 
-    /// Streams the application can read.
-    pub(crate) fn readable(&self) -> impl Iterator<Item = u64> + '_ {
-        self.readable.iter().copied()
+    /// Streams the application can read, by ID (a snapshot, so the
+    /// application can read while iterating).
+    pub(crate) fn readable(&self) -> Vec<u64> {
+        self.readable.iter().copied().collect()
     }
 
-    /// Streams the application can write.
-    pub(crate) fn writable(&self) -> impl Iterator<Item = u64> + '_ {
-        self.writable.iter().copied()
+    /// Streams the application can write (stream-level capacity only: the
+    /// caller checks connection credit), by ID.
+    pub(crate) fn writable(&self) -> Vec<u64> {
+        self.writable.iter().copied().collect()
     }
 
     /// Streams needing MAX_STREAM_DATA.

@@ -10,6 +10,7 @@
 
 mod flow;
 mod map;
+mod ops;
 mod recv;
 mod send;
 

@@ -64,8 +64,8 @@ impl SendBuf {
         SendBuf {
             chunks: VecDeque::new(),
             acked_front: 0,
-            acked: RangeSet::new(),
-            lost: RangeSet::new(),
+            acked: RangeSet::unbounded(),
+            lost: RangeSet::unbounded(),
             emit_off: 0,
             off_back: 0,
             fin_off: None,
@@ -264,16 +264,35 @@ impl SendBuf {
             // RFC 9000 §3.1: after RESET_STREAM, no (re)transmission.
             return;
         }
-        let start = offset.max(self.acked_front);
-        let end = (offset + len as u64).min(self.emit_off);
-        if start < end {
-            self.lost.insert(start..end);
-            let acked: Vec<_> = self.acked.overlapping(start..end).collect();
-            for r in acked {
-                self.lost.remove(r);
-            }
-        }
+        self.queue_lost(offset, offset.saturating_add(len as u64));
         if fin && !self.fin_acked && self.fin_sent {
+            self.fin_lost = true;
+        }
+    }
+
+    /// Marks `[start, end)` lost, minus what was acknowledged or never sent.
+    fn queue_lost(&mut self, start: u64, end: u64) {
+        let start = start.max(self.acked_front);
+        let end = end.min(self.emit_off);
+        if start >= end {
+            return;
+        }
+        self.lost.insert(start..end);
+        // Small: the acknowledged ranges inside one lost frame.
+        let acked: Vec<_> = self.acked.overlapping(start..end).collect();
+        for r in acked {
+            self.lost.remove(r);
+        }
+    }
+
+    /// Queues every sent, unacknowledged byte (and an unacknowledged FIN)
+    /// for retransmission: what a PTO probe carries (RFC 9002 §6.2.4).
+    pub(crate) fn retransmit_unacked(&mut self) {
+        if self.reset.is_some() {
+            return;
+        }
+        self.queue_lost(self.acked_front, self.emit_off);
+        if self.fin_sent && !self.fin_acked {
             self.fin_lost = true;
         }
     }
@@ -361,6 +380,11 @@ impl SendBuf {
                 || self.emit_off < self.off_back
                 || self.fin_lost
                 || (self.fin_off.is_some() && !self.fin_sent))
+    }
+
+    /// Same as [`SendBuf::is_flushable`] (the CRYPTO streams' name).
+    pub(crate) fn ready(&self) -> bool {
+        self.is_flushable()
     }
 
     /// Whether the application can write (not finished, reset or stopped,

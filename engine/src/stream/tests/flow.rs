@@ -7,11 +7,11 @@ use crate::Error;
 
 #[test]
 fn receive_side_limit_and_update() {
-    let mut fc = FlowControl::new(1000, 4000, 0);
-    fc.add_received(600).unwrap();
-    fc.add_received(400).unwrap();
+    let mut fc = FlowControl::new(1000, 4000);
+    fc.on_recv(600).unwrap();
+    fc.on_recv(400).unwrap();
     // RFC 9000 §4.1: one byte over the advertised limit.
-    assert_eq!(fc.add_received(1), Err(Error::FlowControl));
+    assert_eq!(fc.on_recv(1), Err(Error::FlowControl));
     assert_eq!(fc.received(), 1000);
     assert!(!fc.should_update());
     fc.add_consumed(400);
@@ -23,7 +23,7 @@ fn receive_side_limit_and_update() {
     assert_eq!(fc.update_max_data(t0, rtt), 1600);
     assert!(!fc.should_update());
     // Fast consumption: next update within 2 RTT doubles the window.
-    fc.add_received(600).unwrap();
+    fc.on_recv(600).unwrap();
     fc.add_consumed(600);
     assert_eq!(fc.update_max_data(t0 + rtt, rtt), 1200 + 2000);
     assert_eq!(fc.window(), 2000);
@@ -36,19 +36,28 @@ fn receive_side_limit_and_update() {
 
 #[test]
 fn send_side_credit_and_blocked() {
-    let mut fc = FlowControl::new(0, 0, 100);
-    assert_eq!(fc.peer_capacity(), 100);
-    assert_eq!(fc.blocked(), None);
+    let mut fc = FlowControl::new(0, 0);
+    assert_eq!(
+        fc.send_capacity(),
+        0,
+        "nothing before the peer's parameters"
+    );
+    fc.update_peer_max(100);
+    assert_eq!(fc.send_capacity(), 100);
+    assert_eq!(fc.blocked_at(), None);
     fc.add_sent(100);
-    assert_eq!(fc.peer_capacity(), 0);
-    assert_eq!(fc.blocked(), Some(100));
+    assert_eq!(fc.send_capacity(), 0);
+    assert!(fc.blocked());
+    assert_eq!(fc.blocked_at(), Some(100));
     fc.blocked_sent();
-    assert_eq!(fc.blocked(), None, "once per limit");
+    assert_eq!(fc.blocked_at(), None, "once per limit");
+    assert!(fc.blocked());
     fc.update_peer_max(50); // RFC 9000 §4.1: decreases ignored
     assert_eq!(fc.peer_max_data(), 100);
     fc.update_peer_max(250);
-    assert_eq!(fc.peer_capacity(), 150);
+    assert_eq!(fc.send_capacity(), 150);
+    assert!(!fc.blocked());
     fc.add_sent(150);
-    assert_eq!(fc.blocked(), Some(250));
+    assert_eq!(fc.blocked_at(), Some(250));
     assert_eq!(fc.sent(), 250);
 }

@@ -16,7 +16,7 @@ fn limits(bidi: u64, uni: u64) -> StreamLimits {
 }
 
 fn server() -> StreamMap {
-    let mut m = StreamMap::new(true, limits(4, 2), 1 << 20, 1 << 20);
+    let mut m = StreamMap::with_limits(true, limits(4, 2), 1 << 20, 1 << 20);
     m.set_peer_limits(StreamLimits {
         max_stream_data_bidi_local: 10,
         max_stream_data_bidi_remote: 20,
@@ -192,15 +192,15 @@ fn sets_track_stream_state() {
     let s = m.get_or_create(0, false).unwrap();
     s.recv_mut().unwrap().write(0, b"hello", false).unwrap();
     m.update(0);
-    assert_eq!(m.readable().collect::<Vec<_>>(), vec![0]);
-    assert_eq!(m.writable().collect::<Vec<_>>(), vec![0]);
+    assert_eq!(m.readable(), vec![0]);
+    assert_eq!(m.writable(), vec![0]);
     let s = m.get_mut(0).unwrap();
     s.recv_mut().unwrap().read(&mut [0; 16]).unwrap();
     // Peer's bidi_local is 10: writing 15 blocks at 10.
     assert_eq!(s.send_mut().unwrap().write(&[7; 15], false).unwrap(), 10);
     m.update(0);
-    assert_eq!(m.readable().count(), 0);
-    assert_eq!(m.writable().count(), 0);
+    assert_eq!(m.readable().len(), 0);
+    assert_eq!(m.writable().len(), 0);
     assert_eq!(m.flushable().collect::<Vec<_>>(), vec![0]);
     assert_eq!(m.blocked().collect::<Vec<_>>(), vec![(0, 10)]);
     let s = m.get_mut(0).unwrap();
@@ -209,7 +209,7 @@ fn sets_track_stream_state() {
     m.on_flushed(0);
     assert_eq!(m.flushable().count(), 0);
     assert_eq!(m.blocked().count(), 0);
-    assert_eq!(m.writable().collect::<Vec<_>>(), vec![0]);
+    assert_eq!(m.writable(), vec![0]);
     // Almost full: our bidi_remote window is 2000; consume 1001.
     let s = m.get_mut(0).unwrap();
     s.recv_mut().unwrap().write(5, &[1; 1001], false).unwrap();
@@ -220,7 +220,7 @@ fn sets_track_stream_state() {
     assert_eq!(m.get(0).unwrap().send_state(), Some(SendState::Send));
     m.collect(0);
     assert_eq!(m.almost_full().count(), 0);
-    assert_eq!(m.writable().count(), 0);
+    assert_eq!(m.writable().len(), 0);
 }
 
 #[test]
@@ -262,7 +262,7 @@ fn flush_order(m: &mut StreamMap, rounds: usize) -> Vec<u64> {
 
 #[test]
 fn priority_order() {
-    let mut m = StreamMap::new(false, limits(100, 100), 1 << 20, 1 << 20);
+    let mut m = StreamMap::with_limits(false, limits(100, 100), 1 << 20, 1 << 20);
     m.set_peer_limits(limits(100, 100));
     // Client streams 0, 4, 8, 12, 16.
     for id in [0u64, 4, 8, 12, 16] {
@@ -294,8 +294,10 @@ fn priority_order() {
     m.update(12);
     assert_eq!(flush_order(&mut m, 100), vec![12, 20, 24, 28, 20, 24, 28]);
     assert!(!m.has_flushable());
+    // The peer's stream 1001 was never opened; our 1000 is over the limit.
     assert_eq!(
-        m.set_priority(1000, 1, true),
-        Err(Error::InvalidStreamState(1000))
+        m.set_priority(1001, 1, true),
+        Err(Error::InvalidStreamState(1001))
     );
+    assert_eq!(m.set_priority(1000, 1, true), Err(Error::StreamLimit));
 }

@@ -2,6 +2,7 @@
 
 mod flow;
 mod map;
+mod ops;
 mod recv;
 mod send;
 

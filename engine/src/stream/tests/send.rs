@@ -232,3 +232,26 @@ fn randomized_loss_recovery() {
         assert_eq!(b.buffered(), 0);
     }
 }
+
+#[test]
+fn retransmit_unacked_for_probes() {
+    let mut b = SendBuf::new_crypto();
+    b.write(&pattern(0, 300), false).unwrap();
+    drain(&mut b, 100);
+    b.on_ack(100, 100, false);
+    assert!(!b.ready());
+    b.retransmit_unacked();
+    assert!(b.ready());
+    let re = drain(&mut b, 1000);
+    assert_eq!(
+        re,
+        vec![(0, pattern(0, 100), false), (200, pattern(200, 100), false)]
+    );
+    // With a FIN outstanding it comes back too.
+    let mut b = SendBuf::new(100, 100);
+    b.write(b"ab", true).unwrap();
+    drain(&mut b, 10);
+    b.on_ack(0, 2, false);
+    b.retransmit_unacked();
+    assert_eq!(b.next_chunk(10), Some((2, 0, true)));
+}
