@@ -102,7 +102,11 @@ impl RecvBuf {
             }
             self.fin_off = Some(end);
         }
-        self.len = self.len.max(end);
+        // An empty frame without FIN carries no byte: it does not move the
+        // highest offset (the final size counts bytes, §4.5).
+        if !data.is_empty() || fin {
+            self.len = self.len.max(end);
+        }
 
         if self.reset.is_some() || self.stopped.is_some() {
             // RFC 9000 §3.2 / §3.5: data after RESET_STREAM or STOP_SENDING

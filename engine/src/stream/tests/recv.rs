@@ -316,3 +316,16 @@ fn reset_after_all_read_is_ignored() {
     // Still validated: a different final size is an error.
     assert_eq!(b.reset(1, 4), Err(Error::FinalSize));
 }
+
+#[test]
+fn empty_frame_does_not_move_highest_offset() {
+    let mut b = RecvBuf::new(100, 100);
+    b.write(0, b"abc", false).unwrap();
+    b.write(50, b"", false).unwrap();
+    assert_eq!(b.highest_offset(), 3);
+    // So a final size of 10 is still valid.
+    assert_eq!(b.reset(0, 10), Ok(7));
+    // But an empty frame past the limit is still a violation.
+    let mut b = RecvBuf::new(100, 100);
+    assert_eq!(b.write(101, b"", false), Err(Error::FlowControl));
+}
