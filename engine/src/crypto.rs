@@ -411,6 +411,14 @@ impl DirectionalKeys {
         Ok((next, PacketKey::new(alg, &key[..alg.key_len()], &iv)?))
     }
 
+    /// Replaces the packet key and secret with the next generation and
+    /// returns the old packet key (kept briefly for reordered packets).
+    pub fn update_returning_old(&mut self) -> Result<PacketKey> {
+        let (secret, packet) = self.next_packet_key()?;
+        self.secret = secret;
+        Ok(std::mem::replace(&mut self.packet, packet))
+    }
+
     /// Replaces the packet key and secret with the next generation
     /// (RFC 9001 §6).
     pub fn update(&mut self) -> Result<()> {

@@ -3,22 +3,34 @@
 //! The public API mirrors quiche's so that a quiche program ports by
 //! renaming the crate. This crate owns no sockets, threads or clocks: the
 //! application feeds received datagrams in, takes datagrams to send out,
-//! and drives timers.
+//! and drives timers. See [`Connection`] for the calling contract.
 #![deny(unsafe_code)]
 
 pub mod cid;
+pub mod config;
+pub mod connection;
 pub mod crypto;
 pub mod error;
 pub mod frame;
 pub mod octets;
 pub mod packet;
-pub(crate) mod recovery;
 pub(crate) mod ranges;
+pub(crate) mod recovery;
 pub(crate) mod stream;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod tls;
 pub mod transport_params;
 
 pub use crate::cid::{ConnectionId, MAX_CONN_ID_LEN};
+pub use crate::config::Config;
+pub use crate::connection::{
+    accept, connect, connect_with_dcid, Connection, ConnectionError, PathStats, RecvInfo, SendInfo,
+    Shutdown, Stats, StreamIter,
+};
 pub use crate::error::{Error, Result, TransportError, TransportErrorCode};
 pub use crate::packet::{
     negotiate_version, retry, version_is_supported, Header, Type, PROTOCOL_VERSION,
 };
+pub use crate::recovery::CongestionControlAlgorithm;
+pub use crate::transport_params::TransportParams;

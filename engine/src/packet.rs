@@ -239,6 +239,23 @@ impl<'a> Header<'a> {
     }
 }
 
+impl Header<'_> {
+    /// The same header owning its connection IDs.
+    pub fn into_owned(self) -> Header<'static> {
+        Header {
+            ty: self.ty,
+            version: self.version,
+            dcid: self.dcid.into_owned(),
+            scid: self.scid.into_owned(),
+            pkt_num: self.pkt_num,
+            pkt_num_len: self.pkt_num_len,
+            token: self.token,
+            versions: self.versions,
+            key_phase: self.key_phase,
+        }
+    }
+}
+
 impl std::fmt::Debug for Header<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?}", self.ty)?;

@@ -1,0 +1,1025 @@
+//! The QUIC connection state machine.
+//!
+//! # Calling contract
+//!
+//! A [`Connection`] owns no socket, thread or clock. The application:
+//! 1. feeds every datagram for this connection to [`Connection::recv`];
+//! 2. calls [`Connection::send`] until it returns [`Error::Done`], sending
+//!    each datagram to `SendInfo::to` no earlier than `SendInfo::at`;
+//! 3. arms a timer for [`Connection::timeout`] and calls
+//!    [`Connection::on_timeout`] when it fires, then goes back to 2;
+//! 4. reads and writes streams between those calls.
+//!
+//! The `*_at` variants take the current time explicitly; the plain ones
+//! read `Instant::now()`. Internally, inputs are `handle_*` and outputs
+//! `poll_*`.
+
+mod cids;
+mod recv;
+mod send;
+mod space;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::cid::{ConnectionId, MAX_CONN_ID_LEN};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::recovery::{Epoch, Recovery, RecoveryConfig};
+use crate::stream::{FlowControl, StreamMap};
+use crate::tls::Handshake;
+use crate::transport_params::TransportParams;
+
+use self::cids::Cids;
+use self::space::{KeyUpdate, PacketSpace};
+
+/// Ancillary information about incoming packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecvInfo {
+    /// The remote address the packet was received from.
+    pub from: SocketAddr,
+    /// The local address the packet was received on.
+    pub to: SocketAddr,
+}
+
+/// Ancillary information about outgoing packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendInfo {
+    /// The local address the packet should be sent from.
+    pub from: SocketAddr,
+    /// The remote address the packet should be sent to.
+    pub to: SocketAddr,
+    /// The time to send the packet out (pacing).
+    pub at: Instant,
+}
+
+/// The side of the stream to be shut down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Stop receiving stream data.
+    Read = 0,
+    /// Stop sending stream data.
+    Write = 1,
+}
+
+/// An error the connection was closed with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionError {
+    /// Whether the error came from the application or the transport.
+    pub is_app: bool,
+    /// The error code.
+    pub error_code: u64,
+    /// The reason phrase.
+    pub reason: Vec<u8>,
+}
+
+/// Statistics about the connection.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Packets received.
+    pub recv: usize,
+    /// Packets sent.
+    pub sent: usize,
+    /// Packets declared lost.
+    pub lost: usize,
+    /// Packets retransmitted (carrying retransmitted data).
+    pub retrans: usize,
+    /// Bytes sent (UDP payloads).
+    pub sent_bytes: u64,
+    /// Bytes received (UDP payloads).
+    pub recv_bytes: u64,
+    /// Bytes of lost packets.
+    pub lost_bytes: u64,
+    /// Stream bytes retransmitted.
+    pub stream_retrans_bytes: u64,
+    /// Number of known paths.
+    pub paths_count: usize,
+    /// Packets dropped as undecryptable, duplicate or malformed.
+    pub dropped: usize,
+    /// Whether the peer's stateless reset closed the connection.
+    pub reset_stream_count_local: u64,
+    /// Key updates done.
+    pub key_updates: u64,
+}
+
+/// Statistics about a path.
+#[derive(Clone, Debug)]
+pub struct PathStats {
+    /// Local address.
+    pub local_addr: SocketAddr,
+    /// Peer address.
+    pub peer_addr: SocketAddr,
+    /// Whether the path is validated.
+    pub validated: bool,
+    /// Latest RTT estimate.
+    pub rtt: Duration,
+    /// Minimum RTT.
+    pub min_rtt: Option<Duration>,
+    /// RTT variation.
+    pub rttvar: Duration,
+    /// Congestion window in bytes.
+    pub cwnd: usize,
+    /// Bytes in flight.
+    pub bytes_in_flight: usize,
+    /// Packets sent on the path.
+    pub sent: usize,
+    /// Packets received on the path.
+    pub recv: usize,
+    /// Packets lost on the path.
+    pub lost: usize,
+    /// Maximum datagram size used on the path.
+    pub pmtu: usize,
+}
+
+/// What a sent packet carried that may need retransmission or cleanup
+/// when it is acknowledged or lost.
+#[derive(Clone, Debug)]
+pub(crate) enum SentFrame {
+    Ack {
+        largest: u64,
+    },
+    Crypto {
+        offset: u64,
+        len: usize,
+    },
+    Stream {
+        id: u64,
+        offset: u64,
+        len: usize,
+        fin: bool,
+    },
+    ResetStream {
+        id: u64,
+        error_code: u64,
+        final_size: u64,
+    },
+    StopSending {
+        id: u64,
+        error_code: u64,
+    },
+    MaxData,
+    MaxStreamData {
+        id: u64,
+    },
+    MaxStreams {
+        bidi: bool,
+    },
+    DataBlocked,
+    StreamDataBlocked {
+        id: u64,
+    },
+    StreamsBlocked {
+        bidi: bool,
+    },
+    NewConnectionId {
+        seq: u64,
+    },
+    RetireConnectionId {
+        seq: u64,
+    },
+    HandshakeDone,
+    NewToken,
+    Ping,
+    Datagram,
+    Close,
+}
+
+/// Control frames waiting to be sent (or re-sent after loss).
+#[derive(Default)]
+pub(crate) struct Pending {
+    pub(crate) max_data: bool,
+    pub(crate) max_stream_data: Vec<u64>,
+    pub(crate) max_streams_bidi: bool,
+    pub(crate) max_streams_uni: bool,
+    pub(crate) data_blocked: Option<u64>,
+    pub(crate) stream_data_blocked: Vec<(u64, u64)>,
+    pub(crate) streams_blocked_bidi: Option<u64>,
+    pub(crate) streams_blocked_uni: Option<u64>,
+    pub(crate) reset_stream: VecDeque<(u64, u64, u64)>,
+    pub(crate) stop_sending: VecDeque<(u64, u64)>,
+    pub(crate) new_cids: VecDeque<u64>,
+    pub(crate) retire_cids: VecDeque<u64>,
+    pub(crate) handshake_done: bool,
+    pub(crate) path_responses: VecDeque<[u8; 8]>,
+    pub(crate) ping: bool,
+}
+
+/// Whether and how we are closing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloseState {
+    /// Open.
+    Open,
+    /// We sent (or must send) CONNECTION_CLOSE (RFC 9000 §10.2.1).
+    Closing { until: Instant },
+    /// The peer closed; we send nothing (RFC 9000 §10.2.2).
+    Draining { until: Instant },
+    /// Done.
+    Closed,
+}
+
+/// A QUIC connection.
+pub struct Connection {
+    pub(crate) is_server: bool,
+    pub(crate) version: u32,
+    pub(crate) trace_id: String,
+
+    pub(crate) cids: Cids,
+    /// The DCID of the client's first Initial (sets Initial keys, and is
+    /// the original_destination_connection_id).
+    pub(crate) odcid: ConnectionId<'static>,
+    /// The DCID the Initial keys derive from (client: ODCID, then the
+    /// Retry's SCID; server: the DCID of the client's first Initial).
+    pub(crate) initial_dcid: ConnectionId<'static>,
+    /// The SCID of the Retry (client: received; server: from `accept`).
+    pub(crate) rscid: Option<ConnectionId<'static>>,
+    /// Token to echo in Initial packets (client, after Retry).
+    pub(crate) token: Vec<u8>,
+    pub(crate) did_retry: bool,
+    /// Client: whether any packet from the server was processed.
+    pub(crate) got_peer_packet: bool,
+    /// Whether a Version Negotiation packet was processed or ignored.
+    pub(crate) did_version_negotiation: bool,
+
+    pub(crate) tls: Handshake,
+    pub(crate) handshake_complete: bool,
+    pub(crate) handshake_confirmed: bool,
+    pub(crate) spaces: [PacketSpace; 3],
+    pub(crate) key_update: KeyUpdate,
+    pub(crate) recovery: Recovery<Vec<SentFrame>>,
+
+    pub(crate) streams: StreamMap,
+    pub(crate) flow: FlowControl,
+    pub(crate) local_params: TransportParams,
+    pub(crate) peer_params: TransportParams,
+    pub(crate) peer_params_parsed: bool,
+
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) peer_addr: SocketAddr,
+    /// Server: whether the client's address is validated (RFC 9000 §8.1).
+    pub(crate) address_validated: bool,
+    /// Client: whether the server validated our address (we got a
+    /// Handshake or 1-RTT packet: RFC 9002 §6.2.2.1).
+    pub(crate) peer_validated_address: bool,
+    pub(crate) bytes_recv_unvalidated: u64,
+    pub(crate) bytes_sent_unvalidated: u64,
+
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) idle_deadline: Option<Instant>,
+    /// Whether an ack-eliciting packet was sent since the last received
+    /// packet (restarts the idle timer once, RFC 9000 §10.1).
+    pub(crate) ack_eliciting_sent_since_recv: bool,
+    pub(crate) close: CloseState,
+    pub(crate) local_error: Option<ConnectionError>,
+    pub(crate) peer_error: Option<ConnectionError>,
+    pub(crate) timed_out: bool,
+    /// Whether a CONNECTION_CLOSE should be (re)sent now.
+    pub(crate) send_close: bool,
+
+    pub(crate) pending: Pending,
+    pub(crate) dgram_recv: VecDeque<Vec<u8>>,
+    pub(crate) dgram_send: VecDeque<Vec<u8>>,
+    pub(crate) dgram_recv_max: usize,
+    pub(crate) dgram_send_max: usize,
+
+    pub(crate) max_send_udp_payload: usize,
+    pub(crate) grease: bool,
+    pub(crate) stats: Stats,
+    /// Scratch for ACK ranges (reused, no allocation per ACK).
+    pub(crate) ack_scratch: Vec<std::ops::RangeInclusive<u64>>,
+}
+
+/// Creates a new client-side connection.
+pub fn connect(
+    server_name: Option<&str>,
+    scid: &ConnectionId<'_>,
+    local: SocketAddr,
+    peer: SocketAddr,
+    config: &mut Config,
+) -> Result<Connection> {
+    // The client's first DCID is random, at least 8 bytes (RFC 9000 §7.2).
+    let mut dcid = [0u8; 16];
+    boring::rand::rand_bytes(&mut dcid).map_err(|_| Error::CryptoFail)?;
+    Connection::new(
+        scid,
+        None,
+        None,
+        server_name,
+        local,
+        peer,
+        config,
+        false,
+        Some(&dcid),
+    )
+}
+
+/// Creates a new client-side connection with a chosen initial DCID.
+pub fn connect_with_dcid(
+    server_name: Option<&str>,
+    scid: &ConnectionId<'_>,
+    dcid: &ConnectionId<'_>,
+    local: SocketAddr,
+    peer: SocketAddr,
+    config: &mut Config,
+) -> Result<Connection> {
+    if dcid.len() < 8 || dcid.len() > MAX_CONN_ID_LEN {
+        return Err(Error::InvalidDcidInitialization);
+    }
+    Connection::new(
+        scid,
+        None,
+        None,
+        server_name,
+        local,
+        peer,
+        config,
+        false,
+        Some(dcid),
+    )
+}
+
+/// Creates a new server-side connection. `odcid` is the original DCID
+/// when the client's address was validated with Retry (then `scid` must
+/// be the Retry's SCID).
+pub fn accept(
+    scid: &ConnectionId<'_>,
+    odcid: Option<&ConnectionId<'_>>,
+    local: SocketAddr,
+    peer: SocketAddr,
+    config: &mut Config,
+) -> Result<Connection> {
+    Connection::new(scid, odcid, None, None, local, peer, config, true, None)
+}
+
+/// Whether the connection is in an early stage where `recv` must be given
+/// whole datagrams (always true: tarte never needs anything else).
+pub const fn datagram_boundaries_required() -> bool {
+    true
+}
+
+impl Connection {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        scid: &ConnectionId<'_>,
+        odcid: Option<&ConnectionId<'_>>,
+        _unused: Option<()>,
+        server_name: Option<&str>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        config: &mut Config,
+        is_server: bool,
+        client_dcid: Option<&[u8]>,
+    ) -> Result<Connection> {
+        if scid.len() > MAX_CONN_ID_LEN {
+            return Err(Error::InvalidState);
+        }
+        let scid = ConnectionId::from_vec(scid.to_vec());
+        let mut local_params = config.local_params.clone();
+        local_params.initial_source_connection_id = Some(scid.clone());
+        let (odcid_v, rscid, dcid) = if is_server {
+            // The Initial keys and ODCID are fixed on the first packet; a
+            // server with Retry knows the ODCID from its token.
+            let o = odcid.map(|o| ConnectionId::from_vec(o.to_vec()));
+            let rscid = o.as_ref().map(|_| scid.clone());
+            (o.unwrap_or_default(), rscid, ConnectionId::default())
+        } else {
+            let d = ConnectionId::from_vec(client_dcid.unwrap_or_default().to_vec());
+            (d.clone(), None, d)
+        };
+        if is_server {
+            local_params.original_destination_connection_id = if odcid_v.is_empty() {
+                None
+            } else {
+                Some(odcid_v.clone())
+            };
+            local_params.retry_source_connection_id = rscid.clone();
+            if local_params.stateless_reset_token.is_none() {
+                let mut t = [0u8; 16];
+                boring::rand::rand_bytes(&mut t).map_err(|_| Error::CryptoFail)?;
+                local_params.stateless_reset_token = Some(u128::from_be_bytes(t));
+            }
+        } else {
+            local_params.original_destination_connection_id = None;
+            local_params.stateless_reset_token = None;
+            local_params.retry_source_connection_id = None;
+            local_params.preferred_address = None;
+        }
+
+        let ctx = config.ssl_ctx(is_server)?;
+        let mut tp_buf = [0u8; 512];
+        let tp_len = local_params.encode(is_server, config.grease, &mut tp_buf)?;
+        // A server encodes its parameters once the ODCID is known (on the
+        // first Initial); the client's are final now.
+        let tls = Handshake::new(
+            &ctx,
+            is_server,
+            server_name,
+            config.verifies_peer(is_server),
+            &tp_buf[..tp_len],
+        )?;
+
+        let recovery = Recovery::new(&RecoveryConfig {
+            max_datagram_size: config.max_send_udp_payload_size,
+            cc: config.cc_algorithm,
+            hystart: config.hystart,
+            pacing: config.pacing,
+            initial_rtt: config.initial_rtt,
+        });
+
+        let streams = StreamMap::new(
+            local_params.initial_max_streams_bidi,
+            local_params.initial_max_streams_uni,
+            &local_params,
+            is_server,
+            config.max_stream_window,
+        );
+        let flow = FlowControl::new(local_params.initial_max_data, config.max_connection_window);
+        let trace_id = format!("{scid}");
+        let reset_token = local_params.stateless_reset_token;
+        let mut conn = Connection {
+            is_server,
+            version: config.version,
+            trace_id,
+            cids: Cids::new(scid, dcid, local_params.active_conn_id_limit, reset_token),
+            initial_dcid: if is_server {
+                ConnectionId::default()
+            } else {
+                odcid_v.clone()
+            },
+            odcid: odcid_v,
+            rscid,
+            token: Vec::new(),
+            did_retry: false,
+            got_peer_packet: false,
+            did_version_negotiation: false,
+            tls,
+            handshake_complete: false,
+            handshake_confirmed: false,
+            spaces: [
+                PacketSpace::new(Epoch::Initial),
+                PacketSpace::new(Epoch::Handshake),
+                PacketSpace::new(Epoch::Application),
+            ],
+            key_update: KeyUpdate::new(),
+            recovery,
+            streams,
+            flow,
+            idle_timeout: None,
+            local_params,
+            peer_params: TransportParams::default(),
+            peer_params_parsed: false,
+            local_addr: local,
+            peer_addr: peer,
+            address_validated: !is_server || odcid.is_some(),
+            peer_validated_address: is_server,
+            bytes_recv_unvalidated: 0,
+            bytes_sent_unvalidated: 0,
+            idle_deadline: None,
+            ack_eliciting_sent_since_recv: false,
+            close: CloseState::Open,
+            local_error: None,
+            peer_error: None,
+            timed_out: false,
+            send_close: false,
+            pending: Pending::default(),
+            dgram_recv: VecDeque::new(),
+            dgram_send: VecDeque::new(),
+            dgram_recv_max: config.dgram_recv_max_queue_len,
+            dgram_send_max: config.dgram_send_max_queue_len,
+            max_send_udp_payload: config.max_send_udp_payload_size,
+            grease: config.grease,
+            stats: Stats::default(),
+            ack_scratch: Vec::new(),
+        };
+        if is_server {
+            // RFC 9002 §6.2.2.1: the client's address validation concerns
+            // the client only; a server never arms a client-style PTO.
+            conn.recovery.set_peer_completed_address_validation();
+        } else {
+            let dcid = conn.odcid.clone();
+            conn.install_initial_keys(&dcid)?;
+            // Start the handshake: produces the ClientHello.
+            conn.drive_handshake(Instant::now())?;
+        }
+        Ok(conn)
+    }
+
+    /// Derives Initial keys from the ODCID (RFC 9001 §5.2).
+    pub(crate) fn install_initial_keys(&mut self, dcid: &[u8]) -> Result<()> {
+        use crate::crypto::DirectionalKeys;
+        let sp = &mut self.spaces[Epoch::Initial as usize];
+        sp.open = Some(DirectionalKeys::initial(dcid, !self.is_server)?);
+        sp.seal = Some(DirectionalKeys::initial(dcid, self.is_server)?);
+        Ok(())
+    }
+
+    /// Processes QUIC packets received from the peer.
+    pub fn recv(&mut self, buf: &mut [u8], info: RecvInfo) -> Result<usize> {
+        self.recv_at(buf, info, Instant::now())
+    }
+
+    /// Writes a single QUIC datagram to be sent to the peer.
+    pub fn send(&mut self, out: &mut [u8]) -> Result<(usize, SendInfo)> {
+        self.send_at(out, Instant::now())
+    }
+
+    /// Returns the amount of time until the next timeout event.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout_instant()
+            .map(|t| t.saturating_duration_since(Instant::now()))
+    }
+
+    /// Processes a timeout event.
+    pub fn on_timeout(&mut self) {
+        self.on_timeout_at(Instant::now())
+    }
+
+    /// Reads contiguous data from a stream into `out`. Returns the bytes
+    /// read and whether the stream is finished.
+    pub fn stream_recv(&mut self, stream_id: u64, out: &mut [u8]) -> Result<(usize, bool)> {
+        let (n, fin) = match self.streams.recv(stream_id, out) {
+            Ok(v) => v,
+            Err(e) => {
+                if matches!(e, Error::StreamReset(_)) {
+                    self.collect_stream_if_done(stream_id);
+                }
+                return Err(e);
+            }
+        };
+        self.flow.add_consumed(n as u64);
+        if self.flow.should_update() {
+            self.pending.max_data = true;
+        }
+        if self.streams.should_update_max_stream_data(stream_id) {
+            self.pending.max_stream_data.push(stream_id);
+        }
+        self.collect_stream_if_done(stream_id);
+        Ok((n, fin))
+    }
+
+    /// Writes data to a stream. Returns how many bytes were accepted.
+    pub fn stream_send(&mut self, stream_id: u64, buf: &[u8], fin: bool) -> Result<usize> {
+        if self.close != CloseState::Open {
+            return Err(Error::InvalidState);
+        }
+        let cap = self.flow.send_capacity();
+        let n = self.streams.send(stream_id, buf, fin, cap)?;
+        self.flow.add_sent(n as u64);
+        if n < buf.len() && cap == n {
+            if let Some(limit) = self.flow.blocked_at() {
+                self.pending.data_blocked = Some(limit);
+            }
+        }
+        if n == 0 && !buf.is_empty() {
+            return Err(Error::Done);
+        }
+        Ok(n)
+    }
+
+    /// Sets the priority of a stream (RFC 9218: lower urgency first).
+    pub fn stream_priority(
+        &mut self,
+        stream_id: u64,
+        urgency: u8,
+        incremental: bool,
+    ) -> Result<()> {
+        self.streams.set_priority(stream_id, urgency, incremental)
+    }
+
+    /// Shuts down reading or writing from/to a stream: STOP_SENDING or
+    /// RESET_STREAM with `err`.
+    pub fn stream_shutdown(&mut self, stream_id: u64, direction: Shutdown, err: u64) -> Result<()> {
+        match direction {
+            Shutdown::Read => {
+                if self.streams.shutdown_read(stream_id, err)? {
+                    self.pending.stop_sending.push_back((stream_id, err));
+                }
+                self.credit_discarded();
+            }
+            Shutdown::Write => {
+                if let Some(final_size) = self.streams.shutdown_write(stream_id, err)? {
+                    self.pending
+                        .reset_stream
+                        .push_back((stream_id, err, final_size));
+                }
+            }
+        }
+        self.collect_stream_if_done(stream_id);
+        Ok(())
+    }
+
+    /// How many bytes can be written to a stream now.
+    pub fn stream_capacity(&self, stream_id: u64) -> Result<usize> {
+        let cap = self.streams.capacity(stream_id)?;
+        Ok(cap.min(self.flow.send_capacity()))
+    }
+
+    /// Whether all data of a stream was read, or the stream was reset.
+    pub fn stream_finished(&self, stream_id: u64) -> bool {
+        self.streams.is_finished(stream_id)
+    }
+
+    /// Whether a stream has data to read.
+    pub fn stream_readable(&self, stream_id: u64) -> bool {
+        self.streams.is_readable(stream_id)
+    }
+
+    /// Whether a stream has capacity to write `len` bytes.
+    pub fn stream_writable(&mut self, stream_id: u64, len: usize) -> Result<bool> {
+        Ok(self.stream_capacity(stream_id)? >= len)
+    }
+
+    /// Streams with data to read.
+    pub fn readable(&self) -> StreamIter {
+        StreamIter::new(self.streams.readable())
+    }
+
+    /// Streams with capacity to write.
+    pub fn writable(&self) -> StreamIter {
+        if self.flow.send_capacity() == 0 {
+            return StreamIter::new(Vec::new());
+        }
+        StreamIter::new(self.streams.writable())
+    }
+
+    /// The next readable stream, if any.
+    pub fn stream_readable_next(&mut self) -> Option<u64> {
+        self.streams.readable().into_iter().next()
+    }
+
+    /// How many bidirectional streams the peer still lets us open.
+    pub fn peer_streams_left_bidi(&self) -> u64 {
+        self.streams.peer_streams_left_bidi()
+    }
+
+    /// How many unidirectional streams the peer still lets us open.
+    pub fn peer_streams_left_uni(&self) -> u64 {
+        self.streams.peer_streams_left_uni()
+    }
+
+    fn collect_stream_if_done(&mut self, stream_id: u64) {
+        if self.streams.collect_if_complete(stream_id) {
+            if self.streams.should_update_max_streams_bidi() {
+                self.pending.max_streams_bidi = true;
+            }
+            if self.streams.should_update_max_streams_uni() {
+                self.pending.max_streams_uni = true;
+            }
+        }
+    }
+
+    /// Sends an unreliable datagram (RFC 9221).
+    pub fn dgram_send(&mut self, buf: &[u8]) -> Result<()> {
+        let Some(max) = self.dgram_max_writable_len() else {
+            return Err(Error::InvalidState);
+        };
+        if buf.len() > max {
+            return Err(Error::BufferTooShort);
+        }
+        if self.dgram_send.len() >= self.dgram_send_max {
+            return Err(Error::Done);
+        }
+        self.dgram_send.push_back(buf.to_vec());
+        Ok(())
+    }
+
+    /// Receives a datagram.
+    pub fn dgram_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let Some(d) = self.dgram_recv.front() else {
+            return Err(Error::Done);
+        };
+        if d.len() > buf.len() {
+            return Err(Error::BufferTooShort);
+        }
+        let d = self.dgram_recv.pop_front().unwrap_or_default();
+        buf[..d.len()].copy_from_slice(&d);
+        Ok(d.len())
+    }
+
+    /// The largest datagram payload the peer accepts, once known.
+    pub fn dgram_max_writable_len(&self) -> Option<usize> {
+        if !self.peer_params_parsed || self.local_params.max_datagram_frame_size.is_none() {
+            return None;
+        }
+        let peer_max = self.peer_params.max_datagram_frame_size? as usize;
+        // 1-RTT header (1 + DCID + 4 pn) + tag + frame type + length.
+        let overhead = 1 + self.cids.dcid().len() + 4 + crate::crypto::TAG_LEN + 1 + 2;
+        Some(
+            peer_max
+                .min(self.max_send_udp_payload)
+                .saturating_sub(overhead),
+        )
+    }
+
+    /// Closes the connection with the given error and reason.
+    pub fn close(&mut self, app: bool, err: u64, reason: &[u8]) -> Result<()> {
+        if matches!(self.close, CloseState::Closed | CloseState::Draining { .. })
+            || self.local_error.is_some()
+        {
+            return Err(Error::Done);
+        }
+        self.local_error = Some(ConnectionError {
+            is_app: app,
+            error_code: err,
+            reason: reason.to_vec(),
+        });
+        self.enter_closing(Instant::now());
+        Ok(())
+    }
+
+    /// The application protocol negotiated by ALPN.
+    pub fn application_proto(&self) -> &[u8] {
+        self.tls.alpn()
+    }
+
+    /// The server name the client asked for (SNI).
+    pub fn server_name(&self) -> Option<&str> {
+        self.tls.server_name()
+    }
+
+    /// The peer's leaf certificate in DER.
+    pub fn peer_cert(&self) -> Option<Vec<u8>> {
+        self.tls.peer_cert_der()
+    }
+
+    /// A string identifying the connection in logs.
+    pub fn trace_id(&self) -> &str {
+        &self.trace_id
+    }
+
+    /// Our first source connection ID.
+    pub fn source_id(&self) -> ConnectionId<'_> {
+        ConnectionId::from_ref(self.cids.scid())
+    }
+
+    /// All source connection IDs in use.
+    pub fn source_ids(&self) -> impl Iterator<Item = &ConnectionId<'static>> {
+        self.cids.scids.iter().map(|e| &e.cid)
+    }
+
+    /// The destination connection ID we send to.
+    pub fn destination_id(&self) -> ConnectionId<'_> {
+        ConnectionId::from_ref(self.cids.dcid())
+    }
+
+    /// Issues a new source connection ID to the peer.
+    pub fn new_scid(
+        &mut self,
+        scid: &ConnectionId<'_>,
+        reset_token: u128,
+        retire_if_needed: bool,
+    ) -> Result<u64> {
+        if scid.is_empty() || scid.len() > MAX_CONN_ID_LEN || self.cids.scid().is_empty() {
+            return Err(Error::InvalidState);
+        }
+        let seq = self.cids.new_scid(
+            ConnectionId::from_vec(scid.to_vec()),
+            reset_token,
+            retire_if_needed,
+        )?;
+        self.pending.new_cids.push_back(seq);
+        Ok(seq)
+    }
+
+    /// How many more source connection IDs the peer accepts.
+    pub fn scids_left(&self) -> usize {
+        self.cids.scids_left()
+    }
+
+    /// The next source connection ID the peer retired, for unrouting.
+    pub fn retired_scid_next(&mut self) -> Option<ConnectionId<'static>> {
+        self.cids.retired_scids.pop_front()
+    }
+
+    /// Whether the handshake completed.
+    pub fn is_established(&self) -> bool {
+        self.handshake_complete
+    }
+
+    /// Whether the connection is closed (and can be freed).
+    pub fn is_closed(&self) -> bool {
+        self.close == CloseState::Closed
+    }
+
+    /// Whether the connection is draining (the peer closed it).
+    pub fn is_draining(&self) -> bool {
+        matches!(self.close, CloseState::Draining { .. })
+    }
+
+    /// Whether the connection closed because of the idle timeout.
+    pub fn is_timed_out(&self) -> bool {
+        self.timed_out
+    }
+
+    /// Whether the connection was resumed from a session ticket.
+    pub fn is_resumed(&self) -> bool {
+        false
+    }
+
+    /// Whether the connection is in the early-data (0-RTT) stage.
+    pub fn is_in_early_data(&self) -> bool {
+        false
+    }
+
+    /// Whether this is the server side.
+    pub fn is_server(&self) -> bool {
+        self.is_server
+    }
+
+    /// The error the peer closed the connection with.
+    pub fn peer_error(&self) -> Option<&ConnectionError> {
+        self.peer_error.as_ref()
+    }
+
+    /// The error we closed the connection with.
+    pub fn local_error(&self) -> Option<&ConnectionError> {
+        self.local_error.as_ref()
+    }
+
+    /// Connection statistics.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.paths_count = 1;
+        s
+    }
+
+    /// Statistics of every path.
+    pub fn path_stats(&self) -> impl Iterator<Item = PathStats> {
+        let rtt = self.recovery.rtt();
+        std::iter::once(PathStats {
+            local_addr: self.local_addr,
+            peer_addr: self.peer_addr,
+            validated: self.address_validated,
+            rtt: rtt.smoothed_rtt,
+            min_rtt: rtt.first_sample_time.map(|_| rtt.min_rtt),
+            rttvar: rtt.rttvar,
+            cwnd: self.recovery.cwnd(),
+            bytes_in_flight: self.recovery.bytes_in_flight(),
+            sent: self.stats.sent,
+            recv: self.stats.recv,
+            lost: self.stats.lost,
+            pmtu: self.max_send_udp_payload,
+        })
+    }
+
+    /// The peer's transport parameters, once received.
+    pub fn peer_transport_params(&self) -> Option<&TransportParams> {
+        self.peer_params_parsed.then_some(&self.peer_params)
+    }
+
+    /// The largest UDP payload we send.
+    pub fn max_send_udp_payload_size(&self) -> usize {
+        if self.handshake_complete {
+            self.max_send_udp_payload
+                .min(self.peer_params.max_udp_payload_size as usize)
+        } else {
+            1200
+        }
+    }
+
+    /// Moves to the closing state (RFC 9000 §10.2.1) for three PTOs.
+    pub(crate) fn enter_closing(&mut self, now: Instant) {
+        if matches!(self.close, CloseState::Open) {
+            let until = now + 3 * self.recovery.pto();
+            self.close = CloseState::Closing { until };
+            self.send_close = true;
+        }
+    }
+
+    /// Moves to the draining state (RFC 9000 §10.2.2).
+    pub(crate) fn enter_draining(&mut self, now: Instant) {
+        if !matches!(self.close, CloseState::Closed) {
+            let until = now + 3 * self.recovery.pto();
+            self.close = CloseState::Draining { until };
+            self.send_close = false;
+        }
+    }
+
+    /// Closes the connection because of a local transport error.
+    pub(crate) fn close_with_error(
+        &mut self,
+        e: Error,
+        frame_type: u64,
+        reason: &str,
+        now: Instant,
+    ) {
+        tracing::debug!(trace_id = %self.trace_id, error = ?e, frame_type, reason, "closing on transport error");
+        if self.local_error.is_none() && matches!(self.close, CloseState::Open) {
+            let code = match e {
+                Error::TlsFail => self
+                    .tls
+                    .events_mut()
+                    .alert
+                    .map_or(0x128, |a| 0x100 + u64::from(a)),
+                e => e.to_wire(),
+            };
+            self.local_error = Some(ConnectionError {
+                is_app: false,
+                error_code: code,
+                reason: reason.as_bytes().to_vec(),
+            });
+            self.enter_closing(now);
+        }
+    }
+
+    /// The absolute time of the next timeout event.
+    pub fn timeout_instant(&self) -> Option<Instant> {
+        match self.close {
+            CloseState::Closed => return None,
+            CloseState::Closing { until } | CloseState::Draining { until } => return Some(until),
+            CloseState::Open => (),
+        }
+        let mut t = self.idle_deadline;
+        let mut min = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        min(self.recovery.loss_detection_timer());
+        min(self.ack_deadline());
+        min(self.key_update.prev_open.as_ref().map(|(_, t)| *t));
+        t
+    }
+
+    /// When a delayed ACK for the application space is due (RFC 9000
+    /// §13.2.1: within max_ack_delay).
+    pub(crate) fn ack_deadline(&self) -> Option<Instant> {
+        let sp = &self.spaces[Epoch::Application as usize];
+        if !sp.ack_elicited {
+            return None;
+        }
+        sp.first_unacked_at
+            .map(|t| t + Duration::from_millis(self.local_params.max_ack_delay))
+    }
+
+    /// Processes timers due at `now`.
+    pub fn on_timeout_at(&mut self, now: Instant) {
+        match self.close {
+            CloseState::Closed => return,
+            CloseState::Closing { until } | CloseState::Draining { until } => {
+                if now >= until {
+                    self.close = CloseState::Closed;
+                }
+                return;
+            }
+            CloseState::Open => (),
+        }
+        if self.idle_deadline.is_some_and(|t| now >= t) {
+            // RFC 9000 §10.1: silently closed and its state discarded.
+            self.timed_out = true;
+            self.close = CloseState::Closed;
+            return;
+        }
+        if self
+            .key_update
+            .prev_open
+            .as_ref()
+            .is_some_and(|(_, t)| now >= *t)
+        {
+            self.key_update.prev_open = None;
+        }
+        if self
+            .recovery
+            .loss_detection_timer()
+            .is_some_and(|t| now >= t)
+        {
+            self.handle_loss_timeout(now);
+        }
+    }
+
+    /// Bookkeeping for when a stream's frames need resending after loss,
+    /// also used by recv/send.
+    pub(crate) fn epoch_index(e: Epoch) -> usize {
+        e as usize
+    }
+}
+
+/// An iterator over stream IDs.
+pub struct StreamIter {
+    streams: std::vec::IntoIter<u64>,
+}
+
+impl StreamIter {
+    fn new(v: Vec<u64>) -> Self {
+        StreamIter {
+            streams: v.into_iter(),
+        }
+    }
+}
+
+impl Iterator for StreamIter {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        self.streams.next()
+    }
+}
+
+impl ExactSizeIterator for StreamIter {
+    fn len(&self) -> usize {
+        self.streams.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1008 @@
+//! Receiving: datagrams → packets → frames (`handle_*`).
+
+use std::time::{Duration, Instant};
+
+use super::{CloseState, Connection, ConnectionError, RecvInfo, SentFrame};
+use crate::cid::ConnectionId;
+use crate::crypto::TAG_LEN;
+use crate::error::{Error, Result};
+use crate::frame::{self, Frame};
+use crate::octets::Octets;
+use crate::packet::{self, Header, Type};
+use crate::recovery::{Epoch, TimeoutOutcome};
+use crate::tls::Level;
+use crate::transport_params::TransportParams;
+
+/// Smallest datagram a server accepts with an Initial (RFC 9000 §14.1).
+const MIN_INITIAL_DATAGRAM: usize = 1200;
+
+impl Connection {
+    /// [`Connection::recv`] at an explicit time.
+    pub fn recv_at(&mut self, buf: &mut [u8], info: RecvInfo, now: Instant) -> Result<usize> {
+        if buf.is_empty() {
+            return Err(Error::BufferTooShort);
+        }
+        if matches!(self.close, CloseState::Closed | CloseState::Draining { .. }) {
+            return Err(Error::Done);
+        }
+        let len = buf.len();
+        if self.is_server && !self.address_validated {
+            self.bytes_recv_unvalidated += len as u64;
+        }
+        self.stats.recv_bytes += len as u64;
+        let mut off = 0;
+        let mut processed_any = false;
+        while off < len {
+            match self.handle_packet(&mut buf[off..], info, len, now) {
+                Ok(n) => {
+                    off += n;
+                    processed_any = true;
+                }
+                Err(Error::Done) => {
+                    // Dropped the rest of the datagram.
+                    break;
+                }
+                Err(e) => {
+                    // A fatal protocol error: close with it.
+                    self.close_with_error(e, 0, "protocol error", now);
+                    return Err(e);
+                }
+            }
+            if matches!(self.close, CloseState::Draining { .. } | CloseState::Closed) {
+                break;
+            }
+        }
+        if !processed_any {
+            // Stateless reset detection (RFC 9000 §10.3.1): the last 16
+            // bytes of an undecryptable datagram.
+            if len >= 21 && self.cids.is_stateless_reset(&buf[len - 16..]) {
+                tracing::debug!(trace_id = %self.trace_id, "stateless reset received");
+                self.peer_error = Some(ConnectionError {
+                    is_app: false,
+                    error_code: 0,
+                    reason: b"stateless reset".to_vec(),
+                });
+                self.enter_draining(now);
+            }
+        }
+        Ok(len)
+    }
+
+    /// Processes one packet at the start of `buf`. Returns how many bytes
+    /// it took; `Err(Done)` drops the rest of the datagram; other errors
+    /// close the connection.
+    fn handle_packet(
+        &mut self,
+        buf: &mut [u8],
+        info: RecvInfo,
+        datagram_len: usize,
+        now: Instant,
+    ) -> Result<usize> {
+        let dcid_len = self.cids.scid().len();
+        let total = buf.len();
+        let (hdr, hdr_len) = {
+            let mut b = Octets::with_slice(buf);
+            let hdr = match Header::from_bytes(&mut b, dcid_len) {
+                Ok(h) => h,
+                Err(_) => {
+                    self.stats.dropped += 1;
+                    return Err(Error::Done);
+                }
+            };
+            let off = b.off();
+            (hdr.into_owned(), off)
+        };
+
+        match hdr.ty {
+            Type::VersionNegotiation => {
+                self.handle_version_negotiation(&hdr)?;
+                return Err(Error::Done);
+            }
+            Type::Retry => {
+                self.handle_retry(&hdr, &buf[..total], now)?;
+                return Err(Error::Done);
+            }
+            _ => (),
+        }
+
+        // Packets for another connection ID are not ours (RFC 9000 §5.2).
+        if hdr.ty != Type::Short
+            && !self.dcid_is_ours(&hdr.dcid)
+            && !(self.is_server && hdr.ty == Type::Initial)
+        {
+            self.stats.dropped += 1;
+            return Err(Error::Done);
+        }
+        if hdr.ty == Type::Short && !self.dcid_is_ours(&hdr.dcid) {
+            self.stats.dropped += 1;
+            return Err(Error::Done);
+        }
+
+        let epoch = match hdr.ty {
+            Type::Initial => Epoch::Initial,
+            Type::Handshake => Epoch::Handshake,
+            Type::ZeroRTT => {
+                // 0-RTT is not accepted: skip the packet (RFC 9000 §12.2
+                // lets us drop it and continue with the datagram).
+                let pkt_len = long_packet_len(buf, hdr_len)?;
+                self.stats.dropped += 1;
+                return Ok(pkt_len);
+            }
+            _ => Epoch::Application,
+        };
+
+        // The packet's extent: long headers carry a Length.
+        let (pn_off, pkt_end) = if hdr.ty == Type::Short {
+            (hdr_len, total)
+        } else {
+            let mut b = Octets::with_slice(&buf[hdr_len..]);
+            let plen = b.get_varint().map_err(|_| Error::Done)? as usize;
+            let pn_off = hdr_len + b.off();
+            if plen > total - pn_off || plen < 1 + TAG_LEN {
+                self.stats.dropped += 1;
+                return Err(Error::Done);
+            }
+            (pn_off, pn_off + plen)
+        };
+
+        if hdr.ty == Type::Initial {
+            if self.is_server {
+                // RFC 9000 §14.1: "A server MUST discard an Initial packet
+                // that is carried in a UDP datagram with a payload that is
+                // smaller than the smallest allowed maximum datagram size
+                // of 1200 bytes."
+                if datagram_len < MIN_INITIAL_DATAGRAM {
+                    self.stats.dropped += 1;
+                    return Err(Error::Done);
+                }
+                if self.spaces[Epoch::Initial as usize].open.is_none()
+                    && !self.spaces[Epoch::Initial as usize].discarded
+                {
+                    self.server_first_initial(&hdr)?;
+                }
+            } else if !hdr.token.as_deref().unwrap_or_default().is_empty() {
+                // RFC 9000 §17.2.2: a client that receives an Initial with
+                // a non-empty token MUST either discard the packet or
+                // generate a PROTOCOL_VIOLATION.
+                self.stats.dropped += 1;
+                return Err(Error::Done);
+            }
+        }
+
+        let sp = &self.spaces[epoch as usize];
+        if sp.discarded || sp.open.is_none() {
+            // Keys not (yet, or any more) available: drop this packet but
+            // keep going with the datagram (RFC 9001 §4.1.4 allows
+            // buffering; we rely on retransmission).
+            self.stats.dropped += 1;
+            return Ok(pkt_end);
+        }
+
+        let pkt = &mut buf[..pkt_end];
+        let largest = sp.largest_rx.map(|(pn, _)| pn);
+        let decrypted = if epoch == Epoch::Application {
+            self.open_short(pkt, pn_off, largest, now)
+        } else {
+            let keys = sp.open.as_ref().ok_or(Error::Done)?;
+            packet::unprotect(pkt, pn_off, largest, keys).map(|u| (u, false))
+        };
+        let (u, is_new_phase) = match decrypted {
+            Ok(v) => v,
+            Err(_) => {
+                self.stats.dropped += 1;
+                // Undecryptable: drop; a long-header packet has a known end.
+                return if hdr.ty == Type::Short {
+                    Err(Error::Done)
+                } else {
+                    Ok(pkt_end)
+                };
+            }
+        };
+
+        // RFC 9000 §17.2/§17.3.1: "An endpoint MUST treat receipt of a
+        // packet that has a non-zero value for these bits after removing
+        // both packet and header protection as a connection error of type
+        // PROTOCOL_VIOLATION."
+        if packet::reserved_bits(pkt[0]) != 0 {
+            return Err(Error::InvalidPacket);
+        }
+
+        let sp = &mut self.spaces[epoch as usize];
+        if sp.recv_pkt_num.contains_or_forgotten(u.pn) {
+            self.stats.dropped += 1;
+            return Ok(pkt_end);
+        }
+        if is_new_phase {
+            self.commit_peer_key_update(now)?;
+        }
+
+        // The peer's address is validated once it sends a Handshake packet
+        // (RFC 9000 §8.1); then the server drops Initial keys (RFC 9001
+        // §4.9.1).
+        if self.is_server && epoch == Epoch::Handshake {
+            self.address_validated = true;
+            self.discard_space(Epoch::Initial);
+        }
+        if !self.is_server && epoch != Epoch::Initial {
+            self.peer_validated_address = true;
+            self.recovery.set_peer_completed_address_validation();
+        }
+        if !self.is_server && !self.got_peer_packet {
+            // RFC 9000 §7.2: the client switches to the server's SCID.
+            self.got_peer_packet = true;
+            self.cids
+                .set_initial_dcid(hdr.scid.clone().into_owned(), None);
+        }
+        if self.is_server && !self.got_peer_packet {
+            self.got_peer_packet = true;
+            self.peer_addr = info.from;
+            self.local_addr = info.to;
+        }
+
+        let payload_range = u.payload_off..u.payload_off + u.payload_len;
+        let ack_eliciting =
+            self.handle_frames(epoch, hdr.ty, &hdr.dcid, &mut buf[payload_range], now)?;
+
+        let sp = &mut self.spaces[epoch as usize];
+        sp.recv_pkt_num.insert(u.pn..u.pn + 1);
+        sp.recv_pkt_need_ack.insert(u.pn..u.pn + 1);
+        if sp.largest_rx.is_none_or(|(l, _)| u.pn > l) {
+            sp.largest_rx = Some((u.pn, now));
+        }
+        if ack_eliciting {
+            sp.ack_elicited = true;
+            sp.ack_eliciting_unacked += 1;
+            if sp.first_unacked_at.is_none() {
+                sp.first_unacked_at = Some(now);
+            }
+        }
+        self.stats.recv += 1;
+
+        // RFC 9000 §10.1: restart the idle timer on every packet processed.
+        self.ack_eliciting_sent_since_recv = false;
+        self.restart_idle_timer(now);
+
+        if self.is_server && epoch == Epoch::Application && info.from != self.peer_addr {
+            // Migration is not supported yet: stay on the validated path.
+            tracing::debug!(trace_id = %self.trace_id, from = %info.from, "packet from a new address ignored for path purposes");
+        }
+        Ok(pkt_end)
+    }
+
+    /// Whether `dcid` is one of our connection IDs (or, for a server
+    /// before the handshake, the client-chosen ODCID).
+    fn dcid_is_ours(&self, dcid: &[u8]) -> bool {
+        self.cids.scids.iter().any(|e| &e.cid[..] == dcid)
+            || (self.is_server && !self.initial_dcid.is_empty() && &self.initial_dcid[..] == dcid)
+    }
+
+    /// Opens a 1-RTT packet, trying the next key phase when the bit flips
+    /// (RFC 9001 §6.2) and the previous one for reordered packets.
+    fn open_short(
+        &mut self,
+        pkt: &mut [u8],
+        pn_off: usize,
+        largest: Option<u64>,
+        now: Instant,
+    ) -> Result<(packet::Unprotected, bool)> {
+        let sp = &self.spaces[Epoch::Application as usize];
+        let keys = sp.open.as_ref().ok_or(Error::CryptoFail)?;
+        let (pn, pn_len, phase) = packet::unprotect_header(pkt, pn_off, largest, &keys.hp)?;
+        if phase == self.key_update.phase {
+            let u = packet::unprotect_payload(pkt, pn_off, pn, pn_len, phase, &keys.packet)?;
+            return Ok((u, false));
+        }
+        // A different phase: older packets use the previous key, newer ones
+        // signal the peer's key update.
+        let older = self
+            .key_update
+            .first_pn_in_phase
+            .is_some_and(|first| pn < first);
+        if older {
+            if let Some((prev, expiry)) = &self.key_update.prev_open {
+                if now < *expiry {
+                    let u = packet::unprotect_payload(pkt, pn_off, pn, pn_len, phase, prev)?;
+                    return Ok((u, false));
+                }
+            }
+            return Err(Error::CryptoFail);
+        }
+        if self.key_update.next_open.is_none() {
+            let (_, next) = keys.next_packet_key()?;
+            self.key_update.next_open = Some(next);
+        }
+        let next = self
+            .key_update
+            .next_open
+            .as_ref()
+            .ok_or(Error::CryptoFail)?;
+        let u = packet::unprotect_payload(pkt, pn_off, pn, pn_len, phase, next)?;
+        // RFC 9001 §6.1: the peer must not update again before we
+        // acknowledged a packet of the current phase... and must not
+        // update before the handshake is confirmed (§6.1).
+        if !self.handshake_confirmed {
+            return Err(Error::KeyUpdate);
+        }
+        self.key_update.first_pn_in_phase = Some(pn);
+        Ok((u, true))
+    }
+
+    /// Switches both directions to the next key phase after the peer
+    /// initiated an update (RFC 9001 §6.2).
+    fn commit_peer_key_update(&mut self, now: Instant) -> Result<()> {
+        let pto = self.recovery.pto();
+        let sp = &mut self.spaces[Epoch::Application as usize];
+        let (Some(open), Some(seal)) = (sp.open.as_mut(), sp.seal.as_mut()) else {
+            return Err(Error::KeyUpdate);
+        };
+        let old = open.update_returning_old()?;
+        self.key_update.next_open = None;
+        // Keep the old key for reordered packets for three PTOs (RFC 9001
+        // §6.5).
+        self.key_update.prev_open = Some((old, now + 3 * pto));
+        seal.update()?;
+        self.key_update.phase = !self.key_update.phase;
+        self.stats.key_updates += 1;
+        Ok(())
+    }
+
+    fn restart_idle_timer(&mut self, now: Instant) {
+        if let Some(t) = self.idle_timeout {
+            // RFC 9000 §10.1: at least three PTOs.
+            let t = t.max(3 * self.recovery.pto());
+            self.idle_deadline = Some(now + t);
+        }
+    }
+
+    /// Server: the first Initial fixes the ODCID, the client's SCID and
+    /// the Initial keys.
+    fn server_first_initial(&mut self, hdr: &Header<'_>) -> Result<()> {
+        // Without Retry the ODCID is this DCID; with Retry, `accept` gave
+        // it and this DCID is the Retry's SCID.
+        self.initial_dcid = ConnectionId::from_vec(hdr.dcid.to_vec());
+        if self.odcid.is_empty() {
+            self.odcid = self.initial_dcid.clone();
+        }
+        self.cids
+            .set_initial_dcid(hdr.scid.clone().into_owned(), None);
+        if self
+            .local_params
+            .original_destination_connection_id
+            .is_none()
+        {
+            self.local_params.original_destination_connection_id = Some(self.odcid.clone());
+            self.reset_local_transport_params()?;
+        }
+        let dcid = self.initial_dcid.clone();
+        self.install_initial_keys(&dcid)
+    }
+
+    /// Client: a Version Negotiation packet (RFC 9000 §6.2).
+    fn handle_version_negotiation(&mut self, hdr: &Header<'_>) -> Result<()> {
+        if self.is_server || self.got_peer_packet || self.did_version_negotiation {
+            return Ok(());
+        }
+        // Must echo our IDs.
+        if &hdr.dcid[..] != &self.cids.scid()[..] || &hdr.scid[..] != &self.odcid[..] {
+            return Ok(());
+        }
+        let versions = hdr.versions.as_deref().unwrap_or_default();
+        // RFC 9000 §6.2: "A client MUST discard a Version Negotiation
+        // packet that lists the QUIC version selected by the client."
+        if versions.contains(&self.version) {
+            return Ok(());
+        }
+        self.did_version_negotiation = true;
+        // No version in common: abandon the attempt.
+        self.local_error = Some(ConnectionError {
+            is_app: false,
+            error_code: 0,
+            reason: b"version negotiation failed".to_vec(),
+        });
+        self.close = CloseState::Closed;
+        Err(Error::UnknownVersion)
+    }
+
+    /// Client: a Retry packet (RFC 9000 §17.2.5).
+    fn handle_retry(&mut self, hdr: &Header<'_>, pkt: &[u8], now: Instant) -> Result<()> {
+        // "A client MUST accept and process at most one Retry packet for
+        // each connection attempt. After the client has received and
+        // processed an Initial or Retry packet from the server, it MUST
+        // discard any subsequent Retry packets that it receives."
+        if self.is_server || self.did_retry || self.got_peer_packet {
+            return Ok(());
+        }
+        if &hdr.dcid[..] != &self.cids.scid()[..] {
+            return Ok(());
+        }
+        // "Clients MUST discard Retry packets that have a Retry Integrity
+        // Tag that cannot be validated."
+        if !packet::verify_retry(&self.odcid, pkt) {
+            return Ok(());
+        }
+        let token = hdr.token.clone().unwrap_or_default();
+        // "A client MUST discard a Retry packet with a zero-length Retry
+        // Token field."
+        if token.is_empty() {
+            return Ok(());
+        }
+        self.did_retry = true;
+        self.token = token;
+        let new_dcid = hdr.scid.clone().into_owned();
+        self.rscid = Some(new_dcid.clone());
+        // Initial keys now come from the Retry's SCID (RFC 9001 §5.2); the
+        // ODCID stays for transport parameter validation.
+        self.install_initial_keys(&new_dcid)?;
+        self.cids.set_initial_dcid(new_dcid, None);
+
+        // Everything sent in Initial packets is sent again (RFC 9000
+        // §17.2.5.2), with new packet numbers continuing the space.
+        let lost = self.recovery.drain_unacked(Epoch::Initial);
+        for p in lost {
+            self.requeue_frames(Epoch::Initial, &p.payload);
+        }
+        let _ = now;
+        Ok(())
+    }
+
+    /// Re-encodes our transport parameters into TLS after they changed
+    /// (server: ODCID known).
+    fn reset_local_transport_params(&mut self) -> Result<()> {
+        let mut buf = [0u8; 512];
+        let n = self
+            .local_params
+            .encode(self.is_server, self.grease, &mut buf)?;
+        self.tls.set_transport_params(&buf[..n])
+    }
+
+    /// Processes every frame of a decrypted payload. Returns whether the
+    /// packet was ack-eliciting.
+    fn handle_frames(
+        &mut self,
+        epoch: Epoch,
+        ty: Type,
+        recv_dcid: &[u8],
+        payload: &mut [u8],
+        now: Instant,
+    ) -> Result<bool> {
+        // RFC 9000 §12.4: "An endpoint MUST treat receipt of a packet
+        // containing no frames as a connection error of type
+        // PROTOCOL_VIOLATION."
+        if payload.is_empty() {
+            return Err(Error::InvalidPacket);
+        }
+        let mut b = Octets::with_slice(payload);
+        let mut ack_eliciting = false;
+        while b.cap() > 0 {
+            let frame_type = b.peek_u8().map(u64::from).unwrap_or(0);
+            let f = match Frame::from_bytes(&mut b, ty) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.close_with_error(e, frame_type, "malformed frame", now);
+                    return Err(e);
+                }
+            };
+            ack_eliciting |= f.ack_eliciting();
+            if let Err(e) = self.handle_frame(f, epoch, recv_dcid, now) {
+                if e == Error::Done {
+                    continue;
+                }
+                self.close_with_error(e, frame_type, "frame processing failed", now);
+                return Err(e);
+            }
+            if !matches!(self.close, CloseState::Open) && self.peer_error.is_some() {
+                break;
+            }
+        }
+        Ok(ack_eliciting)
+    }
+
+    fn handle_frame(
+        &mut self,
+        f: Frame<'_>,
+        epoch: Epoch,
+        recv_dcid: &[u8],
+        now: Instant,
+    ) -> Result<()> {
+        match f {
+            Frame::Padding { .. } | Frame::Ping => (),
+            Frame::Ack {
+                ack_delay, ranges, ..
+            } => self.handle_ack(epoch, ack_delay, ranges, now)?,
+            Frame::Crypto { offset, data } => self.handle_crypto(epoch, offset, data, now)?,
+            Frame::Stream {
+                stream_id,
+                offset,
+                data,
+                fin,
+            } => {
+                let newly = self.streams.on_stream_frame(stream_id, offset, data, fin)?;
+                // RFC 9000 §4.1: connection-level flow control.
+                self.flow.on_recv(newly)?;
+                self.credit_discarded();
+            }
+            Frame::ResetStream {
+                stream_id,
+                error_code,
+                final_size,
+            } => {
+                let newly = self
+                    .streams
+                    .on_reset_stream(stream_id, error_code, final_size)?;
+                self.flow.on_recv(newly)?;
+                self.flow.add_consumed(newly);
+                self.credit_discarded();
+                self.collect_stream_if_done_pub(stream_id);
+            }
+            Frame::StopSending {
+                stream_id,
+                error_code,
+            } => {
+                // RFC 9000 §3.5: answer with RESET_STREAM.
+                if let Some(final_size) = self.streams.on_stop_sending(stream_id, error_code)? {
+                    self.pending
+                        .reset_stream
+                        .push_back((stream_id, error_code, final_size));
+                }
+            }
+            Frame::NewToken { .. } => {
+                // RFC 9000 §19.7: "Servers MUST treat receipt of a NEW_TOKEN
+                // frame as a connection error of type PROTOCOL_VIOLATION."
+                if self.is_server {
+                    return Err(Error::InvalidPacket);
+                }
+            }
+            Frame::MaxData { max } => self.flow.update_peer_max(max),
+            Frame::MaxStreamData { stream_id, max } => {
+                self.streams.on_max_stream_data(stream_id, max)?
+            }
+            Frame::MaxStreams { bidi, max } => self.streams.on_max_streams(bidi, max),
+            Frame::DataBlocked { .. } => {
+                self.pending.max_data |= self.flow.should_update();
+            }
+            Frame::StreamDataBlocked { stream_id, .. } => {
+                self.streams.on_stream_data_blocked(stream_id)?;
+            }
+            Frame::StreamsBlocked { .. } => (),
+            Frame::NewConnectionId {
+                seq_num,
+                retire_prior_to,
+                conn_id,
+                reset_token,
+            } => {
+                self.cids.on_new_dcid(
+                    conn_id,
+                    seq_num,
+                    retire_prior_to,
+                    u128::from_be_bytes(reset_token),
+                )?;
+                while let Some(seq) = self.cids.dcids_to_retire.pop_front() {
+                    self.pending.retire_cids.push_back(seq);
+                }
+            }
+            Frame::RetireConnectionId { seq_num } => self.cids.on_retire(seq_num, recv_dcid)?,
+            Frame::PathChallenge { data } => {
+                if self.pending.path_responses.len() < 4 {
+                    self.pending.path_responses.push_back(data);
+                }
+            }
+            Frame::PathResponse { .. } => (),
+            Frame::ConnectionClose {
+                error_code, reason, ..
+            } => self.handle_close(false, error_code, reason, now),
+            Frame::ApplicationClose { error_code, reason } => {
+                self.handle_close(true, error_code, reason, now)
+            }
+            Frame::HandshakeDone => {
+                // RFC 9000 §19.20: "A server MUST treat receipt of a
+                // HANDSHAKE_DONE frame as a connection error of type
+                // PROTOCOL_VIOLATION."
+                if self.is_server {
+                    return Err(Error::InvalidPacket);
+                }
+                self.confirm_handshake();
+            }
+            Frame::Datagram { data, .. } => {
+                // RFC 9221 §3: DATAGRAM without having advertised support,
+                // or larger than advertised, is a PROTOCOL_VIOLATION.
+                let Some(max) = self.local_params.max_datagram_frame_size else {
+                    return Err(Error::InvalidPacket);
+                };
+                if data.len() as u64 > max {
+                    return Err(Error::InvalidPacket);
+                }
+                if self.dgram_recv.len() >= self.dgram_recv_max {
+                    self.dgram_recv.pop_front();
+                }
+                self.dgram_recv.push_back(data.to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_close(&mut self, is_app: bool, error_code: u64, reason: &[u8], now: Instant) {
+        self.peer_error = Some(ConnectionError {
+            is_app,
+            error_code,
+            reason: reason.to_vec(),
+        });
+        self.enter_draining(now);
+    }
+
+    fn handle_ack(
+        &mut self,
+        epoch: Epoch,
+        ack_delay: u64,
+        ranges: frame::AckRanges<'_>,
+        now: Instant,
+    ) -> Result<()> {
+        let exp = if epoch == Epoch::Application {
+            self.peer_params.ack_delay_exponent
+        } else {
+            3
+        };
+        let delay = Duration::from_micros(
+            ack_delay
+                .checked_shl(exp as u32)
+                .unwrap_or(u64::MAX)
+                .min(1 << 40),
+        );
+        let outcome = self.recovery.on_ack_received(
+            epoch,
+            ranges.iter(),
+            delay,
+            self.handshake_confirmed,
+            now,
+        )?;
+        for p in &outcome.acked {
+            for f in &p.payload {
+                self.on_frame_acked(epoch, f);
+            }
+            // RFC 9001 §6.1: an ACK for a packet of the new phase lets us
+            // update again.
+            if epoch == Epoch::Application
+                && self.key_update.pending_ack
+                && self
+                    .key_update
+                    .first_pn_in_phase
+                    .is_some_and(|first| p.pkt_num >= first)
+            {
+                self.key_update.pending_ack = false;
+            }
+        }
+        self.on_packets_lost(epoch, outcome.lost);
+        Ok(())
+    }
+
+    pub(crate) fn on_packets_lost(
+        &mut self,
+        epoch: Epoch,
+        lost: Vec<crate::recovery::SentPacket<Vec<SentFrame>>>,
+    ) {
+        for p in lost {
+            self.stats.lost += 1;
+            self.stats.lost_bytes += p.size as u64;
+            self.requeue_frames(epoch, &p.payload);
+        }
+    }
+
+    fn on_frame_acked(&mut self, epoch: Epoch, f: &SentFrame) {
+        match *f {
+            SentFrame::Ack { largest } => {
+                // RFC 9000 §13.2.4: stop reporting what the peer knows we
+                // received.
+                self.spaces[epoch as usize]
+                    .recv_pkt_need_ack
+                    .remove_until(largest + 1);
+            }
+            SentFrame::Crypto { offset, len } => self.spaces[epoch as usize]
+                .crypto_send
+                .on_ack(offset, len, false),
+            SentFrame::Stream {
+                id,
+                offset,
+                len,
+                fin,
+            } => {
+                self.streams.on_stream_acked(id, offset, len, fin);
+                self.collect_stream_if_done_pub(id);
+            }
+            SentFrame::ResetStream { id, .. } => {
+                self.streams.on_reset_acked(id);
+                self.collect_stream_if_done_pub(id);
+            }
+            SentFrame::HandshakeDone => self.pending.handshake_done = false,
+            _ => (),
+        }
+    }
+
+    /// Credits unread data that a reset or STOP_SENDING discarded back to
+    /// connection flow control, so the window does not shrink.
+    pub(crate) fn credit_discarded(&mut self) {
+        let n = self.streams.take_discarded();
+        if n > 0 {
+            self.flow.add_consumed(n);
+            if self.flow.should_update() {
+                self.pending.max_data = true;
+            }
+        }
+    }
+
+    pub(crate) fn collect_stream_if_done_pub(&mut self, id: u64) {
+        self.collect_stream_if_done(id);
+    }
+
+    /// Queues what a lost (or Retry-dropped) packet carried again
+    /// (RFC 9000 §13.3).
+    pub(crate) fn requeue_frames(&mut self, epoch: Epoch, frames: &[SentFrame]) {
+        for f in frames {
+            match *f {
+                SentFrame::Crypto { offset, len } => {
+                    self.spaces[epoch as usize]
+                        .crypto_send
+                        .on_lost(offset, len, false);
+                }
+                SentFrame::Stream {
+                    id,
+                    offset,
+                    len,
+                    fin,
+                } => {
+                    self.stats.stream_retrans_bytes += len as u64;
+                    self.streams.on_stream_lost(id, offset, len, fin);
+                }
+                SentFrame::ResetStream {
+                    id,
+                    error_code,
+                    final_size,
+                } => self
+                    .pending
+                    .reset_stream
+                    .push_back((id, error_code, final_size)),
+                SentFrame::StopSending { id, error_code } => {
+                    if self.streams.wants_stop_sending(id) {
+                        self.pending.stop_sending.push_back((id, error_code));
+                    }
+                }
+                SentFrame::MaxData => self.pending.max_data = true,
+                SentFrame::MaxStreamData { id } => self.pending.max_stream_data.push(id),
+                SentFrame::MaxStreams { bidi: true } => self.pending.max_streams_bidi = true,
+                SentFrame::MaxStreams { bidi: false } => self.pending.max_streams_uni = true,
+                SentFrame::NewConnectionId { seq } => {
+                    if self.cids.scid_entry(seq).is_some() {
+                        self.pending.new_cids.push_back(seq);
+                    }
+                }
+                SentFrame::RetireConnectionId { seq } => self.pending.retire_cids.push_back(seq),
+                SentFrame::HandshakeDone => self.pending.handshake_done = true,
+                SentFrame::DataBlocked
+                | SentFrame::StreamDataBlocked { .. }
+                | SentFrame::StreamsBlocked { .. }
+                | SentFrame::Ack { .. }
+                | SentFrame::NewToken
+                | SentFrame::Ping
+                | SentFrame::Datagram
+                | SentFrame::Close => (),
+            }
+        }
+    }
+
+    /// Handles an expired loss-detection timer (RFC 9002 §6).
+    pub(crate) fn handle_loss_timeout(&mut self, now: Instant) {
+        match self.recovery.on_loss_detection_timeout(
+            self.handshake_confirmed,
+            self.peer_validated_address,
+            now,
+        ) {
+            TimeoutOutcome::Lost { epoch, lost } => self.on_packets_lost(epoch, lost),
+            TimeoutOutcome::Probe { epoch, count } => {
+                let sp = &mut self.spaces[epoch as usize];
+                sp.probes = count;
+                // A probe carries data when there is some (RFC 9002 §6.2.4):
+                // resend the oldest unacknowledged CRYPTO data.
+                if epoch != Epoch::Application {
+                    sp.crypto_send.retransmit_unacked();
+                }
+            }
+            TimeoutOutcome::None => (),
+        }
+    }
+
+    /// CRYPTO data: reassemble, then feed TLS at its current read level.
+    fn handle_crypto(
+        &mut self,
+        epoch: Epoch,
+        offset: u64,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<()> {
+        self.spaces[epoch as usize]
+            .crypto_recv
+            .write(offset, data, false)?;
+        self.drive_handshake(now)
+    }
+
+    /// Feeds buffered CRYPTO data to TLS, advances the handshake and
+    /// applies what it produced.
+    pub(crate) fn drive_handshake(&mut self, now: Instant) -> Result<()> {
+        let mut buf = [0u8; 4096];
+        loop {
+            let level = self.tls.read_level();
+            let epoch = match level {
+                Level::Initial => Epoch::Initial,
+                Level::Handshake => Epoch::Handshake,
+                _ => Epoch::Application,
+            };
+            let mut fed = false;
+            while let Ok((n, _)) = self.spaces[epoch as usize].crypto_recv.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                self.tls.provide_data(level, &buf[..n])?;
+                fed = true;
+            }
+            if !self.handshake_complete {
+                let done = self
+                    .tls
+                    .do_handshake()
+                    .inspect_err(|_| self.apply_tls_events_quietly())?;
+                self.apply_tls_events(now)?;
+                if done {
+                    self.on_handshake_complete(now)?;
+                }
+            } else if fed {
+                self.tls.process_post_handshake()?;
+                self.apply_tls_events(now)?;
+            }
+            // TLS may have moved to a new read level with data already
+            // buffered for it.
+            if self.tls.read_level() == level || !fed && self.handshake_complete {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_tls_events_quietly(&mut self) {
+        let _ = self.apply_tls_events(Instant::now());
+    }
+
+    /// Installs new keys and queues handshake bytes TLS produced.
+    fn apply_tls_events(&mut self, _now: Instant) -> Result<()> {
+        use crate::crypto::DirectionalKeys;
+        let ev = self.tls.take_events();
+        for (level, data) in ev.out.iter().enumerate() {
+            if data.is_empty() {
+                continue;
+            }
+            let epoch = match level {
+                0 => Epoch::Initial,
+                2 => Epoch::Handshake,
+                _ => Epoch::Application,
+            };
+            self.spaces[epoch as usize].crypto_send.write(data, false)?;
+        }
+        for s in &ev.secrets {
+            let epoch = match s.level {
+                Level::Initial => Epoch::Initial,
+                Level::Handshake => Epoch::Handshake,
+                Level::ZeroRtt => continue,
+                Level::OneRtt => Epoch::Application,
+            };
+            let keys = DirectionalKeys::from_secret(s.alg, &s.secret[..s.len])?;
+            let sp = &mut self.spaces[epoch as usize];
+            if s.write {
+                sp.seal = Some(keys);
+            } else {
+                sp.open = Some(keys);
+            }
+        }
+        if let Some(alert) = ev.alert {
+            self.tls.events_mut().alert = Some(alert);
+        }
+        if !self.peer_params_parsed {
+            if let Some(raw) = self.tls.peer_transport_params() {
+                let raw = raw.to_vec();
+                self.apply_peer_transport_params(&raw)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates and applies the peer's transport parameters (RFC 9000
+    /// §7.3, §7.4).
+    fn apply_peer_transport_params(&mut self, raw: &[u8]) -> Result<()> {
+        let tp = TransportParams::decode(raw, self.is_server)?;
+        // RFC 9000 §7.3: authenticate the connection IDs. "An endpoint MUST
+        // treat the absence of the initial_source_connection_id transport
+        // parameter from either endpoint or the absence of the
+        // original_destination_connection_id transport parameter from the
+        // server as a connection error of type TRANSPORT_PARAMETER_ERROR",
+        // and mismatches likewise.
+        let peer_scid = self.cids.dcid().clone();
+        if tp.initial_source_connection_id.as_ref() != Some(&peer_scid) {
+            return Err(Error::InvalidTransportParam);
+        }
+        if !self.is_server {
+            if tp.original_destination_connection_id.as_ref() != Some(&self.odcid) {
+                return Err(Error::InvalidTransportParam);
+            }
+            if tp.retry_source_connection_id.as_ref() != self.rscid.as_ref() {
+                return Err(Error::InvalidTransportParam);
+            }
+            self.cids
+                .set_initial_dcid_reset_token(tp.stateless_reset_token);
+        }
+        self.streams.apply_peer_params(&tp);
+        self.flow.update_peer_max(tp.initial_max_data);
+        self.cids.peer_limit = tp.active_conn_id_limit.min(16) as usize;
+        self.recovery
+            .set_max_ack_delay(Duration::from_millis(tp.max_ack_delay));
+        // RFC 9000 §10.1: the idle timeout is the minimum of both sides',
+        // ignoring zeros.
+        let local = self.local_params.max_idle_timeout;
+        let peer = tp.max_idle_timeout;
+        let idle = match (local, peer) {
+            (0, 0) => None,
+            (0, p) => Some(p),
+            (l, 0) => Some(l),
+            (l, p) => Some(l.min(p)),
+        };
+        self.idle_timeout = idle.map(Duration::from_millis);
+        let mtu = (tp.max_udp_payload_size as usize).min(self.max_send_udp_payload);
+        self.recovery.update_max_datagram_size(mtu.max(1200));
+        self.peer_params = tp;
+        self.peer_params_parsed = true;
+        Ok(())
+    }
+
+    fn on_handshake_complete(&mut self, now: Instant) -> Result<()> {
+        self.handshake_complete = true;
+        if !self.peer_params_parsed {
+            return Err(Error::InvalidTransportParam);
+        }
+        tracing::debug!(trace_id = %self.trace_id, alpn = ?String::from_utf8_lossy(self.tls.alpn()), "handshake complete");
+        if self.is_server {
+            // RFC 9001 §4.1.2: the server confirms the handshake when it
+            // completes, and sends HANDSHAKE_DONE.
+            self.pending.handshake_done = true;
+            self.confirm_handshake();
+        }
+        self.restart_idle_timer(now);
+        Ok(())
+    }
+
+    /// The handshake is confirmed: discard Handshake keys (RFC 9001 §4.9.2).
+    pub(crate) fn confirm_handshake(&mut self) {
+        if self.handshake_confirmed {
+            return;
+        }
+        self.handshake_confirmed = true;
+        self.peer_validated_address = true;
+        self.recovery.set_peer_completed_address_validation();
+        self.recovery.set_handshake_confirmed();
+        self.discard_space(Epoch::Initial);
+        self.discard_space(Epoch::Handshake);
+    }
+
+    /// Drops a packet number space (RFC 9001 §4.9, RFC 9002 §6.4).
+    pub(crate) fn discard_space(&mut self, epoch: Epoch) {
+        let sp = &mut self.spaces[epoch as usize];
+        if sp.discarded {
+            return;
+        }
+        sp.discard();
+        self.recovery.on_pkt_num_space_discarded(epoch);
+    }
+}
+
+/// The length of a long-header packet from its Length field.
+fn long_packet_len(buf: &[u8], hdr_len: usize) -> Result<usize> {
+    let mut b = Octets::with_slice(buf.get(hdr_len..).ok_or(Error::Done)?);
+    let plen = b.get_varint().map_err(|_| Error::Done)? as usize;
+    let end = hdr_len + b.off() + plen;
+    if end > buf.len() {
+        return Err(Error::Done);
+    }
+    Ok(end)
+}

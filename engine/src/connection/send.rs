@@ -1,0 +1,755 @@
+//! Sending: building coalesced datagrams of protected packets
+//! (`poll_*`).
+
+use std::time::{Duration, Instant};
+
+use super::{CloseState, Connection, SendInfo, SentFrame};
+use crate::crypto::TAG_LEN;
+use crate::error::{Error, Result};
+use crate::frame::{self, AckRanges, Frame};
+use crate::octets::{varint_len, OctetsMut};
+use crate::packet::{self, MAX_PKT_NUM_LEN};
+use crate::recovery::{Epoch, SentPacket};
+
+/// Smallest datagram carrying an Initial (RFC 9000 §14.1).
+const MIN_INITIAL_DATAGRAM: usize = 1200;
+
+/// Room a packet needs beyond its frames: a long header is at most
+/// 1 + 4 + 21 + 21 + token + 2 (Length) + 4 (pn); plus the tag.
+const MIN_PACKET_ROOM: usize = 64;
+
+/// What one packet did.
+struct Written {
+    len: usize,
+    ack_eliciting: bool,
+}
+
+impl Connection {
+    /// [`Connection::send`] at an explicit time.
+    pub fn send_at(&mut self, out: &mut [u8], now: Instant) -> Result<(usize, SendInfo)> {
+        if out.is_empty() {
+            return Err(Error::BufferTooShort);
+        }
+        match self.close {
+            CloseState::Closed | CloseState::Draining { .. } => return Err(Error::Done),
+            CloseState::Closing { .. } if !self.send_close => return Err(Error::Done),
+            _ => (),
+        }
+        let mut limit = out.len().min(self.max_send_udp_payload_size());
+        // RFC 9000 §8.1: "Prior to validating the client address, servers
+        // MUST NOT send more than three times as many bytes as the number
+        // of bytes they have received."
+        if self.is_server && !self.address_validated {
+            let allowance =
+                (3 * self.bytes_recv_unvalidated).saturating_sub(self.bytes_sent_unvalidated);
+            limit = limit.min(allowance as usize);
+            if limit < MIN_PACKET_ROOM {
+                return Err(Error::Done);
+            }
+        }
+
+        let mut written = 0;
+        let mut has_initial = false;
+        let mut initial_ack_eliciting = false;
+        let closing = self.send_close;
+        for epoch in [Epoch::Initial, Epoch::Handshake, Epoch::Application] {
+            if limit - written < MIN_PACKET_ROOM {
+                break;
+            }
+            // Pad the last packet of a datagram that carries an Initial
+            // (client always; server when ack-eliciting: RFC 9000 §14.1).
+            let needs_pad = has_initial && (!self.is_server || initial_ack_eliciting);
+            let later_has_data = self.later_space_has_data(epoch, closing);
+            let pad_to = if needs_pad && !later_has_data {
+                Some(MIN_INITIAL_DATAGRAM.min(limit) - written)
+            } else if epoch == Epoch::Initial && !self.is_server && !later_has_data {
+                Some(MIN_INITIAL_DATAGRAM.min(limit))
+            } else {
+                None
+            };
+            let w =
+                match self.write_packet(epoch, &mut out[written..limit], pad_to, closing, now)? {
+                    Some(w) => w,
+                    None => continue,
+                };
+            if epoch == Epoch::Initial {
+                has_initial = true;
+                initial_ack_eliciting = w.ack_eliciting;
+                if !self.is_server {
+                    // RFC 9001 §4.9.1: a client discards Initial keys when it
+                    // first sends a Handshake packet — handled below.
+                }
+            }
+            if epoch == Epoch::Handshake && !self.is_server {
+                self.discard_space(Epoch::Initial);
+            }
+            written += w.len;
+        }
+        if written == 0 {
+            return Err(Error::Done);
+        }
+        if closing {
+            self.send_close = false;
+        }
+        // A datagram with an Initial that ended unpadded (nothing after
+        // the Initial was written) is padded inside the Initial already;
+        // nothing may follow the packets themselves.
+        if self.is_server && !self.address_validated {
+            self.bytes_sent_unvalidated += written as u64;
+        }
+        self.stats.sent_bytes += written as u64;
+        let at = self.recovery.next_send_time(now);
+        Ok((
+            written,
+            SendInfo {
+                from: self.local_addr,
+                to: self.peer_addr,
+                at,
+            },
+        ))
+    }
+
+    /// Whether a space after `epoch` has something to send now.
+    fn later_space_has_data(&self, epoch: Epoch, closing: bool) -> bool {
+        let later: &[Epoch] = match epoch {
+            Epoch::Initial => &[Epoch::Handshake, Epoch::Application],
+            Epoch::Handshake => &[Epoch::Application],
+            Epoch::Application => &[],
+        };
+        later.iter().any(|e| {
+            let sp = &self.spaces[*e as usize];
+            sp.seal.is_some()
+                && !sp.discarded
+                && (closing
+                    || sp.ack_elicited
+                    || sp.crypto_send.is_flushable()
+                    || sp.probes > 0
+                    || (*e == Epoch::Application && self.handshake_complete && self.app_has_data()))
+        })
+    }
+
+    /// Whether the application space has anything besides ACKs to send.
+    fn app_has_data(&self) -> bool {
+        let p = &self.pending;
+        p.max_data
+            || !p.max_stream_data.is_empty()
+            || p.max_streams_bidi
+            || p.max_streams_uni
+            || p.data_blocked.is_some()
+            || !p.reset_stream.is_empty()
+            || !p.stop_sending.is_empty()
+            || !p.new_cids.is_empty()
+            || !p.retire_cids.is_empty()
+            || p.handshake_done
+            || !p.path_responses.is_empty()
+            || p.ping
+            || !self.dgram_send.is_empty()
+            || self.streams.has_flushable()
+    }
+
+    /// Writes one packet of `epoch` into `buf`. `pad_to` asks for at least
+    /// that many bytes (PADDING inside the packet).
+    fn write_packet(
+        &mut self,
+        epoch: Epoch,
+        buf: &mut [u8],
+        pad_to: Option<usize>,
+        closing: bool,
+        now: Instant,
+    ) -> Result<Option<Written>> {
+        let ei = epoch as usize;
+        {
+            let sp = &self.spaces[ei];
+            if sp.seal.is_none() || sp.discarded {
+                return Ok(None);
+            }
+        }
+        if epoch == Epoch::Application && !self.handshake_complete && !closing {
+            // No 0-RTT: 1-RTT data waits for the handshake (the server may
+            // send 0.5-RTT, but we keep it simple and safe).
+            return Ok(None);
+        }
+        let pn = self.spaces[ei].next_pkt_num;
+        let largest_acked = self.recovery.largest_acked(epoch);
+        let pn_len = packet::pkt_num_len(pn, largest_acked).max(if epoch == Epoch::Application {
+            1
+        } else {
+            2
+        });
+
+        // Header.
+        let mut b = OctetsMut::with_slice(buf);
+        let (pn_off, len_off) = self.write_header(&mut b, epoch, pn_len)?;
+        let hdr_end = pn_off + pn_len;
+        b.skip(pn_len)?;
+        // Frames go up to the tag.
+        let cap_end = b.cap().checked_sub(TAG_LEN).ok_or(Error::BufferTooShort)? + b.off();
+        let payload_start = b.off();
+        let mut frames: Vec<SentFrame> = Vec::new();
+        let mut ack_eliciting = false;
+        let mut in_flight = false;
+
+        let cwnd_ok =
+            self.recovery.cwnd_available() >= MIN_PACKET_ROOM || self.spaces[ei].probes > 0;
+        {
+            let body = &mut b.buf_mut()[..cap_end];
+            let mut w = OctetsMut::with_slice(body);
+            w.skip(payload_start)?;
+
+            // ACK first.
+            let sp = &self.spaces[ei];
+            let want_ack = sp.ack_elicited
+                && (epoch != Epoch::Application
+                    || sp.ack_eliciting_unacked >= 2
+                    || self.ack_deadline().is_some_and(|t| now >= t)
+                    || cwnd_ok && self.app_has_data()
+                    || closing);
+            if want_ack && !sp.recv_pkt_need_ack.is_empty() {
+                if let Some(largest) = self.write_ack(epoch, &mut w, now)? {
+                    frames.push(SentFrame::Ack { largest });
+                }
+            }
+
+            if closing {
+                self.write_close(epoch, &mut w)?;
+                frames.push(SentFrame::Close);
+            } else if cwnd_ok {
+                let (ae, inf) = self.write_frames(epoch, &mut w, &mut frames)?;
+                ack_eliciting |= ae;
+                in_flight |= inf;
+                // A probe must be ack-eliciting (RFC 9002 §6.2.4).
+                let sp = &mut self.spaces[ei];
+                if sp.probes > 0 && !ack_eliciting && w.cap() > 0 {
+                    w.put_u8(frame::types::PING as u8)?;
+                    frames.push(SentFrame::Ping);
+                    ack_eliciting = true;
+                    in_flight = true;
+                }
+                if sp.probes > 0 && ack_eliciting {
+                    sp.probes -= 1;
+                }
+                if self.pending.ping && epoch == Epoch::Application && !ack_eliciting && w.cap() > 0
+                {
+                    w.put_u8(frame::types::PING as u8)?;
+                    frames.push(SentFrame::Ping);
+                    ack_eliciting = true;
+                    in_flight = true;
+                    self.pending.ping = false;
+                } else if ack_eliciting && epoch == Epoch::Application {
+                    self.pending.ping = false;
+                }
+            }
+
+            if frames.is_empty() {
+                return Ok(None);
+            }
+
+            // Padding: enough for the header-protection sample (RFC 9001
+            // §5.4.2), and up to `pad_to` for Initial datagrams.
+            let mut payload_len = w.off() - payload_start;
+            let min_payload = MAX_PKT_NUM_LEN.saturating_sub(pn_len) + 1;
+            let mut target = payload_len.max(min_payload);
+            if let Some(p) = pad_to {
+                let want = p.saturating_sub(hdr_end + TAG_LEN);
+                target = target.max(want.min(w.off() + w.cap() - payload_start));
+            }
+            if target > payload_len {
+                let n = target - payload_len;
+                let n = n.min(w.cap());
+                w.rest_mut()[..n].fill(0);
+                w.skip(n)?;
+                payload_len += n;
+                in_flight = true;
+            }
+            if payload_len < min_payload {
+                return Err(Error::BufferTooShort);
+            }
+            let total_payload = payload_len;
+
+            // Patch the Length field (long headers): pn + payload + tag.
+            if let Some(len_off) = len_off {
+                let plen = pn_len + total_payload + TAG_LEN;
+                let mut lw = OctetsMut::with_slice(&mut w.buf_mut()[len_off..len_off + 2]);
+                lw.put_varint_with_len(plen as u64, 2)?;
+            }
+            let mut pw = OctetsMut::with_slice(&mut w.buf_mut()[pn_off..hdr_end]);
+            packet::encode_pkt_num(pn, pn_len, &mut pw)?;
+
+            let sp = &self.spaces[ei];
+            let keys = sp.seal.as_ref().ok_or(Error::InvalidState)?;
+            let len = packet::protect(buf, pn_off, pn_len, pn, total_payload, keys)?;
+
+            let sp = &mut self.spaces[ei];
+            sp.next_pkt_num += 1;
+            if epoch == Epoch::Application && self.key_update.first_pn_in_phase.is_none() {
+                self.key_update.first_pn_in_phase = Some(pn);
+            }
+            self.stats.sent += 1;
+            if ack_eliciting {
+                if !self.ack_eliciting_sent_since_recv {
+                    // RFC 9000 §10.1: also restart the idle timer when
+                    // sending the first ack-eliciting packet after
+                    // receiving.
+                    self.ack_eliciting_sent_since_recv = true;
+                    if let Some(t) = self.idle_timeout {
+                        self.idle_deadline = Some(now + t.max(3 * self.recovery.pto()));
+                    }
+                }
+            }
+            self.recovery.on_packet_sent(
+                epoch,
+                SentPacket {
+                    pkt_num: pn,
+                    time_sent: now,
+                    size: if in_flight { len } else { 0 },
+                    ack_eliciting,
+                    in_flight,
+                    payload: frames,
+                },
+                now,
+            );
+            Ok(Some(Written { len, ack_eliciting }))
+        }
+    }
+
+    /// Writes the packet header; returns (pn offset, Length field offset).
+    fn write_header(
+        &self,
+        b: &mut OctetsMut<'_>,
+        epoch: Epoch,
+        pn_len: usize,
+    ) -> Result<(usize, Option<usize>)> {
+        let dcid = self.cids.dcid();
+        let pn_bits = (pn_len - 1) as u8;
+        if epoch == Epoch::Application {
+            let mut first = 0x40 | pn_bits;
+            if self.key_update.phase {
+                first |= 0x04;
+            }
+            b.put_u8(first)?;
+            b.put_bytes(dcid)?;
+            return Ok((b.off(), None));
+        }
+        let ty: u8 = if epoch == Epoch::Initial { 0x00 } else { 0x02 };
+        b.put_u8(0xc0 | (ty << 4) | pn_bits)?;
+        b.put_u32(self.version)?;
+        b.put_u8(dcid.len() as u8)?;
+        b.put_bytes(dcid)?;
+        let scid = self.cids.scid();
+        b.put_u8(scid.len() as u8)?;
+        b.put_bytes(scid)?;
+        if epoch == Epoch::Initial {
+            let token: &[u8] = if self.is_server { &[] } else { &self.token };
+            b.put_varint(token.len() as u64)?;
+            b.put_bytes(token)?;
+        }
+        let len_off = b.off();
+        // Two bytes always suffice: packets are below 16384 bytes.
+        b.put_varint_with_len(0, 2)?;
+        Ok((b.off(), Some(len_off)))
+    }
+
+    /// Writes an ACK frame for `epoch`. Returns the largest acknowledged.
+    fn write_ack(
+        &mut self,
+        epoch: Epoch,
+        w: &mut OctetsMut<'_>,
+        now: Instant,
+    ) -> Result<Option<u64>> {
+        let ei = epoch as usize;
+        let mut ranges = std::mem::take(&mut self.ack_scratch);
+        ranges.clear();
+        self.spaces[ei]
+            .recv_pkt_need_ack
+            .to_inclusive_desc(&mut ranges, super::space::MAX_ACK_RANGES);
+        let Some(largest) = ranges.first().map(|r| *r.end()) else {
+            self.ack_scratch = ranges;
+            return Ok(None);
+        };
+        let sp = &self.spaces[ei];
+        let delay = sp
+            .largest_rx
+            .map(|(_, t)| now.saturating_duration_since(t))
+            .unwrap_or(Duration::ZERO);
+        let exp = if epoch == Epoch::Application {
+            self.local_params.ack_delay_exponent
+        } else {
+            3
+        };
+        let ack_delay = (delay.as_micros() as u64) >> exp;
+        // Fit as many ranges as the room allows (newest first).
+        let mut n = ranges.len();
+        let f = loop {
+            let f = Frame::Ack {
+                ack_delay,
+                ranges: AckRanges::Slice(&ranges[..n]),
+                ecn: None,
+            };
+            if f.wire_len() <= w.cap() || n == 1 {
+                break f;
+            }
+            n -= 1;
+        };
+        if f.wire_len() > w.cap() {
+            self.ack_scratch = ranges;
+            return Ok(None);
+        }
+        f.to_bytes(w)?;
+        let sp = &mut self.spaces[ei];
+        sp.ack_elicited = false;
+        sp.ack_eliciting_unacked = 0;
+        sp.first_unacked_at = None;
+        self.ack_scratch = ranges;
+        Ok(Some(largest))
+    }
+
+    /// Writes CONNECTION_CLOSE (RFC 9000 §10.2.3: an application close
+    /// before 1-RTT becomes APPLICATION_ERROR in Initial/Handshake).
+    fn write_close(&self, epoch: Epoch, w: &mut OctetsMut<'_>) -> Result<()> {
+        let Some(err) = &self.local_error else {
+            return Ok(());
+        };
+        let reason = &err.reason[..err.reason.len().min(w.cap().saturating_sub(24))];
+        let f = if err.is_app && epoch == Epoch::Application {
+            Frame::ApplicationClose {
+                error_code: err.error_code,
+                reason,
+            }
+        } else if err.is_app {
+            Frame::ConnectionClose {
+                error_code: crate::TransportErrorCode::ApplicationError.to_wire(),
+                frame_type: 0,
+                reason: &[],
+            }
+        } else {
+            Frame::ConnectionClose {
+                error_code: err.error_code,
+                frame_type: 0,
+                reason,
+            }
+        };
+        if f.wire_len() <= w.cap() {
+            f.to_bytes(w)?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything but ACK and CLOSE. Returns (ack-eliciting,
+    /// in-flight).
+    fn write_frames(
+        &mut self,
+        epoch: Epoch,
+        w: &mut OctetsMut<'_>,
+        frames: &mut Vec<SentFrame>,
+    ) -> Result<(bool, bool)> {
+        let ei = epoch as usize;
+        let mut any = false;
+
+        if epoch == Epoch::Application {
+            any |= self.write_control_frames(w, frames)?;
+        }
+
+        // CRYPTO.
+        loop {
+            let room = w.cap();
+            let sp = &mut self.spaces[ei];
+            if room <= 8 {
+                break;
+            }
+            let Some((off, len, _)) = sp
+                .crypto_send
+                .next_chunk(room - frame::crypto_header_len(u64::MAX >> 2, room))
+            else {
+                break;
+            };
+            if len == 0 {
+                break;
+            }
+            w.put_varint(frame::types::CRYPTO)?;
+            w.put_varint(off)?;
+            w.put_varint(len as u64)?;
+            sp.crypto_send
+                .emit(off, len, false, &mut w.rest_mut()[..len])?;
+            w.skip(len)?;
+            frames.push(SentFrame::Crypto { offset: off, len });
+            any = true;
+        }
+
+        if epoch == Epoch::Application {
+            any |= self.write_datagrams(w, frames)?;
+            any |= self.write_stream_frames(w, frames)?;
+        }
+        Ok((any, any))
+    }
+
+    /// Flow-control, stream-control and connection-ID frames.
+    fn write_control_frames(
+        &mut self,
+        w: &mut OctetsMut<'_>,
+        frames: &mut Vec<SentFrame>,
+    ) -> Result<bool> {
+        let mut any = false;
+        let put = |w: &mut OctetsMut<'_>, f: Frame<'_>| -> Result<bool> {
+            if f.wire_len() > w.cap() {
+                return Ok(false);
+            }
+            f.to_bytes(w)?;
+            Ok(true)
+        };
+
+        if self.pending.handshake_done && self.is_server && put(w, Frame::HandshakeDone)? {
+            frames.push(SentFrame::HandshakeDone);
+            self.pending.handshake_done = false;
+            any = true;
+        }
+        while let Some(data) = self.pending.path_responses.front().copied() {
+            if !put(w, Frame::PathResponse { data })? {
+                break;
+            }
+            self.pending.path_responses.pop_front();
+            any = true;
+        }
+        if self.pending.max_data {
+            let rtt = self.recovery.rtt().smoothed_rtt;
+            let max = self.flow.update_max_data(self.now_hint(), rtt);
+            if put(w, Frame::MaxData { max })? {
+                frames.push(SentFrame::MaxData);
+                self.pending.max_data = false;
+                any = true;
+            }
+        }
+        let mut msd = std::mem::take(&mut self.pending.max_stream_data);
+        msd.sort_unstable();
+        msd.dedup();
+        let mut left = Vec::new();
+        for id in msd {
+            let rtt = self.recovery.rtt().smoothed_rtt;
+            let Some(max) = self
+                .streams
+                .update_max_stream_data(id, self.now_hint(), rtt)
+            else {
+                continue;
+            };
+            if put(w, Frame::MaxStreamData { stream_id: id, max })? {
+                frames.push(SentFrame::MaxStreamData { id });
+                any = true;
+            } else {
+                left.push(id);
+            }
+        }
+        self.pending.max_stream_data = left;
+        for bidi in [true, false] {
+            let flag = if bidi {
+                &mut self.pending.max_streams_bidi
+            } else {
+                &mut self.pending.max_streams_uni
+            };
+            if !*flag {
+                continue;
+            }
+            let max = if bidi {
+                self.streams.update_max_streams_bidi()
+            } else {
+                self.streams.update_max_streams_uni()
+            };
+            if put(w, Frame::MaxStreams { bidi, max })? {
+                frames.push(SentFrame::MaxStreams { bidi });
+                let flag = if bidi {
+                    &mut self.pending.max_streams_bidi
+                } else {
+                    &mut self.pending.max_streams_uni
+                };
+                *flag = false;
+                any = true;
+            }
+        }
+        if let Some(limit) = self.pending.data_blocked {
+            if put(w, Frame::DataBlocked { limit })? {
+                frames.push(SentFrame::DataBlocked);
+                self.pending.data_blocked = None;
+                self.flow.blocked_sent();
+                any = true;
+            }
+        }
+        for (id, limit) in self.streams.take_blocked() {
+            if put(
+                w,
+                Frame::StreamDataBlocked {
+                    stream_id: id,
+                    limit,
+                },
+            )? {
+                frames.push(SentFrame::StreamDataBlocked { id });
+                any = true;
+            }
+        }
+        for bidi in [true, false] {
+            let blocked = if bidi {
+                self.streams.streams_blocked_bidi()
+            } else {
+                self.streams.streams_blocked_uni()
+            };
+            if let Some(limit) = blocked {
+                if put(w, Frame::StreamsBlocked { bidi, limit })? {
+                    frames.push(SentFrame::StreamsBlocked { bidi });
+                    if bidi {
+                        self.streams.streams_blocked_bidi_sent();
+                    } else {
+                        self.streams.streams_blocked_uni_sent();
+                    }
+                    any = true;
+                }
+            }
+        }
+        while let Some((id, error_code, final_size)) = self.pending.reset_stream.front().copied() {
+            if !put(
+                w,
+                Frame::ResetStream {
+                    stream_id: id,
+                    error_code,
+                    final_size,
+                },
+            )? {
+                break;
+            }
+            self.pending.reset_stream.pop_front();
+            frames.push(SentFrame::ResetStream {
+                id,
+                error_code,
+                final_size,
+            });
+            any = true;
+        }
+        while let Some((id, error_code)) = self.pending.stop_sending.front().copied() {
+            if !put(
+                w,
+                Frame::StopSending {
+                    stream_id: id,
+                    error_code,
+                },
+            )? {
+                break;
+            }
+            self.pending.stop_sending.pop_front();
+            frames.push(SentFrame::StopSending { id, error_code });
+            any = true;
+        }
+        while let Some(seq) = self.pending.new_cids.front().copied() {
+            let Some(e) = self.cids.scid_entry(seq) else {
+                self.pending.new_cids.pop_front();
+                continue;
+            };
+            let f = Frame::NewConnectionId {
+                seq_num: seq,
+                retire_prior_to: self.cids.retire_prior_to,
+                conn_id: &e.cid,
+                reset_token: e.reset_token.unwrap_or(0).to_be_bytes(),
+            };
+            if !put(w, f)? {
+                break;
+            }
+            self.pending.new_cids.pop_front();
+            frames.push(SentFrame::NewConnectionId { seq });
+            any = true;
+        }
+        while let Some(seq) = self.pending.retire_cids.front().copied() {
+            if !put(w, Frame::RetireConnectionId { seq_num: seq })? {
+                break;
+            }
+            self.pending.retire_cids.pop_front();
+            frames.push(SentFrame::RetireConnectionId { seq });
+            any = true;
+        }
+        Ok(any)
+    }
+
+    fn write_datagrams(
+        &mut self,
+        w: &mut OctetsMut<'_>,
+        frames: &mut Vec<SentFrame>,
+    ) -> Result<bool> {
+        let mut any = false;
+        while let Some(d) = self.dgram_send.front() {
+            let f = Frame::Datagram {
+                data: d,
+                with_len: true,
+            };
+            if f.wire_len() > w.cap() {
+                break;
+            }
+            f.to_bytes(w)?;
+            self.dgram_send.pop_front();
+            frames.push(SentFrame::Datagram);
+            any = true;
+        }
+        Ok(any)
+    }
+
+    /// STREAM frames in priority order until the packet is full.
+    fn write_stream_frames(
+        &mut self,
+        w: &mut OctetsMut<'_>,
+        frames: &mut Vec<SentFrame>,
+    ) -> Result<bool> {
+        let mut any = false;
+        let mut guard = 0;
+        while let Some(id) = self.streams.peek_flushable() {
+            guard += 1;
+            if guard > 10_000 {
+                break;
+            }
+            let room = w.cap();
+            // Header upper bound: type + id + 8-byte offset + 2-byte length.
+            let max_hdr = 1 + varint_len(id) + 8 + 2;
+            if room <= max_hdr {
+                break;
+            }
+            let Some(stream) = self.streams.get_mut(id) else {
+                self.streams.on_flushed(id);
+                continue;
+            };
+            let Ok(send) = stream.send_mut() else {
+                self.streams.on_flushed(id);
+                continue;
+            };
+            let Some((off, len, fin)) = send.next_chunk(room - max_hdr) else {
+                self.streams.on_flushed(id);
+                continue;
+            };
+            let mut ty = frame::types::STREAM | 0x02;
+            if off != 0 {
+                ty |= 0x04;
+            }
+            if fin {
+                ty |= 0x01;
+            }
+            w.put_varint(ty)?;
+            w.put_varint(id)?;
+            if off != 0 {
+                w.put_varint(off)?;
+            }
+            w.put_varint_with_len(len as u64, 2)?;
+            send.emit(off, len, fin, &mut w.rest_mut()[..len])?;
+            w.skip(len)?;
+            frames.push(SentFrame::Stream {
+                id,
+                offset: off,
+                len,
+                fin,
+            });
+            any = true;
+            // Moves the stream behind others of its urgency (round-robin
+            // for incremental streams) or out of the set when done.
+            self.streams.on_flushed(id);
+        }
+        Ok(any)
+    }
+
+    /// The time flow-control auto-tuning uses (last packet receipt).
+    fn now_hint(&self) -> Instant {
+        self.spaces[Epoch::Application as usize]
+            .largest_rx
+            .map(|(_, t)| t)
+            .unwrap_or_else(Instant::now)
+    }
+}

@@ -1,0 +1,122 @@
+//! Packet number spaces (RFC 9000 §12.3): keys, received packet numbers,
+//! ACK state and the crypto stream of each.
+
+use std::time::Instant;
+
+use crate::crypto::{DirectionalKeys, PacketKey};
+use crate::ranges::RangeSet;
+use crate::recovery::Epoch;
+use crate::stream::{RecvBuf, SendBuf};
+use crate::tls::Level;
+
+/// How many ACK ranges we remember and report; older ones are dropped
+/// (the peer has most likely seen them acknowledged already).
+pub(crate) const MAX_ACK_RANGES: usize = 32;
+
+/// Largest amount of out-of-order CRYPTO data buffered per level.
+pub(crate) const MAX_CRYPTO_BUFFER: u64 = 256 * 1024;
+
+/// One packet number space.
+pub(crate) struct PacketSpace {
+    pub(crate) epoch: Epoch,
+    /// Keys to open the peer's packets.
+    pub(crate) open: Option<DirectionalKeys>,
+    /// Keys to seal ours.
+    pub(crate) seal: Option<DirectionalKeys>,
+    /// Next packet number to send.
+    pub(crate) next_pkt_num: u64,
+    /// Largest packet number received, and when.
+    pub(crate) largest_rx: Option<(u64, Instant)>,
+    /// Received packet numbers still worth acknowledging.
+    pub(crate) recv_pkt_need_ack: RangeSet,
+    /// Every packet number received (duplicate detection).
+    pub(crate) recv_pkt_num: RangeSet,
+    /// Whether an ack-eliciting packet arrived since our last ACK.
+    pub(crate) ack_elicited: bool,
+    /// Ack-eliciting packets received since our last ACK.
+    pub(crate) ack_eliciting_unacked: u32,
+    /// When the first unacknowledged ack-eliciting packet arrived.
+    pub(crate) first_unacked_at: Option<Instant>,
+    /// Outgoing CRYPTO data of this level.
+    pub(crate) crypto_send: SendBuf,
+    /// Incoming CRYPTO data of this level.
+    pub(crate) crypto_recv: RecvBuf,
+    /// Whether the space's keys were discarded (RFC 9001 §4.9).
+    pub(crate) discarded: bool,
+    /// PTO probes still to send in this space.
+    pub(crate) probes: usize,
+}
+
+impl PacketSpace {
+    pub(crate) fn new(epoch: Epoch) -> Self {
+        PacketSpace {
+            epoch,
+            open: None,
+            seal: None,
+            next_pkt_num: 0,
+            largest_rx: None,
+            recv_pkt_need_ack: RangeSet::new(MAX_ACK_RANGES),
+            recv_pkt_num: RangeSet::new(MAX_ACK_RANGES * 4),
+            ack_elicited: false,
+            ack_eliciting_unacked: 0,
+            first_unacked_at: None,
+            crypto_send: SendBuf::new_crypto(),
+            crypto_recv: RecvBuf::new_crypto(MAX_CRYPTO_BUFFER),
+            discarded: false,
+            probes: 0,
+        }
+    }
+
+    /// Whether this space has CRYPTO data waiting to go out.
+    pub(crate) fn has_crypto_to_send(&self) -> bool {
+        self.seal.is_some() && self.crypto_send.ready()
+    }
+
+    /// Discards keys and state when the space is done (RFC 9001 §4.9).
+    pub(crate) fn discard(&mut self) {
+        self.open = None;
+        self.seal = None;
+        self.discarded = true;
+        self.ack_elicited = false;
+        self.probes = 0;
+        self.crypto_send = SendBuf::new_crypto();
+    }
+}
+
+/// The encryption level whose CRYPTO frames a space carries.
+pub(crate) fn level_of(epoch: Epoch) -> Level {
+    match epoch {
+        Epoch::Initial => Level::Initial,
+        Epoch::Handshake => Level::Handshake,
+        Epoch::Application => Level::OneRtt,
+    }
+}
+
+/// 1-RTT key update state (RFC 9001 §6).
+pub(crate) struct KeyUpdate {
+    /// The current key phase bit.
+    pub(crate) phase: bool,
+    /// Opening key of the next phase, derived ahead so that a peer's
+    /// update is detected without timing side channels.
+    pub(crate) next_open: Option<PacketKey>,
+    /// Opening key of the previous phase, kept for reordered packets until
+    /// `prev_expiry`.
+    pub(crate) prev_open: Option<(PacketKey, Instant)>,
+    /// Whether we updated and wait for an acknowledgement in the new phase
+    /// before updating again (RFC 9001 §6.1).
+    pub(crate) pending_ack: bool,
+    /// First packet number sent in the current phase.
+    pub(crate) first_pn_in_phase: Option<u64>,
+}
+
+impl KeyUpdate {
+    pub(crate) fn new() -> Self {
+        KeyUpdate {
+            phase: false,
+            next_open: None,
+            prev_open: None,
+            pending_ack: false,
+            first_pn_in_phase: None,
+        }
+    }
+}

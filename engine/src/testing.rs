@@ -1,0 +1,394 @@
+//! A deterministic in-memory client/server pair with a virtual clock and a
+//! configurable lossy link (`testing` feature).
+//!
+//! Every engine and HTTP/3 test builds on [`Pipe`]: datagrams go through a
+//! [`Link`] per direction that applies MTU, delay, loss, reordering,
+//! duplication and corruption from a seeded generator, so a failing run can
+//! be replayed exactly.
+
+use std::collections::BinaryHeap;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use boring::asn1::Asn1Time;
+use boring::bn::{BigNum, MsbOption};
+use boring::ec::{EcGroup, EcKey};
+use boring::hash::MessageDigest;
+use boring::nid::Nid;
+use boring::pkey::PKey;
+use boring::x509::extension::SubjectAlternativeName;
+use boring::x509::{X509Builder, X509NameBuilder};
+
+use crate::{Config, Connection, ConnectionId, Error, RecvInfo, Result};
+
+/// A self-signed ECDSA P-256 certificate for `localhost`/127.0.0.1 and its
+/// key, in PEM, generated once per process.
+pub fn self_signed_cert() -> &'static (Vec<u8>, Vec<u8>) {
+    static CERT: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+    CERT.get_or_init(|| make_cert().expect("generating a test certificate"))
+}
+
+fn make_cert() -> std::result::Result<(Vec<u8>, Vec<u8>), boring::error::ErrorStack> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_nid(Nid::COMMONNAME, "localhost")?;
+    let name = name.build();
+    let mut b = X509Builder::new()?;
+    b.set_version(2)?;
+    let mut serial = BigNum::new()?;
+    serial.rand(64, MsbOption::MAYBE_ZERO, false)?;
+    let serial = serial.to_asn1_integer()?;
+    b.set_serial_number(&serial)?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(&name)?;
+    b.set_pubkey(&key)?;
+    let not_before = Asn1Time::days_from_now(0)?;
+    let not_after = Asn1Time::days_from_now(365)?;
+    b.set_not_before(&not_before)?;
+    b.set_not_after(&not_after)?;
+    let san = SubjectAlternativeName::new()
+        .dns("localhost")
+        .ip("127.0.0.1")
+        .build(&b.x509v3_context(None, None))?;
+    b.append_extension(&san)?;
+    b.sign(&key, MessageDigest::sha256())?;
+    let cert = b.build();
+    Ok((cert.to_pem()?, key.private_key_to_pem_pkcs8()?))
+}
+
+/// A config suitable for tests: the test certificate (server), ALPN
+/// `proto1`, generous limits, no peer verification.
+pub fn test_config(is_server: bool) -> Result<Config> {
+    let mut c = Config::new(crate::PROTOCOL_VERSION)?;
+    if is_server {
+        let (cert, key) = self_signed_cert();
+        c.load_cert_chain_from_pem(cert)?;
+        c.load_priv_key_from_pem(key)?;
+    }
+    c.verify_peer(false);
+    c.set_application_protos(&[b"proto1"])?;
+    c.set_initial_max_data(10_000_000);
+    c.set_initial_max_stream_data_bidi_local(1_000_000);
+    c.set_initial_max_stream_data_bidi_remote(1_000_000);
+    c.set_initial_max_stream_data_uni(1_000_000);
+    c.set_initial_max_streams_bidi(100);
+    c.set_initial_max_streams_uni(100);
+    c.set_max_idle_timeout(30_000);
+    c.set_max_send_udp_payload_size(1350);
+    c.set_max_recv_udp_payload_size(1350);
+    Ok(c)
+}
+
+/// Impairments of one direction of the link.
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    /// Largest datagram carried; larger ones are dropped.
+    pub mtu: usize,
+    /// One-way delay.
+    pub delay: Duration,
+    /// Probability a datagram is lost.
+    pub loss: f64,
+    /// Probability a datagram is delayed by an extra `delay` (reordered).
+    pub reorder: f64,
+    /// Probability a datagram is delivered twice.
+    pub duplicate: f64,
+    /// Probability one byte of a datagram is flipped.
+    pub corrupt: f64,
+    /// Seed of the deterministic generator.
+    pub seed: u64,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            mtu: 1500,
+            delay: Duration::from_millis(10),
+            loss: 0.0,
+            reorder: 0.0,
+            duplicate: 0.0,
+            corrupt: 0.0,
+            seed: 1,
+        }
+    }
+}
+
+#[derive(PartialEq, Eq)]
+struct InFlight {
+    at: Instant,
+    seq: u64,
+    data: Vec<u8>,
+}
+
+impl Ord for InFlight {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Min-heap on (at, seq).
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// One direction of the in-memory link.
+pub struct Link {
+    cfg: LinkConfig,
+    rng: u64,
+    seq: u64,
+    queue: BinaryHeap<InFlight>,
+    /// Datagrams handed to the link.
+    pub sent: u64,
+    /// Datagrams the link dropped (loss or MTU).
+    pub dropped: u64,
+}
+
+impl Link {
+    /// A link with the given impairments.
+    pub fn new(cfg: LinkConfig) -> Self {
+        let rng = cfg.seed.max(1);
+        Link {
+            cfg,
+            rng,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            sent: 0,
+            dropped: 0,
+        }
+    }
+
+    fn rand(&mut self) -> f64 {
+        // xorshift64*
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Hands a datagram to the link at `now`.
+    pub fn push(&mut self, mut data: Vec<u8>, now: Instant) {
+        self.sent += 1;
+        if data.len() > self.cfg.mtu || self.rand() < self.cfg.loss {
+            self.dropped += 1;
+            return;
+        }
+        if self.rand() < self.cfg.corrupt && !data.is_empty() {
+            let i = (self.rand() * data.len() as f64) as usize % data.len();
+            data[i] ^= 0x5a;
+        }
+        let mut at = now + self.cfg.delay;
+        if self.rand() < self.cfg.reorder {
+            at += self.cfg.delay.max(Duration::from_millis(1));
+        }
+        if self.rand() < self.cfg.duplicate {
+            self.seq += 1;
+            self.queue.push(InFlight {
+                at: at + Duration::from_micros(100),
+                seq: self.seq,
+                data: data.clone(),
+            });
+        }
+        self.seq += 1;
+        self.queue.push(InFlight {
+            at,
+            seq: self.seq,
+            data,
+        });
+    }
+
+    /// The next datagram due at or before `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<Vec<u8>> {
+        if self.queue.peek().is_some_and(|f| f.at <= now) {
+            return self.queue.pop().map(|f| f.data);
+        }
+        None
+    }
+
+    /// When the next datagram is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.queue.peek().map(|f| f.at)
+    }
+}
+
+/// A client and a server connected through two [`Link`]s, on a virtual
+/// clock.
+pub struct Pipe {
+    /// The client side.
+    pub client: Connection,
+    /// The server side.
+    pub server: Connection,
+    /// The virtual time.
+    pub now: Instant,
+    /// Client → server.
+    pub c2s: Link,
+    /// Server → client.
+    pub s2c: Link,
+    client_addr: SocketAddr,
+    server_addr: SocketAddr,
+    buf: Vec<u8>,
+}
+
+impl Pipe {
+    /// A pipe with the default test configs and a clean 10 ms link.
+    pub fn new() -> Result<Pipe> {
+        Pipe::with_configs(
+            &mut test_config(false)?,
+            &mut test_config(true)?,
+            LinkConfig::default(),
+            LinkConfig::default(),
+        )
+    }
+
+    /// A pipe with the given configs and link impairments.
+    pub fn with_configs(
+        client_config: &mut Config,
+        server_config: &mut Config,
+        c2s: LinkConfig,
+        s2c: LinkConfig,
+    ) -> Result<Pipe> {
+        let client_addr: SocketAddr = "127.0.0.1:4444".parse().map_err(|_| Error::InvalidState)?;
+        let server_addr: SocketAddr = "127.0.0.1:4433".parse().map_err(|_| Error::InvalidState)?;
+        let cscid = ConnectionId::from_vec(vec![0xc1; 8]);
+        let sscid = ConnectionId::from_vec(vec![0x5e; 8]);
+        let client = crate::connect(
+            Some("localhost"),
+            &cscid,
+            client_addr,
+            server_addr,
+            client_config,
+        )?;
+        let server = crate::accept(&sscid, None, server_addr, client_addr, server_config)?;
+        Ok(Pipe {
+            client,
+            server,
+            now: Instant::now(),
+            c2s: Link::new(c2s),
+            s2c: Link::new(s2c),
+            client_addr,
+            server_addr,
+            buf: vec![0u8; 65_536],
+        })
+    }
+
+    /// Moves every datagram both sides want to send into the links.
+    pub fn flush(&mut self) -> Result<usize> {
+        let mut n = 0;
+        for client_side in [true, false] {
+            for _ in 0..10_000 {
+                let (conn, link) = if client_side {
+                    (&mut self.client, &mut self.c2s)
+                } else {
+                    (&mut self.server, &mut self.s2c)
+                };
+                match conn.send_at(&mut self.buf, self.now) {
+                    Ok((len, _)) => {
+                        link.push(self.buf[..len].to_vec(), self.now);
+                        n += 1;
+                    }
+                    Err(Error::Done) => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Delivers every datagram due now. Errors from `recv` other than
+    /// `Done` are returned (the connection closes itself on them).
+    pub fn deliver(&mut self) -> Result<usize> {
+        let mut n = 0;
+        while let Some(mut d) = self.c2s.pop_due(self.now) {
+            let info = RecvInfo {
+                from: self.client_addr,
+                to: self.server_addr,
+            };
+            match self.server.recv_at(&mut d, info, self.now) {
+                Ok(_) | Err(Error::Done) => (),
+                Err(e) => return Err(e),
+            }
+            n += 1;
+        }
+        while let Some(mut d) = self.s2c.pop_due(self.now) {
+            let info = RecvInfo {
+                from: self.server_addr,
+                to: self.client_addr,
+            };
+            match self.client.recv_at(&mut d, info, self.now) {
+                Ok(_) | Err(Error::Done) => (),
+                Err(e) => return Err(e),
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// One step: flush, deliver what is due, then jump the clock to the
+    /// next event (a datagram arrival or a timer) and fire timers.
+    /// Returns false when nothing at all is left to happen.
+    pub fn advance(&mut self) -> Result<bool> {
+        self.flush()?;
+        if self.deliver()? > 0 {
+            return Ok(true);
+        }
+        let next = [
+            self.c2s.next_due(),
+            self.s2c.next_due(),
+            self.client.timeout_instant(),
+            self.server.timeout_instant(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let Some(next) = next else {
+            return Ok(false);
+        };
+        if next > self.now {
+            self.now = next;
+        }
+        if self.client.timeout_instant().is_some_and(|t| t <= self.now) {
+            self.client.on_timeout_at(self.now);
+        }
+        if self.server.timeout_instant().is_some_and(|t| t <= self.now) {
+            self.server.on_timeout_at(self.now);
+        }
+        self.deliver()?;
+        Ok(true)
+    }
+
+    /// Advances until `done` holds, at most `max_steps` steps.
+    pub fn run_until(
+        &mut self,
+        max_steps: usize,
+        mut done: impl FnMut(&mut Pipe) -> bool,
+    ) -> Result<()> {
+        for _ in 0..max_steps {
+            if done(self) {
+                return Ok(());
+            }
+            if !self.advance()? {
+                return if done(self) { Ok(()) } else { Err(Error::Done) };
+            }
+        }
+        if done(self) {
+            Ok(())
+        } else {
+            Err(Error::Done)
+        }
+    }
+
+    /// Runs the handshake to completion on both sides (and until the
+    /// client sees HANDSHAKE_DONE).
+    pub fn handshake(&mut self) -> Result<()> {
+        self.run_until(10_000, |p| {
+            p.client.is_established() && p.server.is_established() && p.client.handshake_confirmed
+        })
+    }
+
+    /// Virtual time elapsed since `start`.
+    pub fn elapsed_since(&self, start: Instant) -> Duration {
+        self.now.saturating_duration_since(start)
+    }
+}

@@ -1,0 +1,430 @@
+//! TLS 1.3 for QUIC (RFC 9001 §4) through BoringSSL's QUIC API:
+//! `SSL_set_quic_method`, `SSL_provide_quic_data`, and the transport
+//! parameters extension.
+//!
+//! The handshake is driven synchronously: every call into BoringSSL that
+//! may invoke a QUIC-method callback first points the SSL's ex-data slot at
+//! this connection's [`Events`], and clears it afterwards, so callbacks
+//! never outlive the state they write to.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_int, c_void};
+use std::sync::OnceLock;
+
+use boring::ssl::{Ssl, SslContext, SslRef};
+use boring_sys as ffi;
+use foreign_types::ForeignTypeRef;
+
+use crate::crypto::{Algorithm, MAX_SECRET_LEN};
+use crate::error::{Error, Result};
+
+/// An encryption level (RFC 9001 §4.1.4); also indexes the crypto streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Level {
+    /// Initial keys.
+    Initial = 0,
+    /// 0-RTT keys.
+    ZeroRtt = 1,
+    /// Handshake keys.
+    Handshake = 2,
+    /// 1-RTT keys.
+    OneRtt = 3,
+}
+
+impl Level {
+    fn from_ffi(level: ffi::ssl_encryption_level_t) -> Option<Level> {
+        match level {
+            ffi::ssl_encryption_level_t::ssl_encryption_initial => Some(Level::Initial),
+            ffi::ssl_encryption_level_t::ssl_encryption_early_data => Some(Level::ZeroRtt),
+            ffi::ssl_encryption_level_t::ssl_encryption_handshake => Some(Level::Handshake),
+            ffi::ssl_encryption_level_t::ssl_encryption_application => Some(Level::OneRtt),
+            _ => None,
+        }
+    }
+
+    fn to_ffi(self) -> ffi::ssl_encryption_level_t {
+        match self {
+            Level::Initial => ffi::ssl_encryption_level_t::ssl_encryption_initial,
+            Level::ZeroRtt => ffi::ssl_encryption_level_t::ssl_encryption_early_data,
+            Level::Handshake => ffi::ssl_encryption_level_t::ssl_encryption_handshake,
+            Level::OneRtt => ffi::ssl_encryption_level_t::ssl_encryption_application,
+        }
+    }
+}
+
+/// A traffic secret BoringSSL installed.
+#[derive(Clone, Copy)]
+pub struct Secret {
+    /// Encryption level.
+    pub level: Level,
+    /// Whether it protects what we send (write) or what we receive.
+    pub write: bool,
+    /// The negotiated AEAD.
+    pub alg: Algorithm,
+    /// The secret; `len` bytes are valid.
+    pub secret: [u8; MAX_SECRET_LEN],
+    /// Length of the secret.
+    pub len: usize,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        write!(
+            f,
+            "Secret({:?}, write={}, {:?})",
+            self.level, self.write, self.alg
+        )
+    }
+}
+
+/// What the QUIC-method callbacks produced during one call into TLS.
+#[derive(Default)]
+pub struct Events {
+    /// New secrets, in the order TLS installed them.
+    pub secrets: Vec<Secret>,
+    /// Handshake bytes to send, per level (indexed by `Level as usize`).
+    pub out: [Vec<u8>; 4],
+    /// A fatal alert TLS wants to send (RFC 9001 §4.8: becomes a
+    /// CRYPTO_ERROR 0x100 + alert).
+    pub alert: Option<u8>,
+}
+
+/// The process-wide ex-data index that carries `*mut Events`.
+fn events_index() -> c_int {
+    static INDEX: OnceLock<c_int> = OnceLock::new();
+    *INDEX.get_or_init(|| {
+        // SAFETY: registering an ex-data index with no callbacks is always
+        // safe; the returned index is valid for the process lifetime.
+        unsafe {
+            ffi::SSL_get_ex_new_index(0, std::ptr::null_mut(), std::ptr::null_mut(), None, None)
+        }
+    })
+}
+
+/// # Safety
+/// Only called by BoringSSL from within a call that [`Handshake::with_events`]
+/// wrapped, so the ex-data slot points at a live, exclusively borrowed
+/// `Events` (or is null).
+unsafe fn events<'a>(ssl: *mut ffi::SSL) -> Option<&'a mut Events> {
+    // SAFETY: see the function's contract.
+    let p = unsafe { ffi::SSL_get_ex_data(ssl, events_index()) } as *mut Events;
+    // SAFETY: non-null only while `with_events` holds the exclusive borrow.
+    unsafe { p.as_mut() }
+}
+
+unsafe extern "C" fn set_secret(
+    ssl: *mut ffi::SSL,
+    level: ffi::ssl_encryption_level_t,
+    cipher: *const ffi::SSL_CIPHER,
+    secret: *const u8,
+    secret_len: usize,
+    write: bool,
+) -> c_int {
+    // SAFETY: called by BoringSSL within `with_events` (see `events`).
+    let Some(ev) = (unsafe { events(ssl) }) else {
+        return 0;
+    };
+    let Some(level) = Level::from_ffi(level) else {
+        return 0;
+    };
+    // SAFETY: `cipher` is the negotiated suite BoringSSL passes us.
+    let id = unsafe { ffi::SSL_CIPHER_get_protocol_id(cipher) };
+    let Some(alg) = Algorithm::from_tls_cipher_suite(id) else {
+        return 0;
+    };
+    if secret_len != alg.secret_len() || secret_len > MAX_SECRET_LEN {
+        return 0;
+    }
+    let mut s = Secret {
+        level,
+        write,
+        alg,
+        secret: [0u8; MAX_SECRET_LEN],
+        len: secret_len,
+    };
+    // SAFETY: BoringSSL passes `secret_len` readable bytes at `secret`.
+    s.secret[..secret_len]
+        .copy_from_slice(unsafe { std::slice::from_raw_parts(secret, secret_len) });
+    ev.secrets.push(s);
+    1
+}
+
+unsafe extern "C" fn set_read_secret(
+    ssl: *mut ffi::SSL,
+    level: ffi::ssl_encryption_level_t,
+    cipher: *const ffi::SSL_CIPHER,
+    secret: *const u8,
+    secret_len: usize,
+) -> c_int {
+    // SAFETY: forwarding BoringSSL's own arguments.
+    unsafe { set_secret(ssl, level, cipher, secret, secret_len, false) }
+}
+
+unsafe extern "C" fn set_write_secret(
+    ssl: *mut ffi::SSL,
+    level: ffi::ssl_encryption_level_t,
+    cipher: *const ffi::SSL_CIPHER,
+    secret: *const u8,
+    secret_len: usize,
+) -> c_int {
+    // SAFETY: forwarding BoringSSL's own arguments.
+    unsafe { set_secret(ssl, level, cipher, secret, secret_len, true) }
+}
+
+unsafe extern "C" fn add_handshake_data(
+    ssl: *mut ffi::SSL,
+    level: ffi::ssl_encryption_level_t,
+    data: *const u8,
+    len: usize,
+) -> c_int {
+    // SAFETY: called by BoringSSL within `with_events`.
+    let Some(ev) = (unsafe { events(ssl) }) else {
+        return 0;
+    };
+    let Some(level) = Level::from_ffi(level) else {
+        return 0;
+    };
+    // SAFETY: BoringSSL passes `len` readable bytes at `data`.
+    ev.out[level as usize].extend_from_slice(unsafe { std::slice::from_raw_parts(data, len) });
+    1
+}
+
+unsafe extern "C" fn flush_flight(_ssl: *mut ffi::SSL) -> c_int {
+    // Data is sent when the application calls send(); nothing to flush.
+    1
+}
+
+unsafe extern "C" fn send_alert(
+    ssl: *mut ffi::SSL,
+    _level: ffi::ssl_encryption_level_t,
+    alert: u8,
+) -> c_int {
+    // SAFETY: called by BoringSSL within `with_events`.
+    if let Some(ev) = unsafe { events(ssl) } {
+        ev.alert = Some(alert);
+    }
+    1
+}
+
+static QUIC_METHOD: ffi::SSL_QUIC_METHOD = ffi::SSL_QUIC_METHOD {
+    set_read_secret: Some(set_read_secret),
+    set_write_secret: Some(set_write_secret),
+    add_handshake_data: Some(add_handshake_data),
+    flush_flight: Some(flush_flight),
+    send_alert: Some(send_alert),
+};
+
+/// Installs the QUIC method on a context under construction.
+pub(crate) fn install_quic_method(ctx: *mut ffi::SSL_CTX) -> Result<()> {
+    // SAFETY: `ctx` comes from a live SslContextBuilder and QUIC_METHOD is a
+    // static that outlives every SSL made from it.
+    let rc = unsafe { ffi::SSL_CTX_set_quic_method(ctx, &QUIC_METHOD) };
+    if rc != 1 {
+        return Err(Error::TlsFail);
+    }
+    Ok(())
+}
+
+/// One connection's TLS handshake.
+pub struct Handshake {
+    ssl: Ssl,
+    events: Box<Events>,
+}
+
+impl Handshake {
+    /// A handshake in the client or server role with our encoded transport
+    /// parameters; `server_name` sets SNI and the name verified against the
+    /// server's certificate.
+    pub fn new(
+        ctx: &SslContext,
+        is_server: bool,
+        server_name: Option<&str>,
+        verify_host: bool,
+        params: &[u8],
+    ) -> Result<Self> {
+        let mut ssl = Ssl::new(ctx).map_err(|_| Error::TlsFail)?;
+        if is_server {
+            // SAFETY: `ssl` is a live SSL we own.
+            unsafe { ffi::SSL_set_accept_state(ssl.as_ptr()) };
+        } else {
+            // SAFETY: as above.
+            unsafe { ffi::SSL_set_connect_state(ssl.as_ptr()) };
+            if let Some(name) = server_name {
+                // An IP literal is not a valid SNI host name (RFC 6066 §3).
+                if name.parse::<std::net::IpAddr>().is_err() {
+                    ssl.set_hostname(name).map_err(|_| Error::TlsFail)?;
+                }
+                if verify_host {
+                    ssl.param_mut().set_host(name).map_err(|_| Error::TlsFail)?;
+                }
+            }
+        }
+        let raw = ssl.as_ptr();
+        // SAFETY: `raw` is a live SSL; BoringSSL copies the parameters.
+        let rc = unsafe { ffi::SSL_set_quic_transport_params(raw, params.as_ptr(), params.len()) };
+        if rc != 1 {
+            return Err(Error::TlsFail);
+        }
+        Ok(Handshake {
+            ssl,
+            events: Box::default(),
+        })
+    }
+
+    /// Replaces our transport parameters before the handshake sends them
+    /// (a server learns its ODCID from the first Initial).
+    pub fn set_transport_params(&mut self, params: &[u8]) -> Result<()> {
+        // SAFETY: the SSL is live; BoringSSL copies the parameters.
+        let rc = unsafe {
+            ffi::SSL_set_quic_transport_params(self.ssl.as_ptr(), params.as_ptr(), params.len())
+        };
+        if rc != 1 {
+            return Err(Error::TlsFail);
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the raw SSL with the callbacks' ex-data pointing at our
+    /// events, then detaches it.
+    fn with_events<R>(&mut self, f: impl FnOnce(*mut ffi::SSL) -> R) -> R {
+        let raw = self.ssl.as_ptr();
+        let ev: *mut Events = &mut *self.events;
+        // SAFETY: `ev` points into our Box, alive and not otherwise
+        // borrowed for the duration of `f`; we clear the slot afterwards.
+        unsafe { ffi::SSL_set_ex_data(raw, events_index(), ev as *mut c_void) };
+        let r = f(raw);
+        // SAFETY: as above.
+        unsafe { ffi::SSL_set_ex_data(raw, events_index(), std::ptr::null_mut()) };
+        r
+    }
+
+    /// Feeds CRYPTO data received at `level`.
+    ///
+    /// BoringSSL accepts data only at its current read level; the caller
+    /// buffers data of later levels until [`Handshake::read_level`] reaches
+    /// them (RFC 9001 §4.1.3).
+    pub fn provide_data(&mut self, level: Level, data: &[u8]) -> Result<()> {
+        let rc = self.with_events(|raw| {
+            // SAFETY: `raw` is live; BoringSSL copies `data`.
+            unsafe { ffi::SSL_provide_quic_data(raw, level.to_ffi(), data.as_ptr(), data.len()) }
+        });
+        if rc != 1 {
+            clear_errors();
+            return Err(Error::TlsFail);
+        }
+        Ok(())
+    }
+
+    /// Advances the handshake. `Ok(true)` once it is complete; `Ok(false)`
+    /// when it needs more data; `Err(TlsFail)` on a fatal error (see
+    /// [`Events::alert`]).
+    pub fn do_handshake(&mut self) -> Result<bool> {
+        let (rc, err) = self.with_events(|raw| {
+            // SAFETY: `raw` is live; callbacks write to our events.
+            let rc = unsafe { ffi::SSL_do_handshake(raw) };
+            // SAFETY: as above.
+            let err = if rc == 1 {
+                0
+            } else {
+                unsafe { ffi::SSL_get_error(raw, rc) }
+            };
+            (rc, err)
+        });
+        if rc == 1 {
+            return Ok(true);
+        }
+        match err {
+            ffi::SSL_ERROR_WANT_READ | ffi::SSL_ERROR_WANT_WRITE => Ok(false),
+            _ => {
+                tracing::debug!(err, "TLS handshake failed");
+                clear_errors();
+                Err(Error::TlsFail)
+            }
+        }
+    }
+
+    /// Processes post-handshake messages (NewSessionTicket).
+    pub fn process_post_handshake(&mut self) -> Result<()> {
+        let rc = self.with_events(|raw| {
+            // SAFETY: `raw` is live.
+            unsafe { ffi::SSL_process_quic_post_handshake(raw) }
+        });
+        if rc != 1 {
+            clear_errors();
+            return Err(Error::TlsFail);
+        }
+        Ok(())
+    }
+
+    /// The level TLS expects to read next.
+    pub fn read_level(&self) -> Level {
+        // SAFETY: `ssl` is live.
+        let l = unsafe { ffi::SSL_quic_read_level(self.ssl.as_ptr()) };
+        Level::from_ffi(l).unwrap_or(Level::OneRtt)
+    }
+
+    /// Takes the callbacks' output so far.
+    pub fn take_events(&mut self) -> Events {
+        std::mem::take(&mut *self.events)
+    }
+
+    /// Mutable access to pending events without taking them.
+    pub fn events_mut(&mut self) -> &mut Events {
+        &mut self.events
+    }
+
+    /// The peer's encoded transport parameters, once received.
+    pub fn peer_transport_params(&self) -> Option<&[u8]> {
+        let mut ptr: *const u8 = std::ptr::null();
+        let mut len = 0usize;
+        // SAFETY: `ssl` is live; BoringSSL returns a pointer into memory it
+        // owns for the SSL's lifetime, which `&self` bounds.
+        unsafe { ffi::SSL_get_peer_quic_transport_params(self.ssl.as_ptr(), &mut ptr, &mut len) };
+        if ptr.is_null() || len == 0 {
+            return None;
+        }
+        // SAFETY: as above; `len` bytes are readable.
+        Some(unsafe { std::slice::from_raw_parts(ptr, len) })
+    }
+
+    /// The negotiated ALPN protocol, empty if none.
+    pub fn alpn(&self) -> &[u8] {
+        self.ssl_ref().selected_alpn_protocol().unwrap_or_default()
+    }
+
+    /// The SNI the client sent (server side) or set (client side).
+    pub fn server_name(&self) -> Option<&str> {
+        self.ssl_ref().servername(boring::ssl::NameType::HOST_NAME)
+    }
+
+    /// The peer's leaf certificate in DER.
+    pub fn peer_cert_der(&self) -> Option<Vec<u8>> {
+        self.ssl_ref()
+            .peer_certificate()
+            .and_then(|c| c.to_der().ok())
+    }
+
+    /// Whether the handshake is complete.
+    pub fn is_complete(&self) -> bool {
+        // SAFETY: `ssl` is live.
+        unsafe { ffi::SSL_in_init(self.ssl.as_ptr()) == 0 }
+    }
+
+    /// A description of the last verification failure, if any.
+    pub fn verify_error(&self) -> Option<String> {
+        self.ssl_ref()
+            .verify_result()
+            .err()
+            .map(|e| e.error_string().to_string())
+    }
+
+    fn ssl_ref(&self) -> &SslRef {
+        &self.ssl
+    }
+}
+
+fn clear_errors() {
+    // SAFETY: touches only this thread's error queue.
+    unsafe { ffi::ERR_clear_error() };
+}
