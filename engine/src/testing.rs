@@ -392,3 +392,34 @@ impl Pipe {
         self.now.saturating_duration_since(start)
     }
 }
+
+impl Pipe {
+    /// A pipe around connections built elsewhere (Retry tests, custom
+    /// servers); addresses as in [`Pipe::new`].
+    pub fn from_parts(
+        client: Connection,
+        server: Connection,
+        now: Instant,
+        c2s: LinkConfig,
+        s2c: LinkConfig,
+    ) -> Result<Pipe> {
+        Ok(Pipe {
+            client,
+            server,
+            now,
+            c2s: Link::new(c2s),
+            s2c: Link::new(s2c),
+            client_addr: "127.0.0.1:4444".parse().map_err(|_| Error::InvalidState)?,
+            server_addr: "127.0.0.1:4433".parse().map_err(|_| Error::InvalidState)?,
+            buf: vec![0u8; 65_536],
+        })
+    }
+
+    /// The addresses the pipe uses: (client, server).
+    pub fn addrs() -> (SocketAddr, SocketAddr) {
+        (
+            SocketAddr::from(([127, 0, 0, 1], 4444)),
+            SocketAddr::from(([127, 0, 0, 1], 4433)),
+        )
+    }
+}

@@ -166,12 +166,8 @@ pub(crate) enum SentFrame {
         bidi: bool,
     },
     DataBlocked,
-    StreamDataBlocked {
-        id: u64,
-    },
-    StreamsBlocked {
-        bidi: bool,
-    },
+    StreamDataBlocked,
+    StreamsBlocked,
     NewConnectionId {
         seq: u64,
     },
@@ -179,7 +175,6 @@ pub(crate) enum SentFrame {
         seq: u64,
     },
     HandshakeDone,
-    NewToken,
     Ping,
     Datagram,
     Close,
@@ -193,9 +188,6 @@ pub(crate) struct Pending {
     pub(crate) max_streams_bidi: bool,
     pub(crate) max_streams_uni: bool,
     pub(crate) data_blocked: Option<u64>,
-    pub(crate) stream_data_blocked: Vec<(u64, u64)>,
-    pub(crate) streams_blocked_bidi: Option<u64>,
-    pub(crate) streams_blocked_uni: Option<u64>,
     pub(crate) reset_stream: VecDeque<(u64, u64, u64)>,
     pub(crate) stop_sending: VecDeque<(u64, u64)>,
     pub(crate) new_cids: VecDeque<u64>,
@@ -985,12 +977,6 @@ impl Connection {
         {
             self.handle_loss_timeout(now);
         }
-    }
-
-    /// Bookkeeping for when a stream's frames need resending after loss,
-    /// also used by recv/send.
-    pub(crate) fn epoch_index(e: Epoch) -> usize {
-        e as usize
     }
 }
 

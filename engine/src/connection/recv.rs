@@ -213,7 +213,12 @@ impl Connection {
             return Ok(pkt_end);
         }
         if is_new_phase {
-            self.commit_peer_key_update(now)?;
+            self.commit_peer_key_update(u.pn, now)?;
+        } else if epoch == Epoch::Application
+            && pkt[0] & 0x04 == u8::from(self.key_update.phase) << 2
+            && self.key_update.first_recv_pn.is_none_or(|f| u.pn < f)
+        {
+            self.key_update.first_recv_pn = Some(u.pn);
         }
 
         // The peer's address is validated once it sends a Handshake packet
@@ -292,21 +297,21 @@ impl Connection {
             let u = packet::unprotect_payload(pkt, pn_off, pn, pn_len, phase, &keys.packet)?;
             return Ok((u, false));
         }
-        // A different phase: older packets use the previous key, newer ones
-        // signal the peer's key update.
-        let older = self
-            .key_update
-            .first_pn_in_phase
-            .is_some_and(|first| pn < first);
-        if older {
+        // A different phase. Packets from before the current phase (the
+        // peer has not switched yet, or they were reordered) open with the
+        // previous key while we keep it (RFC 9001 §6.5).
+        let before_phase = self.key_update.first_recv_pn.is_none_or(|first| pn < first);
+        if before_phase {
             if let Some((prev, expiry)) = &self.key_update.prev_open {
                 if now < *expiry {
                     let u = packet::unprotect_payload(pkt, pn_off, pn, pn_len, phase, prev)?;
                     return Ok((u, false));
                 }
             }
-            return Err(Error::CryptoFail);
         }
+        // Otherwise the peer initiated a key update (RFC 9001 §6.2): try
+        // the next generation, derived once and cached so that a failed
+        // attempt costs no extra HKDF work next time.
         if self.key_update.next_open.is_none() {
             let (_, next) = keys.next_packet_key()?;
             self.key_update.next_open = Some(next);
@@ -317,32 +322,52 @@ impl Connection {
             .as_ref()
             .ok_or(Error::CryptoFail)?;
         let u = packet::unprotect_payload(pkt, pn_off, pn, pn_len, phase, next)?;
-        // RFC 9001 §6.1: the peer must not update again before we
-        // acknowledged a packet of the current phase... and must not
-        // update before the handshake is confirmed (§6.1).
-        if !self.handshake_confirmed {
-            return Err(Error::KeyUpdate);
-        }
-        self.key_update.first_pn_in_phase = Some(pn);
         Ok((u, true))
     }
 
     /// Switches both directions to the next key phase after the peer
-    /// initiated an update (RFC 9001 §6.2).
-    fn commit_peer_key_update(&mut self, now: Instant) -> Result<()> {
+    /// initiated an update (RFC 9001 §6.2). `pn` is the first packet of the
+    /// new phase.
+    fn commit_peer_key_update(&mut self, pn: u64, now: Instant) -> Result<()> {
+        self.switch_key_phase(now)?;
+        self.key_update.first_recv_pn = Some(pn);
+        Ok(())
+    }
+
+    /// Moves both directions to the next key generation, keeping the old
+    /// opening key for three PTOs for reordered packets (RFC 9001 §6.5).
+    pub(crate) fn switch_key_phase(&mut self, now: Instant) -> Result<()> {
         let pto = self.recovery.pto();
         let sp = &mut self.spaces[Epoch::Application as usize];
         let (Some(open), Some(seal)) = (sp.open.as_mut(), sp.seal.as_mut()) else {
             return Err(Error::KeyUpdate);
         };
         let old = open.update_returning_old()?;
-        self.key_update.next_open = None;
-        // Keep the old key for reordered packets for three PTOs (RFC 9001
-        // §6.5).
-        self.key_update.prev_open = Some((old, now + 3 * pto));
         seal.update()?;
+        self.key_update.next_open = None;
+        self.key_update.prev_open = Some((old, now + 3 * pto));
         self.key_update.phase = !self.key_update.phase;
+        self.key_update.first_recv_pn = None;
+        self.key_update.first_sent_pn = None;
         self.stats.key_updates += 1;
+        Ok(())
+    }
+
+    /// Starts a key update (RFC 9001 §6.1). Allowed once the handshake is
+    /// confirmed and a packet of the current phase was acknowledged.
+    pub fn initiate_key_update(&mut self) -> Result<()> {
+        if !self.handshake_confirmed
+            || self.key_update.pending_ack
+            || !matches!(self.close, CloseState::Open)
+        {
+            return Err(Error::KeyUpdate);
+        }
+        // "An endpoint MUST NOT initiate a subsequent key update unless it
+        // has received an acknowledgment for a packet that was sent
+        // protected with keys from the current key phase."
+        let now = self.now_hint();
+        self.switch_key_phase(now)?;
+        self.key_update.pending_ack = true;
         Ok(())
     }
 
@@ -383,7 +408,7 @@ impl Connection {
             return Ok(());
         }
         // Must echo our IDs.
-        if &hdr.dcid[..] != &self.cids.scid()[..] || &hdr.scid[..] != &self.odcid[..] {
+        if hdr.dcid[..] != self.cids.scid()[..] || hdr.scid[..] != self.odcid[..] {
             return Ok(());
         }
         let versions = hdr.versions.as_deref().unwrap_or_default();
@@ -412,7 +437,7 @@ impl Connection {
         if self.is_server || self.did_retry || self.got_peer_packet {
             return Ok(());
         }
-        if &hdr.dcid[..] != &self.cids.scid()[..] {
+        if hdr.dcid[..] != self.cids.scid()[..] {
             return Ok(());
         }
         // "Clients MUST discard Retry packets that have a Retry Integrity
@@ -664,7 +689,7 @@ impl Connection {
                 && self.key_update.pending_ack
                 && self
                     .key_update
-                    .first_pn_in_phase
+                    .first_sent_pn
                     .is_some_and(|first| p.pkt_num >= first)
             {
                 self.key_update.pending_ack = false;
@@ -776,10 +801,9 @@ impl Connection {
                 SentFrame::RetireConnectionId { seq } => self.pending.retire_cids.push_back(seq),
                 SentFrame::HandshakeDone => self.pending.handshake_done = true,
                 SentFrame::DataBlocked
-                | SentFrame::StreamDataBlocked { .. }
-                | SentFrame::StreamsBlocked { .. }
+                | SentFrame::StreamDataBlocked
+                | SentFrame::StreamsBlocked
                 | SentFrame::Ack { .. }
-                | SentFrame::NewToken
                 | SentFrame::Ping
                 | SentFrame::Datagram
                 | SentFrame::Close => (),

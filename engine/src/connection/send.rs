@@ -281,19 +281,16 @@ impl Connection {
 
             let sp = &mut self.spaces[ei];
             sp.next_pkt_num += 1;
-            if epoch == Epoch::Application && self.key_update.first_pn_in_phase.is_none() {
-                self.key_update.first_pn_in_phase = Some(pn);
+            if epoch == Epoch::Application && self.key_update.first_sent_pn.is_none() {
+                self.key_update.first_sent_pn = Some(pn);
             }
             self.stats.sent += 1;
-            if ack_eliciting {
-                if !self.ack_eliciting_sent_since_recv {
-                    // RFC 9000 §10.1: also restart the idle timer when
-                    // sending the first ack-eliciting packet after
-                    // receiving.
-                    self.ack_eliciting_sent_since_recv = true;
-                    if let Some(t) = self.idle_timeout {
-                        self.idle_deadline = Some(now + t.max(3 * self.recovery.pto()));
-                    }
+            if ack_eliciting && !self.ack_eliciting_sent_since_recv {
+                // RFC 9000 §10.1: also restart the idle timer when sending
+                // the first ack-eliciting packet after receiving.
+                self.ack_eliciting_sent_since_recv = true;
+                if let Some(t) = self.idle_timeout {
+                    self.idle_deadline = Some(now + t.max(3 * self.recovery.pto()));
                 }
             }
             self.recovery.on_packet_sent(
@@ -579,7 +576,7 @@ impl Connection {
                     limit,
                 },
             )? {
-                frames.push(SentFrame::StreamDataBlocked { id });
+                frames.push(SentFrame::StreamDataBlocked);
                 any = true;
             }
         }
@@ -591,7 +588,7 @@ impl Connection {
             };
             if let Some(limit) = blocked {
                 if put(w, Frame::StreamsBlocked { bidi, limit })? {
-                    frames.push(SentFrame::StreamsBlocked { bidi });
+                    frames.push(SentFrame::StreamsBlocked);
                     if bidi {
                         self.streams.streams_blocked_bidi_sent();
                     } else {
@@ -746,7 +743,7 @@ impl Connection {
     }
 
     /// The time flow-control auto-tuning uses (last packet receipt).
-    fn now_hint(&self) -> Instant {
+    pub(crate) fn now_hint(&self) -> Instant {
         self.spaces[Epoch::Application as usize]
             .largest_rx
             .map(|(_, t)| t)

@@ -7,7 +7,6 @@ use crate::crypto::{DirectionalKeys, PacketKey};
 use crate::ranges::RangeSet;
 use crate::recovery::Epoch;
 use crate::stream::{RecvBuf, SendBuf};
-use crate::tls::Level;
 
 /// How many ACK ranges we remember and report; older ones are dropped
 /// (the peer has most likely seen them acknowledged already).
@@ -18,7 +17,6 @@ pub(crate) const MAX_CRYPTO_BUFFER: u64 = 256 * 1024;
 
 /// One packet number space.
 pub(crate) struct PacketSpace {
-    pub(crate) epoch: Epoch,
     /// Keys to open the peer's packets.
     pub(crate) open: Option<DirectionalKeys>,
     /// Keys to seal ours.
@@ -49,8 +47,8 @@ pub(crate) struct PacketSpace {
 
 impl PacketSpace {
     pub(crate) fn new(epoch: Epoch) -> Self {
+        let _ = epoch;
         PacketSpace {
-            epoch,
             open: None,
             seal: None,
             next_pkt_num: 0,
@@ -67,11 +65,6 @@ impl PacketSpace {
         }
     }
 
-    /// Whether this space has CRYPTO data waiting to go out.
-    pub(crate) fn has_crypto_to_send(&self) -> bool {
-        self.seal.is_some() && self.crypto_send.ready()
-    }
-
     /// Discards keys and state when the space is done (RFC 9001 §4.9).
     pub(crate) fn discard(&mut self) {
         self.open = None;
@@ -80,15 +73,6 @@ impl PacketSpace {
         self.ack_elicited = false;
         self.probes = 0;
         self.crypto_send = SendBuf::new_crypto();
-    }
-}
-
-/// The encryption level whose CRYPTO frames a space carries.
-pub(crate) fn level_of(epoch: Epoch) -> Level {
-    match epoch {
-        Epoch::Initial => Level::Initial,
-        Epoch::Handshake => Level::Handshake,
-        Epoch::Application => Level::OneRtt,
     }
 }
 
@@ -105,8 +89,10 @@ pub(crate) struct KeyUpdate {
     /// Whether we updated and wait for an acknowledgement in the new phase
     /// before updating again (RFC 9001 §6.1).
     pub(crate) pending_ack: bool,
-    /// First packet number sent in the current phase.
-    pub(crate) first_pn_in_phase: Option<u64>,
+    /// First packet number we sent in the current phase.
+    pub(crate) first_sent_pn: Option<u64>,
+    /// First packet number received in the current phase.
+    pub(crate) first_recv_pn: Option<u64>,
 }
 
 impl KeyUpdate {
@@ -116,7 +102,8 @@ impl KeyUpdate {
             next_open: None,
             prev_open: None,
             pending_ack: false,
-            first_pn_in_phase: None,
+            first_sent_pn: None,
+            first_recv_pn: None,
         }
     }
 }

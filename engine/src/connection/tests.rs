@@ -20,19 +20,39 @@ fn handshake_completes() {
 /// Sends `data` on stream 0 from client to server and returns what the
 /// server read.
 fn transfer(p: &mut Pipe, data: &[u8], max_steps: usize) -> Vec<u8> {
-    let mut sent = 0;
+    transfer_from(p, data, 0, max_steps)
+}
+
+/// Like [`transfer`] on another stream.
+fn transfer_on(p: &mut Pipe, stream: u64, data: &[u8], max_steps: usize) -> Vec<u8> {
+    transfer_impl(p, stream, data, 0, max_steps)
+}
+
+/// Like [`transfer`] when the first `already` bytes were written already.
+fn transfer_from(p: &mut Pipe, data: &[u8], already: usize, max_steps: usize) -> Vec<u8> {
+    transfer_impl(p, 0, data, already, max_steps)
+}
+
+fn transfer_impl(
+    p: &mut Pipe,
+    stream: u64,
+    data: &[u8],
+    already: usize,
+    max_steps: usize,
+) -> Vec<u8> {
+    let mut sent = already;
     let mut got = Vec::with_capacity(data.len());
     let mut buf = vec![0u8; 65_536];
     let mut fin_seen = false;
     for _ in 0..max_steps {
         if sent < data.len() {
-            match p.client.stream_send(0, &data[sent..], true) {
+            match p.client.stream_send(stream, &data[sent..], true) {
                 Ok(n) => sent += n,
                 Err(Error::Done) => (),
                 Err(e) => panic!("stream_send: {e:?}"),
             }
         }
-        let readable: Vec<u64> = p.server.readable().collect();
+        let readable: Vec<u64> = p.server.readable().filter(|s| *s == stream).collect();
         for id in readable {
             loop {
                 match p.server.stream_recv(id, &mut buf) {
@@ -71,7 +91,7 @@ fn small_stream_transfer() {
     p.handshake().unwrap();
     let data = pattern(100_000);
     let got = transfer(&mut p, &data, 100_000);
-    assert_eq!(got, data);
+    assert!(got == data);
 }
 
 #[test]
@@ -149,4 +169,443 @@ fn stream_reset_and_stop_sending() {
         )
     })
     .unwrap();
+}
+
+/// Protects `payload` as the next 1-RTT packet from `from` (as if the peer
+/// had sent those frames).
+fn forge_1rtt(from: &mut crate::Connection, payload: &[u8]) -> Vec<u8> {
+    let sp = &mut from.spaces[2];
+    let pn = sp.next_pkt_num;
+    sp.next_pkt_num += 1;
+    let dcid = from.cids.dcid().to_vec();
+    let mut buf = vec![0u8; 1 + dcid.len() + 4 + payload.len().max(4) + 16];
+    buf[0] = 0x40 | 0x03 | if from.key_update.phase { 0x04 } else { 0 };
+    buf[1..1 + dcid.len()].copy_from_slice(&dcid);
+    let pn_off = 1 + dcid.len();
+    buf[pn_off..pn_off + 4].copy_from_slice(&(pn as u32).to_be_bytes());
+    let mut body = payload.to_vec();
+    body.resize(payload.len().max(4), 0);
+    buf[pn_off + 4..pn_off + 4 + body.len()].copy_from_slice(&body);
+    let keys = sp.seal.as_ref().unwrap();
+    let n = crate::packet::protect(&mut buf, pn_off, 4, pn, body.len(), keys).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn deliver_to_server(p: &mut Pipe, mut pkt: Vec<u8>) -> crate::Result<usize> {
+    let (c, s) = Pipe::addrs();
+    p.server
+        .recv_at(&mut pkt, crate::RecvInfo { from: c, to: s }, p.now)
+}
+
+#[test]
+fn malformed_frames_close_with_the_right_code() {
+    let cases: &[(&[u8], u64)] = &[
+        // Unknown frame type: FRAME_ENCODING_ERROR.
+        (&[0x21], 0x07),
+        // Truncated STREAM: FRAME_ENCODING_ERROR.
+        (&[0x0a, 0x00, 0x10, 0x61], 0x07),
+        // HANDSHAKE_DONE to a server: PROTOCOL_VIOLATION.
+        (&[0x1e], 0x0a),
+        // NEW_TOKEN to a server: PROTOCOL_VIOLATION.
+        (&[0x07, 0x01, 0x61], 0x0a),
+        // Stream data on the server's own unidirectional stream (3):
+        // STREAM_STATE_ERROR.
+        (&[0x08, 0x03, 0x61], 0x05),
+        // Opening stream 400 (the 101st client bidi stream): STREAM_LIMIT_ERROR.
+        (&[0x08, 0x80, 0x00, 0x01, 0x90, 0x61], 0x04),
+        // Data beyond the stream window: FLOW_CONTROL_ERROR.
+        (&[0x0c, 0x00, 0x80, 0x10, 0x00, 0x00, 0x61], 0x03),
+        // ACK of a packet never sent: PROTOCOL_VIOLATION.
+        (&[0x02, 0x3f, 0x00, 0x00, 0x00], 0x0a),
+        // RETIRE_CONNECTION_ID of a sequence never issued: PROTOCOL_VIOLATION.
+        (&[0x19, 0x05], 0x0a),
+        // DATAGRAM without having enabled it: PROTOCOL_VIOLATION.
+        (&[0x30, 0x61], 0x0a),
+    ];
+    for (payload, code) in cases {
+        let mut p = Pipe::new().unwrap();
+        p.handshake().unwrap();
+        let pkt = forge_1rtt(&mut p.client, payload);
+        let _ = deliver_to_server(&mut p, pkt);
+        let e = p
+            .server
+            .local_error()
+            .unwrap_or_else(|| panic!("{payload:02x?} did not close"));
+        assert!(!e.is_app);
+        assert_eq!(e.error_code, *code, "{payload:02x?}");
+        // The client receives the CONNECTION_CLOSE with that code.
+        p.run_until(100, |p| p.client.peer_error().is_some())
+            .unwrap();
+        assert_eq!(p.client.peer_error().unwrap().error_code, *code);
+    }
+}
+
+#[test]
+fn empty_payload_and_garbage_are_handled() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    // Random bytes with our DCID: undecryptable, dropped, connection lives.
+    let mut junk = vec![0x41u8; 60];
+    junk[1..9].copy_from_slice(&[0x5e; 8]);
+    deliver_to_server(&mut p, junk).unwrap();
+    assert!(p.server.local_error().is_none());
+    assert!(p.server.stats().dropped >= 1);
+    // A short datagram with no DCID match is dropped as well.
+    deliver_to_server(&mut p, vec![0x40, 1, 2]).unwrap();
+    assert!(p.server.local_error().is_none());
+    let data = pattern(5000);
+    assert!(transfer(&mut p, &data, 10_000) == data);
+}
+
+#[test]
+fn key_update_both_ways_keeps_data_flowing() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    let data = pattern(300_000);
+    p.client.initiate_key_update().unwrap();
+    // A second update before an ACK in the new phase is refused.
+    assert_eq!(p.client.initiate_key_update(), Err(Error::KeyUpdate));
+    assert!(transfer(&mut p, &data, 100_000) == data);
+    assert_eq!(p.client.stats().key_updates, 1);
+    assert_eq!(p.server.stats().key_updates, 1);
+    // Now the server updates.
+    p.server.initiate_key_update().unwrap();
+    p.server
+        .stream_send(1, b"after the server's update", true)
+        .unwrap();
+    p.run_until(10_000, |p| p.client.stats().key_updates == 2)
+        .unwrap();
+    let more = pattern(50_000);
+    let mut q = transfer_on(&mut p, 8, &more, 100_000);
+    q.truncate(more.len());
+    assert!(q == more);
+    assert_eq!(p.server.stats().key_updates, 2);
+    assert!(p.client.local_error().is_none() && p.server.local_error().is_none());
+}
+
+#[test]
+fn retry_round_trip() {
+    let (caddr, saddr) = Pipe::addrs();
+    let mut ccfg = test_config(false).unwrap();
+    let mut scfg = test_config(true).unwrap();
+    let cscid = crate::ConnectionId::from_vec(vec![0xc1; 8]);
+    let mut client = crate::connect(Some("localhost"), &cscid, caddr, saddr, &mut ccfg).unwrap();
+    let now = std::time::Instant::now();
+    let mut out = vec![0u8; 1500];
+    let (n, _) = client.send_at(&mut out, now).unwrap();
+    assert!(n >= 1200, "client Initial datagram padded to 1200, got {n}");
+    // The server answers with Retry.
+    let hdr = crate::Header::from_slice(&mut out[..n], 8).unwrap();
+    assert_eq!(hdr.ty, crate::Type::Initial);
+    let odcid = hdr.dcid.to_vec();
+    let new_scid = crate::ConnectionId::from_vec(vec![0x5e; 8]);
+    let mut retry = vec![0u8; 256];
+    let rn = crate::retry(
+        &hdr.scid,
+        &hdr.dcid,
+        &new_scid,
+        b"opaque-token",
+        hdr.version,
+        &mut retry,
+    )
+    .unwrap();
+    client
+        .recv_at(
+            &mut retry[..rn],
+            crate::RecvInfo {
+                from: saddr,
+                to: caddr,
+            },
+            now,
+        )
+        .unwrap();
+    assert!(client.did_retry);
+    // The client's next Initial carries the token and the new DCID.
+    let (n, _) = client.send_at(&mut out, now).unwrap();
+    let hdr = crate::Header::from_slice(&mut out[..n], 8).unwrap();
+    assert_eq!(hdr.token.as_deref(), Some(&b"opaque-token"[..]));
+    assert_eq!(&hdr.dcid[..], &new_scid[..]);
+    let mut server = crate::accept(
+        &new_scid,
+        Some(&crate::ConnectionId::from_ref(&odcid)),
+        saddr,
+        caddr,
+        &mut scfg,
+    )
+    .unwrap();
+    server
+        .recv_at(
+            &mut out[..n],
+            crate::RecvInfo {
+                from: caddr,
+                to: saddr,
+            },
+            now,
+        )
+        .unwrap();
+    let mut p = Pipe::from_parts(
+        client,
+        server,
+        now,
+        LinkConfig::default(),
+        LinkConfig::default(),
+    )
+    .unwrap();
+    p.handshake().unwrap();
+    let data = pattern(20_000);
+    assert!(transfer(&mut p, &data, 10_000) == data);
+
+    // A second Retry is ignored, and a Retry with a bad tag too.
+    let mut retry2 = retry.clone();
+    assert!(p
+        .client
+        .recv_at(
+            &mut retry2[..rn],
+            crate::RecvInfo {
+                from: saddr,
+                to: caddr
+            },
+            p.now
+        )
+        .is_ok());
+    assert!(p.client.is_established() && p.client.local_error().is_none());
+}
+
+#[test]
+fn server_rejects_retry_transport_parameter_mismatch() {
+    // The server claims a Retry happened (odcid given) but the client never
+    // saw one: the client must close with TRANSPORT_PARAMETER_ERROR.
+    let (caddr, saddr) = Pipe::addrs();
+    let mut ccfg = test_config(false).unwrap();
+    let mut scfg = test_config(true).unwrap();
+    let client = crate::connect(
+        Some("localhost"),
+        &crate::ConnectionId::from_vec(vec![1; 8]),
+        caddr,
+        saddr,
+        &mut ccfg,
+    )
+    .unwrap();
+    let server = crate::accept(
+        &crate::ConnectionId::from_vec(vec![2; 8]),
+        Some(&crate::ConnectionId::from_vec(vec![3; 8])),
+        saddr,
+        caddr,
+        &mut scfg,
+    )
+    .unwrap();
+    let mut p = Pipe::from_parts(
+        client,
+        server,
+        std::time::Instant::now(),
+        LinkConfig::default(),
+        LinkConfig::default(),
+    )
+    .unwrap();
+    let _ = p.run_until(1000, |p| p.client.local_error().is_some());
+    assert_eq!(p.client.local_error().map(|e| e.error_code), Some(0x08));
+    assert!(!p.client.is_established() || p.client.local_error().is_some());
+}
+
+#[test]
+fn version_negotiation_ends_the_attempt() {
+    let (caddr, saddr) = Pipe::addrs();
+    let mut ccfg = test_config(false).unwrap();
+    let mut client = crate::connect(
+        None,
+        &crate::ConnectionId::from_vec(vec![1; 8]),
+        caddr,
+        saddr,
+        &mut ccfg,
+    )
+    .unwrap();
+    let now = std::time::Instant::now();
+    let mut out = vec![0u8; 1500];
+    let (n, _) = client.send_at(&mut out, now).unwrap();
+    let hdr = crate::Header::from_slice(&mut out[..n], 8).unwrap();
+    // A VN listing only versions we do not speak.
+    let mut vn = vec![0xc0, 0, 0, 0, 0];
+    vn.push(hdr.scid.len() as u8);
+    vn.extend_from_slice(&hdr.scid);
+    vn.push(hdr.dcid.len() as u8);
+    vn.extend_from_slice(&hdr.dcid);
+    vn.extend_from_slice(&0x1a2a_3a4au32.to_be_bytes());
+    assert_eq!(
+        client.recv_at(
+            &mut vn,
+            crate::RecvInfo {
+                from: saddr,
+                to: caddr
+            },
+            now
+        ),
+        Err(Error::UnknownVersion)
+    );
+    assert!(client.is_closed());
+    // A VN that lists our version is ignored (RFC 9000 §6.2).
+    let mut client = crate::connect(
+        None,
+        &crate::ConnectionId::from_vec(vec![1; 8]),
+        caddr,
+        saddr,
+        &mut ccfg,
+    )
+    .unwrap();
+    let (n, _) = client.send_at(&mut out, now).unwrap();
+    let hdr = crate::Header::from_slice(&mut out[..n], 8).unwrap();
+    let mut vn2 = vec![0u8; 128];
+    let vlen = crate::negotiate_version(&hdr.scid, &hdr.dcid, &mut vn2).unwrap();
+    client
+        .recv_at(
+            &mut vn2[..vlen],
+            crate::RecvInfo {
+                from: saddr,
+                to: caddr,
+            },
+            now,
+        )
+        .unwrap();
+    assert!(!client.is_closed());
+}
+
+#[test]
+fn server_respects_amplification_limit() {
+    let (caddr, saddr) = Pipe::addrs();
+    let mut ccfg = test_config(false).unwrap();
+    let mut scfg = test_config(true).unwrap();
+    let mut client = crate::connect(
+        Some("localhost"),
+        &crate::ConnectionId::from_vec(vec![1; 8]),
+        caddr,
+        saddr,
+        &mut ccfg,
+    )
+    .unwrap();
+    let mut server = crate::accept(
+        &crate::ConnectionId::from_vec(vec![2; 8]),
+        None,
+        saddr,
+        caddr,
+        &mut scfg,
+    )
+    .unwrap();
+    let now = std::time::Instant::now();
+    let mut out = vec![0u8; 1500];
+    // Only the client's first flight reaches the server; it never answers.
+    let mut received = 0;
+    while let Ok((n, _)) = client.send_at(&mut out, now) {
+        received += n;
+        server
+            .recv_at(
+                &mut out[..n],
+                crate::RecvInfo {
+                    from: caddr,
+                    to: saddr,
+                },
+                now,
+            )
+            .unwrap();
+    }
+    let mut sent = 0;
+    let mut t = now;
+    for _ in 0..50 {
+        while let Ok((n, _)) = server.send_at(&mut out, t) {
+            sent += n;
+        }
+        t += std::time::Duration::from_secs(1);
+        server.on_timeout_at(t);
+    }
+    assert!(sent > 0);
+    assert!(sent <= 3 * received, "sent {sent} > 3 x {received}");
+}
+
+#[test]
+fn stream_limits_and_max_streams_credit() {
+    let mut ccfg = test_config(false).unwrap();
+    let mut scfg = test_config(true).unwrap();
+    scfg.set_initial_max_streams_bidi(3);
+    let mut p = Pipe::with_configs(
+        &mut ccfg,
+        &mut scfg,
+        LinkConfig::default(),
+        LinkConfig::default(),
+    )
+    .unwrap();
+    p.handshake().unwrap();
+    assert_eq!(p.client.peer_streams_left_bidi(), 3);
+    for id in [0u64, 4, 8] {
+        p.client.stream_send(id, b"x", true).unwrap();
+    }
+    // The fourth stream is beyond the limit.
+    assert_eq!(
+        p.client.stream_send(12, b"x", true),
+        Err(Error::StreamLimit)
+    );
+    // The server reads and answers all three; MAX_STREAMS gives credit.
+    p.run_until(1000, |p| p.server.readable().count() == 3)
+        .unwrap();
+    let mut b = [0u8; 8];
+    for id in [0u64, 4, 8] {
+        assert_eq!(p.server.stream_recv(id, &mut b).unwrap(), (1, true));
+        p.server.stream_send(id, b"y", true).unwrap();
+    }
+    p.run_until(1000, |p| p.client.readable().count() == 3)
+        .unwrap();
+    for id in [0u64, 4, 8] {
+        assert_eq!(p.client.stream_recv(id, &mut b).unwrap(), (1, true));
+    }
+    p.run_until(1000, |p| p.client.peer_streams_left_bidi() > 0)
+        .unwrap();
+    p.client.stream_send(12, b"x", true).unwrap();
+}
+
+#[test]
+fn connection_flow_control_blocks_and_resumes() {
+    let mut ccfg = test_config(false).unwrap();
+    let mut scfg = test_config(true).unwrap();
+    scfg.set_initial_max_data(20_000);
+    scfg.set_max_connection_window(20_000);
+    let mut p = Pipe::with_configs(
+        &mut ccfg,
+        &mut scfg,
+        LinkConfig::default(),
+        LinkConfig::default(),
+    )
+    .unwrap();
+    p.handshake().unwrap();
+    // Only 20 kB are accepted before the server reads.
+    let data = pattern(200_000);
+    let n = p.client.stream_send(0, &data, true).unwrap();
+    assert_eq!(n, 20_000);
+    assert!(transfer_from(&mut p, &data, n, 100_000) == data);
+}
+
+#[test]
+fn new_connection_ids_and_retirement() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    // The client allows 2 active IDs by default: one more fits.
+    assert_eq!(p.server.scids_left(), 1);
+    let seq = p
+        .server
+        .new_scid(&crate::ConnectionId::from_vec(vec![0x77; 8]), 0x1234, false)
+        .unwrap();
+    assert_eq!(seq, 1);
+    assert_eq!(
+        p.server
+            .new_scid(&crate::ConnectionId::from_vec(vec![0x78; 8]), 0x1235, false),
+        Err(Error::IdLimit)
+    );
+    p.run_until(100, |p| p.client.cids.dcids.len() == 2)
+        .unwrap();
+    // Issuing with retire_if_needed asks the client to retire the oldest.
+    p.server
+        .new_scid(&crate::ConnectionId::from_vec(vec![0x79; 8]), 0x1236, true)
+        .unwrap();
+    p.run_until(1000, |p| p.server.retired_scid_next().is_some())
+        .unwrap();
+    // Traffic still flows on the remaining IDs.
+    let data = pattern(10_000);
+    assert!(transfer(&mut p, &data, 10_000) == data);
 }
