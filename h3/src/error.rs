@@ -54,8 +54,6 @@ codepoints! {
 }
 
 /// An HTTP/3 error, as quiche's `h3::Error`.
-// TODO(issue 4): add `TransportError(tarte::Error)` once the engine exports
-// `tarte::Error`; it maps to the transport error's own code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// There is no more work to do.
@@ -102,6 +100,9 @@ pub enum Error {
     /// (QPACK_DECODER_STREAM_ERROR).
     #[error("QPACK decoder stream error")]
     QpackDecoderStreamError,
+    /// The QUIC transport failed.
+    #[error("transport error: {0:?}")]
+    TransportError(tarte::Error),
     /// The underlying stream has no room for the data now.
     #[error("stream blocked")]
     StreamBlocked,
@@ -130,7 +131,9 @@ pub enum Error {
 }
 
 impl Error {
-    /// The registry code for this error.
+    /// The registry code for this error. A transport error has no HTTP/3
+    /// code; it maps to H3_INTERNAL_ERROR here and [`Error::to_wire`] gives
+    /// the transport's own code.
     ///
     /// `Done`, `BufferTooShort` and `StreamBlocked` are local conditions,
     /// never sent to the peer by this stack; they map to H3_NO_ERROR and
@@ -139,9 +142,10 @@ impl Error {
     pub const fn code(self) -> ErrorCode {
         match self {
             Error::Done => ErrorCode::NoError,
-            Error::BufferTooShort | Error::InternalError | Error::StreamBlocked => {
-                ErrorCode::InternalError
-            }
+            Error::BufferTooShort
+            | Error::InternalError
+            | Error::StreamBlocked
+            | Error::TransportError(_) => ErrorCode::InternalError,
             Error::ExcessiveLoad => ErrorCode::ExcessiveLoad,
             Error::IdError => ErrorCode::IdError,
             Error::StreamCreationError => ErrorCode::StreamCreationError,
@@ -162,15 +166,28 @@ impl Error {
         }
     }
 
-    /// The wire value of [`Error::code`].
-    pub const fn to_wire(self) -> u64 {
-        self.code().to_wire()
+    /// The wire value of [`Error::code`], or the transport error's own
+    /// code for [`Error::TransportError`].
+    pub fn to_wire(self) -> u64 {
+        match self {
+            Error::TransportError(e) => e.to_wire(),
+            e => e.code().to_wire(),
+        }
     }
 }
 
 impl From<tarte::octets::BufferTooShort> for Error {
     fn from(_: tarte::octets::BufferTooShort) -> Self {
         Error::BufferTooShort
+    }
+}
+
+impl From<tarte::Error> for Error {
+    fn from(e: tarte::Error) -> Self {
+        match e {
+            tarte::Error::Done => Error::Done,
+            e => Error::TransportError(e),
+        }
     }
 }
 
@@ -231,6 +248,16 @@ mod tests {
             Error::from(crate::qpack::Error::EncoderStream("x")).to_wire(),
             0x201
         );
+    }
+
+    #[test]
+    fn transport_errors_keep_their_code() {
+        let e = Error::from(tarte::Error::FlowControl);
+        assert_eq!(e, Error::TransportError(tarte::Error::FlowControl));
+        // RFC 9000 §20.1: FLOW_CONTROL_ERROR is 0x03.
+        assert_eq!(e.to_wire(), 0x03);
+        assert_eq!(e.code(), ErrorCode::InternalError);
+        assert_eq!(Error::from(tarte::Error::Done), Error::Done);
     }
 
     #[test]
