@@ -374,6 +374,11 @@ fn build_ctx(tls: &TlsSettings, is_server: bool) -> Result<SslContext> {
         b.set_curves_list(curves).map_err(tls_err)?;
     }
     b.set_grease_enabled(tls.grease);
+    // No resumption yet: a server-side session cache would only hold
+    // memory for every connection ever made.
+    b.set_session_cache_mode(boring::ssl::SslSessionCacheMode::OFF);
+    // Nor session tickets, which nobody could use.
+    b.set_options(boring::ssl::SslOptions::NO_TICKET);
     let mut wire = Vec::new();
     for p in &tls.alpn {
         wire.push(p.len() as u8);

@@ -423,3 +423,10 @@ impl Pipe {
         )
     }
 }
+
+impl Pipe {
+    /// The two connections, dropping the links and buffers.
+    pub fn into_parts(self) -> (Connection, Connection) {
+        (self.client, self.server)
+    }
+}

@@ -210,6 +210,15 @@ pub(crate) enum CloseState {
     Closed,
 }
 
+/// TLS facts kept after the handshake state is freed.
+#[derive(Default)]
+pub(crate) struct TlsInfo {
+    pub(crate) alpn: Vec<u8>,
+    pub(crate) server_name: Option<String>,
+    pub(crate) peer_cert: Option<Vec<u8>>,
+    pub(crate) alert: Option<u8>,
+}
+
 /// A QUIC connection.
 pub struct Connection {
     pub(crate) is_server: bool,
@@ -233,7 +242,11 @@ pub struct Connection {
     /// Whether a Version Negotiation packet was processed or ignored.
     pub(crate) did_version_negotiation: bool,
 
-    pub(crate) tls: Handshake,
+    /// The TLS handshake; a server drops it once the handshake is done
+    /// (nothing after it needs TLS), keeping what the API reports.
+    pub(crate) tls: Option<Handshake>,
+    /// What the API reports about TLS after it is dropped.
+    pub(crate) tls_info: TlsInfo,
     pub(crate) handshake_complete: bool,
     pub(crate) handshake_confirmed: bool,
     pub(crate) spaces: [PacketSpace; 3],
@@ -444,7 +457,8 @@ impl Connection {
             did_retry: false,
             got_peer_packet: false,
             did_version_negotiation: false,
-            tls,
+            tls: Some(tls),
+            tls_info: TlsInfo::default(),
             handshake_complete: false,
             handshake_confirmed: false,
             spaces: [
@@ -500,8 +514,8 @@ impl Connection {
     pub(crate) fn install_initial_keys(&mut self, dcid: &[u8]) -> Result<()> {
         use crate::crypto::DirectionalKeys;
         let sp = &mut self.spaces[Epoch::Initial as usize];
-        sp.open = Some(DirectionalKeys::initial(dcid, !self.is_server)?);
-        sp.seal = Some(DirectionalKeys::initial(dcid, self.is_server)?);
+        sp.open = Some(Box::new(DirectionalKeys::initial(dcid, !self.is_server)?));
+        sp.seal = Some(Box::new(DirectionalKeys::initial(dcid, self.is_server)?));
         Ok(())
     }
 
@@ -721,17 +735,26 @@ impl Connection {
 
     /// The application protocol negotiated by ALPN.
     pub fn application_proto(&self) -> &[u8] {
-        self.tls.alpn()
+        match &self.tls {
+            Some(t) => t.alpn(),
+            None => &self.tls_info.alpn,
+        }
     }
 
     /// The server name the client asked for (SNI).
     pub fn server_name(&self) -> Option<&str> {
-        self.tls.server_name()
+        match &self.tls {
+            Some(t) => t.server_name(),
+            None => self.tls_info.server_name.as_deref(),
+        }
     }
 
     /// The peer's leaf certificate in DER.
     pub fn peer_cert(&self) -> Option<Vec<u8>> {
-        self.tls.peer_cert_der()
+        match &self.tls {
+            Some(t) => t.peer_cert_der(),
+            None => self.tls_info.peer_cert.clone(),
+        }
     }
 
     /// A string identifying the connection in logs.
@@ -898,11 +921,7 @@ impl Connection {
         tracing::debug!(trace_id = %self.trace_id, error = ?e, frame_type, reason, "closing on transport error");
         if self.local_error.is_none() && matches!(self.close, CloseState::Open) {
             let code = match e {
-                Error::TlsFail => self
-                    .tls
-                    .events_mut()
-                    .alert
-                    .map_or(0x128, |a| 0x100 + u64::from(a)),
+                Error::TlsFail => self.tls_info.alert.map_or(0x128, |a| 0x100 + u64::from(a)),
                 e => e.to_wire(),
             };
             self.local_error = Some(ConnectionError {

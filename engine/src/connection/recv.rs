@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{CloseState, Connection, ConnectionError, RecvInfo, SentFrame};
+use super::{CloseState, Connection, ConnectionError, RecvInfo, SentFrame, TlsInfo};
 use crate::cid::ConnectionId;
 use crate::crypto::TAG_LEN;
 use crate::error::{Error, Result};
@@ -477,7 +477,10 @@ impl Connection {
         let n = self
             .local_params
             .encode(self.is_server, self.grease, &mut buf)?;
-        self.tls.set_transport_params(&buf[..n])
+        self.tls
+            .as_mut()
+            .ok_or(Error::InvalidState)?
+            .set_transport_params(&buf[..n])
     }
 
     /// Processes every frame of a decrypted payload. Returns whether the
@@ -721,7 +724,8 @@ impl Connection {
                     .remove_until(largest + 1);
             }
             SentFrame::Crypto { offset, len } => self.spaces[epoch as usize]
-                .crypto_send
+                .crypto
+                .send
                 .on_ack(offset, len, false),
             SentFrame::Stream {
                 id,
@@ -764,7 +768,8 @@ impl Connection {
             match *f {
                 SentFrame::Crypto { offset, len } => {
                     self.spaces[epoch as usize]
-                        .crypto_send
+                        .crypto
+                        .send
                         .on_lost(offset, len, false);
                 }
                 SentFrame::Stream {
@@ -825,7 +830,7 @@ impl Connection {
                 // A probe carries data when there is some (RFC 9002 §6.2.4):
                 // resend the oldest unacknowledged CRYPTO data.
                 if epoch != Epoch::Application {
-                    sp.crypto_send.retransmit_unacked();
+                    sp.crypto.send.retransmit_unacked();
                 }
             }
             TimeoutOutcome::None => (),
@@ -841,7 +846,8 @@ impl Connection {
         now: Instant,
     ) -> Result<()> {
         self.spaces[epoch as usize]
-            .crypto_recv
+            .crypto
+            .recv
             .write(offset, data, false)?;
         self.drive_handshake(now)
     }
@@ -851,50 +857,66 @@ impl Connection {
     pub(crate) fn drive_handshake(&mut self, now: Instant) -> Result<()> {
         let mut buf = [0u8; 4096];
         loop {
-            let level = self.tls.read_level();
+            let Some(tls) = self.tls.as_mut() else {
+                // TLS was freed after the handshake: nothing after it
+                // concerns us (no post-handshake messages in QUIC for a
+                // server); drain and ignore.
+                let sp = &mut self.spaces[Epoch::Application as usize];
+                while let Ok((n, _)) = sp.crypto.recv.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                return Ok(());
+            };
+            let level = tls.read_level();
             let epoch = match level {
                 Level::Initial => Epoch::Initial,
                 Level::Handshake => Epoch::Handshake,
                 _ => Epoch::Application,
             };
             let mut fed = false;
-            while let Ok((n, _)) = self.spaces[epoch as usize].crypto_recv.read(&mut buf) {
+            while let Ok((n, _)) = self.spaces[epoch as usize].crypto.recv.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
-                self.tls.provide_data(level, &buf[..n])?;
+                tls.provide_data(level, &buf[..n])?;
                 fed = true;
             }
             if !self.handshake_complete {
-                let done = self
-                    .tls
-                    .do_handshake()
-                    .inspect_err(|_| self.apply_tls_events_quietly())?;
-                self.apply_tls_events(now)?;
+                let done = tls.do_handshake();
+                let applied = self.apply_tls_events(now);
+                let done = done?;
+                applied?;
                 if done {
                     self.on_handshake_complete(now)?;
                 }
             } else if fed {
-                self.tls.process_post_handshake()?;
+                tls.process_post_handshake()?;
                 self.apply_tls_events(now)?;
             }
             // TLS may have moved to a new read level with data already
             // buffered for it.
-            if self.tls.read_level() == level || !fed && self.handshake_complete {
+            let same_level = self.tls.as_ref().is_none_or(|t| t.read_level() == level);
+            if same_level || !fed && self.handshake_complete {
                 break;
             }
         }
         Ok(())
     }
 
-    fn apply_tls_events_quietly(&mut self) {
-        let _ = self.apply_tls_events(Instant::now());
-    }
-
     /// Installs new keys and queues handshake bytes TLS produced.
     fn apply_tls_events(&mut self, _now: Instant) -> Result<()> {
         use crate::crypto::DirectionalKeys;
-        let ev = self.tls.take_events();
+        let Some(tls) = self.tls.as_mut() else {
+            return Ok(());
+        };
+        let ev = tls.take_events();
+        let peer_params = if self.peer_params_parsed {
+            None
+        } else {
+            tls.peer_transport_params().map(<[u8]>::to_vec)
+        };
         for (level, data) in ev.out.iter().enumerate() {
             if data.is_empty() {
                 continue;
@@ -904,7 +926,7 @@ impl Connection {
                 2 => Epoch::Handshake,
                 _ => Epoch::Application,
             };
-            self.spaces[epoch as usize].crypto_send.write(data, false)?;
+            self.spaces[epoch as usize].crypto.send.write(data, false)?;
         }
         for s in &ev.secrets {
             let epoch = match s.level {
@@ -916,19 +938,16 @@ impl Connection {
             let keys = DirectionalKeys::from_secret(s.alg, &s.secret[..s.len])?;
             let sp = &mut self.spaces[epoch as usize];
             if s.write {
-                sp.seal = Some(keys);
+                sp.seal = Some(Box::new(keys));
             } else {
-                sp.open = Some(keys);
+                sp.open = Some(Box::new(keys));
             }
         }
         if let Some(alert) = ev.alert {
-            self.tls.events_mut().alert = Some(alert);
+            self.tls_info.alert = Some(alert);
         }
-        if !self.peer_params_parsed {
-            if let Some(raw) = self.tls.peer_transport_params() {
-                let raw = raw.to_vec();
-                self.apply_peer_transport_params(&raw)?;
-            }
+        if let Some(raw) = peer_params {
+            self.apply_peer_transport_params(&raw)?;
         }
         Ok(())
     }
@@ -975,6 +994,11 @@ impl Connection {
         self.idle_timeout = idle.map(Duration::from_millis);
         let mtu = (tp.max_udp_payload_size as usize).min(self.max_send_udp_payload);
         self.recovery.update_max_datagram_size(mtu.max(1200));
+        let mut tp = tp;
+        // Validated above; nothing reads them again, so free them.
+        tp.initial_source_connection_id = None;
+        tp.original_destination_connection_id = None;
+        tp.retry_source_connection_id = None;
         self.peer_params = tp;
         self.peer_params_parsed = true;
         Ok(())
@@ -982,10 +1006,15 @@ impl Connection {
 
     fn on_handshake_complete(&mut self, now: Instant) -> Result<()> {
         self.handshake_complete = true;
+        // Our parameters went out in the handshake; their IDs are not needed
+        // again (the CID manager has its own copies).
+        self.local_params.initial_source_connection_id = None;
+        self.local_params.original_destination_connection_id = None;
+        self.local_params.retry_source_connection_id = None;
         if !self.peer_params_parsed {
             return Err(Error::InvalidTransportParam);
         }
-        tracing::debug!(trace_id = %self.trace_id, alpn = ?String::from_utf8_lossy(self.tls.alpn()), "handshake complete");
+        tracing::debug!(trace_id = %self.trace_id, alpn = ?String::from_utf8_lossy(self.application_proto()), "handshake complete");
         if self.is_server {
             // RFC 9001 §4.1.2: the server confirms the handshake when it
             // completes, and sends HANDSHAKE_DONE.
@@ -1002,11 +1031,30 @@ impl Connection {
             return;
         }
         self.handshake_confirmed = true;
+        self.free_tls();
         self.peer_validated_address = true;
         self.recovery.set_peer_completed_address_validation();
         self.recovery.set_handshake_confirmed();
         self.discard_space(Epoch::Initial);
         self.discard_space(Epoch::Handshake);
+    }
+
+    /// Frees the TLS state once the handshake is confirmed: everything TLS
+    /// produced is in our crypto buffers, and QUIC needs no TLS after the
+    /// handshake (no resumption yet, so session tickets are not kept). It
+    /// is most of a connection's memory otherwise.
+    fn free_tls(&mut self) {
+        if !self.handshake_complete {
+            return;
+        }
+        if let Some(tls) = self.tls.take() {
+            self.tls_info = TlsInfo {
+                alpn: tls.alpn().to_vec(),
+                server_name: tls.server_name().map(str::to_string),
+                peer_cert: tls.peer_cert_der(),
+                alert: self.tls_info.alert,
+            };
+        }
     }
 
     /// Drops a packet number space (RFC 9001 §4.9, RFC 9002 §6.4).

@@ -122,7 +122,7 @@ impl Connection {
                 && !sp.discarded
                 && (closing
                     || sp.ack_elicited
-                    || sp.crypto_send.is_flushable()
+                    || sp.crypto.send.is_flushable()
                     || sp.probes > 0
                     || (*e == Epoch::Application && self.handshake_complete && self.app_has_data()))
         })
@@ -454,7 +454,8 @@ impl Connection {
                 break;
             }
             let Some((off, len, _)) = sp
-                .crypto_send
+                .crypto
+                .send
                 .next_chunk(room - frame::crypto_header_len(u64::MAX >> 2, room))
             else {
                 break;
@@ -465,7 +466,8 @@ impl Connection {
             w.put_varint(frame::types::CRYPTO)?;
             w.put_varint(off)?;
             w.put_varint(len as u64)?;
-            sp.crypto_send
+            sp.crypto
+                .send
                 .emit(off, len, false, &mut w.rest_mut()[..len])?;
             w.skip(len)?;
             frames.push(SentFrame::Crypto { offset: off, len });

@@ -15,12 +15,52 @@ pub(crate) const MAX_ACK_RANGES: usize = 32;
 /// Largest amount of out-of-order CRYPTO data buffered per level.
 pub(crate) const MAX_CRYPTO_BUFFER: u64 = 256 * 1024;
 
+/// The CRYPTO streams of one encryption level.
+pub(crate) struct CryptoStreams {
+    /// Outgoing CRYPTO data.
+    pub(crate) send: SendBuf,
+    /// Incoming CRYPTO data.
+    pub(crate) recv: RecvBuf,
+}
+
+impl Default for CryptoStreams {
+    fn default() -> Self {
+        CryptoStreams {
+            send: SendBuf::new_crypto(),
+            recv: RecvBuf::new_crypto(MAX_CRYPTO_BUFFER),
+        }
+    }
+}
+
+/// The CRYPTO streams of a space, or nothing once the space is discarded
+/// (a discarded space holds no memory). Reading a discarded slot sees
+/// empty streams; writing one re-creates them, which the connection never
+/// does after discarding.
+pub(crate) struct CryptoSlot(Option<Box<CryptoStreams>>);
+
+impl std::ops::Deref for CryptoSlot {
+    type Target = CryptoStreams;
+
+    fn deref(&self) -> &CryptoStreams {
+        static EMPTY: std::sync::LazyLock<CryptoStreams> =
+            std::sync::LazyLock::new(CryptoStreams::default);
+        self.0.as_deref().unwrap_or(&EMPTY)
+    }
+}
+
+impl std::ops::DerefMut for CryptoSlot {
+    fn deref_mut(&mut self) -> &mut CryptoStreams {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
 /// One packet number space.
 pub(crate) struct PacketSpace {
-    /// Keys to open the peer's packets.
-    pub(crate) open: Option<DirectionalKeys>,
+    /// Keys to open the peer's packets (boxed: most spaces spend most of
+    /// their life without keys).
+    pub(crate) open: Option<Box<DirectionalKeys>>,
     /// Keys to seal ours.
-    pub(crate) seal: Option<DirectionalKeys>,
+    pub(crate) seal: Option<Box<DirectionalKeys>>,
     /// Next packet number to send.
     pub(crate) next_pkt_num: u64,
     /// Largest packet number received, and when.
@@ -35,10 +75,8 @@ pub(crate) struct PacketSpace {
     pub(crate) ack_eliciting_unacked: u32,
     /// When the first unacknowledged ack-eliciting packet arrived.
     pub(crate) first_unacked_at: Option<Instant>,
-    /// Outgoing CRYPTO data of this level.
-    pub(crate) crypto_send: SendBuf,
-    /// Incoming CRYPTO data of this level.
-    pub(crate) crypto_recv: RecvBuf,
+    /// CRYPTO data of this level, both ways; freed with the space.
+    pub(crate) crypto: CryptoSlot,
     /// Whether the space's keys were discarded (RFC 9001 §4.9).
     pub(crate) discarded: bool,
     /// PTO probes still to send in this space.
@@ -58,8 +96,7 @@ impl PacketSpace {
             ack_elicited: false,
             ack_eliciting_unacked: 0,
             first_unacked_at: None,
-            crypto_send: SendBuf::new_crypto(),
-            crypto_recv: RecvBuf::new_crypto(MAX_CRYPTO_BUFFER),
+            crypto: CryptoSlot(Some(Box::default())),
             discarded: false,
             probes: 0,
         }
@@ -72,7 +109,10 @@ impl PacketSpace {
         self.discarded = true;
         self.ack_elicited = false;
         self.probes = 0;
-        self.crypto_send = SendBuf::new_crypto();
+        // Free every buffer the space held.
+        self.crypto = CryptoSlot(None);
+        self.recv_pkt_need_ack = RangeSet::new(0);
+        self.recv_pkt_num = RangeSet::new(0);
     }
 }
 

@@ -128,8 +128,9 @@ impl<T> Space<T> {
 
     /// Drops every packet.
     pub(super) fn clear(&mut self) {
-        self.sent.clear();
-        self.recently_lost.clear();
+        // Release the memory too: a discarded space never sends again.
+        self.sent = Default::default();
+        self.recently_lost = Default::default();
         self.reset_counters();
     }
 

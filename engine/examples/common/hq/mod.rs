@@ -180,7 +180,10 @@ mod tests {
             ("127.0.0.1", 4433, "/a/b.txt")
         );
         let u = Url::parse("https://[::1]:8443").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 8443, "/"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("::1", 8443, "/")
+        );
         let u = Url::parse("https://example.com/x").unwrap();
         assert_eq!(u.port, 443);
         assert!(Url::parse("http://a/b").is_err());

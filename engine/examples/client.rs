@@ -1,0 +1,139 @@
+//! An hq-interop (HTTP/0.9 over QUIC) client over a plain UDP socket.
+//!
+//! ```text
+//! cargo run -p tarte --example client -- [--no-verify] [--ca ca.pem] \
+//!     [--output DIR] [--timeout 30s] https://127.0.0.1:4433/a https://127.0.0.1:4433/b
+//! ```
+//!
+//! One connection; every URL on its own stream, in parallel. Bodies go to
+//! stdout in the order of the URLs, or to `DIR/<last path segment>`. The
+//! exit status is non-zero if anything failed, a timeout included.
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "common/hq/mod.rs"]
+mod hq;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// hq-interop client.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Do not verify the server's certificate.
+    #[arg(long)]
+    no_verify: bool,
+    /// Trusted CA certificates (PEM).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Write each body to DIR/<last path segment> instead of stdout.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Bound on the whole run, e.g. `30s`, `500ms`, `2m`.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// TLS key-exchange groups, e.g. `X25519`.
+    #[arg(long)]
+    curves: Option<String>,
+    /// URLs, `https://host:port/path`, all on the same host and port.
+    #[arg(required = true)]
+    urls: Vec<String>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let v: f64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => return Err(format!("bad duration unit in {s:?} (ms, s, m)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// The file name a path is saved under: its last segment, `index.html`
+/// for a directory, never `.` or `..`.
+fn file_name(path: &str) -> String {
+    let p = path.split(['?', '#']).next().unwrap_or_default();
+    match p.rsplit('/').next() {
+        None | Some("" | "." | "..") => "index.html".to_string(),
+        Some(s) => s.to_string(),
+    }
+}
+
+fn save(dir: &Path, r: &hq::client::Response, body: &[u8]) -> anyhow::Result<()> {
+    let f = dir.join(file_name(&r.path));
+    std::fs::write(&f, body).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let opts = hq::client::ClientOptions {
+        verify: !args.no_verify,
+        ca: args.ca,
+        timeout: args.timeout,
+        curves: args.curves,
+        ..Default::default()
+    };
+    let report = match hq::client::fetch(&args.urls, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = false;
+    let mut stdout = std::io::stdout().lock();
+    for r in &report.responses {
+        match &r.result {
+            Ok(body) => {
+                let res = match &args.output {
+                    Some(dir) => save(dir, r, body),
+                    None => stdout.write_all(body).map_err(Into::into),
+                };
+                if let Err(e) = res {
+                    eprintln!("error: {e:#}");
+                    failed = true;
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    let _ = stdout.flush();
+    let bytes: usize = report
+        .responses
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok().map(Vec::len))
+        .sum();
+    eprintln!(
+        "{} URLs, {} bytes in {:.3} s (handshake {:.1} ms), {} packets sent, {} lost",
+        report.responses.len(),
+        bytes,
+        report.elapsed.as_secs_f64(),
+        report.handshake_time.as_secs_f64() * 1e3,
+        report.stats.sent,
+        report.stats.lost
+    );
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,323 @@
+//! The hq-interop client: one connection, every URL on its own
+//! bidirectional stream, all in parallel (as many as the server's stream
+//! limit allows at a time), bounded in total time.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tarte::{ConnectionError, ConnectionId, RecvInfo};
+
+use super::{flush, recv_batch, Url, ALPN, CID_LEN, MAX_DATAGRAM_SIZE, RECV_BUF_LEN};
+
+/// Client settings.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Whether to verify the server's certificate.
+    pub verify: bool,
+    /// Trusted CA certificates (PEM file) for verification.
+    pub ca: Option<PathBuf>,
+    /// Bound on the whole run: handshake and every response.
+    pub timeout: Duration,
+    /// Idle timeout in milliseconds.
+    pub idle_timeout_ms: u64,
+    /// TLS key-exchange groups, e.g. `X25519` (BoringSSL's default when
+    /// absent).
+    pub curves: Option<String>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            verify: true,
+            ca: None,
+            timeout: Duration::from_secs(30),
+            idle_timeout_ms: 30_000,
+            curves: None,
+        }
+    }
+}
+
+/// One URL's outcome.
+#[derive(Debug)]
+pub struct Response {
+    /// The URL as given.
+    pub url: String,
+    /// Its path.
+    pub path: String,
+    /// The body, or why there is none (stream reset, connection closed).
+    pub result: Result<Vec<u8>, String>,
+}
+
+/// The outcome of a run.
+#[derive(Debug)]
+pub struct Report {
+    /// One entry per URL, in the order given.
+    pub responses: Vec<Response>,
+    /// Time from the first Initial to handshake completion.
+    pub handshake_time: Duration,
+    /// Time from the first Initial to the last response.
+    pub elapsed: Duration,
+    /// Connection statistics at the end.
+    pub stats: tarte::Stats,
+    /// The peer's close error, if it closed the connection.
+    pub peer_error: Option<ConnectionError>,
+}
+
+impl Report {
+    /// Whether every URL got its body.
+    pub fn all_ok(&self) -> bool {
+        self.responses.iter().all(|r| r.result.is_ok())
+    }
+}
+
+struct Request {
+    url: String,
+    path: String,
+    line: Vec<u8>,
+    written: usize,
+    stream_id: Option<u64>,
+    body: Vec<u8>,
+    result: Option<Result<(), String>>,
+}
+
+/// The client's QUIC configuration.
+pub fn client_config(opts: &ClientOptions) -> anyhow::Result<tarte::Config> {
+    let mut c = tarte::Config::new(tarte::PROTOCOL_VERSION)?;
+    c.verify_peer(opts.verify);
+    if let Some(ca) = &opts.ca {
+        let f = ca
+            .to_str()
+            .ok_or_else(|| anyhow::anyhow!("{}: not UTF-8", ca.display()))?;
+        c.load_verify_locations_from_file(f)
+            .map_err(|e| anyhow::anyhow!("{f}: {e}"))?;
+    }
+    if let Some(curves) = &opts.curves {
+        c.set_curves_list(curves)?;
+    }
+    c.set_application_protos(&[ALPN])?;
+    c.set_max_idle_timeout(opts.idle_timeout_ms);
+    c.set_max_send_udp_payload_size(MAX_DATAGRAM_SIZE);
+    c.set_max_recv_udp_payload_size(MAX_DATAGRAM_SIZE);
+    c.set_initial_max_data(16 * 1024 * 1024);
+    c.set_initial_max_stream_data_bidi_local(2 * 1024 * 1024);
+    c.set_initial_max_stream_data_bidi_remote(64 * 1024);
+    c.set_initial_max_stream_data_uni(64 * 1024);
+    c.set_initial_max_streams_bidi(16);
+    c.set_initial_max_streams_uni(16);
+    c.set_disable_active_migration(true);
+    Ok(c)
+}
+
+/// Fetches every URL over one connection. All URLs must name the same
+/// host and port. Fails on a timeout or when the connection ends before
+/// every response is complete; per-URL failures (stream reset) are in the
+/// report.
+pub fn fetch(urls: &[String], opts: &ClientOptions) -> anyhow::Result<Report> {
+    let parsed: Vec<Url> = urls
+        .iter()
+        .map(|u| Url::parse(u))
+        .collect::<anyhow::Result<_>>()?;
+    let Some(first) = parsed.first() else {
+        anyhow::bail!("no URL given");
+    };
+    if let Some(u) = parsed
+        .iter()
+        .find(|u| (&u.host, u.port) != (&first.host, first.port))
+    {
+        anyhow::bail!(
+            "all URLs must share one authority: {}:{} vs {}:{}",
+            first.host,
+            first.port,
+            u.host,
+            u.port
+        );
+    }
+    let peer = first.socket_addr()?;
+    let mut reqs: Vec<Request> = urls
+        .iter()
+        .zip(&parsed)
+        .map(|(url, u)| Request {
+            url: url.clone(),
+            path: u.path.clone(),
+            line: format!("GET {}\r\n", u.path).into_bytes(),
+            written: 0,
+            stream_id: None,
+            body: Vec::new(),
+            result: None,
+        })
+        .collect();
+    let mut config = client_config(opts)?;
+    let bind: SocketAddr = if peer.is_ipv4() {
+        "0.0.0.0:0".parse()?
+    } else {
+        "[::]:0".parse()?
+    };
+    let socket = UdpSocket::bind(bind)?;
+    let local = socket.local_addr()?;
+    let mut scid = [0u8; CID_LEN];
+    boring::rand::rand_bytes(&mut scid)?;
+    let scid = ConnectionId::from_ref(&scid);
+    let mut conn = tarte::connect(Some(&first.host), &scid, local, peer, &mut config)?;
+    let start = Instant::now();
+    let deadline = start + opts.timeout;
+    let handshake_time = run(&socket, &mut conn, local, &mut reqs, deadline, opts.timeout)?;
+    Ok(Report {
+        elapsed: start.elapsed(),
+        handshake_time: handshake_time.saturating_duration_since(start),
+        stats: conn.stats(),
+        peer_error: conn.peer_error().cloned(),
+        responses: reqs
+            .into_iter()
+            .map(|r| Response {
+                url: r.url,
+                path: r.path,
+                result: match r.result {
+                    Some(Ok(())) => Ok(r.body),
+                    Some(Err(e)) => Err(e),
+                    None => Err("no response".into()),
+                },
+            })
+            .collect(),
+    })
+}
+
+/// The event loop. Returns when the handshake completed.
+fn run(
+    socket: &UdpSocket,
+    conn: &mut tarte::Connection,
+    local: SocketAddr,
+    reqs: &mut [Request],
+    deadline: Instant,
+    timeout: Duration,
+) -> anyhow::Result<Instant> {
+    let mut buf = vec![0u8; RECV_BUF_LEN];
+    let mut out = vec![0u8; RECV_BUF_LEN];
+    let mut by_stream: HashMap<u64, usize> = HashMap::new();
+    let mut next_req = 0;
+    let mut next_stream = 0u64;
+    let mut established_at = None;
+    flush(socket, conn, &mut out)?;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            let done = reqs.iter().filter(|r| r.result.is_some()).count();
+            anyhow::bail!(
+                "timed out after {timeout:?} ({} of {} responses complete, established: {})",
+                done,
+                reqs.len(),
+                conn.is_established()
+            );
+        }
+        let left = deadline - now;
+        let wait = conn.timeout().map_or(left, |t| t.min(left));
+        recv_batch(socket, &mut buf, wait, |pkt, from| {
+            if let Err(e) = conn.recv(pkt, RecvInfo { from, to: local }) {
+                tracing::debug!(error = %e, "recv failed");
+            }
+        })?;
+        if conn.timeout_instant().is_some_and(|t| t <= Instant::now()) {
+            conn.on_timeout();
+        }
+        if conn.is_closed() {
+            anyhow::bail!(
+                "connection closed before all responses arrived: peer error {:?}, local error {:?}, idle timeout: {}",
+                conn.peer_error(),
+                conn.local_error(),
+                conn.is_timed_out()
+            );
+        }
+        if conn.is_established() && established_at.is_none() {
+            established_at = Some(Instant::now());
+            if conn.application_proto() != ALPN {
+                let _ = conn.close(false, 0x178, b"no application protocol");
+                flush(socket, conn, &mut out)?;
+                anyhow::bail!("server did not negotiate ALPN hq-interop");
+            }
+        }
+        if established_at.is_some() {
+            open_streams(conn, reqs, &mut by_stream, &mut next_req, &mut next_stream);
+            read_streams(conn, reqs, &by_stream, &mut buf);
+            if reqs.iter().all(|r| r.result.is_some()) {
+                // Done: close and send the CONNECTION_CLOSE once; the server
+                // tolerates its loss (it idles out).
+                let _ = conn.close(true, 0, b"done");
+                flush(socket, conn, &mut out)?;
+                return Ok(established_at.unwrap_or(now));
+            }
+        }
+        flush(socket, conn, &mut out)?;
+    }
+}
+
+fn open_streams(
+    conn: &mut tarte::Connection,
+    reqs: &mut [Request],
+    by_stream: &mut HashMap<u64, usize>,
+    next_req: &mut usize,
+    next_stream: &mut u64,
+) {
+    // Requests partly written (connection flow control) go on first.
+    for r in reqs[..*next_req].iter_mut() {
+        if let (Some(id), true) = (r.stream_id, r.written < r.line.len()) {
+            if let Ok(n) = conn.stream_send(id, &r.line[r.written..], true) {
+                r.written += n;
+            }
+        }
+    }
+    while *next_req < reqs.len() && conn.peer_streams_left_bidi() > 0 {
+        let id = *next_stream;
+        let r = &mut reqs[*next_req];
+        match conn.stream_send(id, &r.line, true) {
+            Ok(n) => r.written = n,
+            Err(tarte::Error::Done) => (),
+            Err(e) => {
+                r.result = Some(Err(format!("cannot open stream {id}: {e}")));
+            }
+        }
+        r.stream_id = Some(id);
+        by_stream.insert(id, *next_req);
+        *next_stream += 4;
+        *next_req += 1;
+    }
+}
+
+fn read_streams(
+    conn: &mut tarte::Connection,
+    reqs: &mut [Request],
+    by_stream: &HashMap<u64, usize>,
+    buf: &mut [u8],
+) {
+    for id in conn.readable() {
+        let Some(&i) = by_stream.get(&id) else {
+            // Not ours (a server-initiated stream): drain and ignore.
+            while let Ok((_, false)) = conn.stream_recv(id, buf) {}
+            continue;
+        };
+        let r = &mut reqs[i];
+        loop {
+            match conn.stream_recv(id, buf) {
+                Ok((n, fin)) => {
+                    r.body.extend_from_slice(&buf[..n]);
+                    if fin {
+                        r.result = Some(Ok(()));
+                        break;
+                    }
+                }
+                Err(tarte::Error::Done) => break,
+                Err(tarte::Error::StreamReset(code)) => {
+                    r.result = Some(Err(format!(
+                        "{}: stream reset by the server (code {code:#x})",
+                        r.url
+                    )));
+                    break;
+                }
+                Err(e) => {
+                    r.result = Some(Err(format!("{}: {e}", r.url)));
+                    break;
+                }
+            }
+        }
+    }
+}

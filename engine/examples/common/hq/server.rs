@@ -1,0 +1,486 @@
+//! The hq-interop server: one thread, one UDP socket, many connections
+//! keyed by the connection IDs we chose, Version Negotiation for unknown
+//! versions, and optional address validation with Retry (RFC 9000 §8.1.2).
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tarte::{ConnectionId, Header, RecvInfo, Shutdown, Type};
+
+use super::token::TokenKey;
+use super::{flush, recv_batch, ALPN, CID_LEN, MAX_DATAGRAM_SIZE, MAX_REQUEST_LEN, RECV_BUF_LEN};
+
+/// RFC 9000 §14.1: a server MUST discard an Initial packet carried in a UDP
+/// datagram with a payload smaller than 1200 bytes.
+const MIN_INITIAL_DATAGRAM: usize = 1200;
+
+/// The longest the loop sleeps, so that it notices the stop flag.
+const POLL: Duration = Duration::from_millis(100);
+
+/// The application error code we reset a stream with when its request
+/// cannot be served (file missing, bad request).
+pub const NOT_FOUND_CODE: u64 = 0x404;
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key, PEM.
+    pub key: PathBuf,
+    /// Directory the files are served from.
+    pub root: PathBuf,
+    /// Whether to validate client addresses with Retry first.
+    pub retry: bool,
+    /// Idle timeout in milliseconds.
+    pub idle_timeout_ms: u64,
+}
+
+/// Counters the server keeps (read by the tests and the example).
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Connections that reached the established state.
+    pub established: AtomicU64,
+    /// Connections closed and freed.
+    pub closed: AtomicU64,
+    /// Retry packets sent.
+    pub retries_sent: AtomicU64,
+    /// Retry tokens accepted.
+    pub tokens_accepted: AtomicU64,
+    /// Tokens refused (forged, expired, another address).
+    pub tokens_rejected: AtomicU64,
+    /// Version Negotiation packets sent.
+    pub version_negotiations: AtomicU64,
+    /// Responses whose body was fully handed to the connection.
+    pub responses: AtomicU64,
+    /// Requests refused (missing file, traversal, malformed).
+    pub refused: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A response being written.
+struct Response {
+    body: Vec<u8>,
+    off: usize,
+}
+
+struct ServerConn {
+    conn: tarte::Connection,
+    /// Request bytes received so far, per stream, until the line is whole.
+    requests: HashMap<u64, Vec<u8>>,
+    /// Streams whose request was handled (later data is ignored).
+    handled: std::collections::HashSet<u64>,
+    responses: HashMap<u64, Response>,
+    established: bool,
+}
+
+/// The hq-interop server.
+pub struct Server {
+    socket: UdpSocket,
+    local: SocketAddr,
+    config: tarte::Config,
+    root: PathBuf,
+    retry: bool,
+    key: TokenKey,
+    conns: HashMap<ConnectionId<'static>, ServerConn>,
+    stats: Arc<ServerStats>,
+    out: Vec<u8>,
+    stream_buf: Vec<u8>,
+}
+
+/// The server's QUIC configuration.
+pub fn server_config(opts: &ServerOptions) -> anyhow::Result<tarte::Config> {
+    let path = |p: &Path| {
+        p.to_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("{}: not UTF-8", p.display()))
+    };
+    let mut c = tarte::Config::new(tarte::PROTOCOL_VERSION)?;
+    c.load_cert_chain_from_pem_file(&path(&opts.cert)?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", opts.cert.display()))?;
+    c.load_priv_key_from_pem_file(&path(&opts.key)?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", opts.key.display()))?;
+    c.verify_peer(false);
+    c.set_application_protos(&[ALPN])?;
+    c.set_max_idle_timeout(opts.idle_timeout_ms);
+    c.set_max_send_udp_payload_size(MAX_DATAGRAM_SIZE);
+    c.set_max_recv_udp_payload_size(MAX_DATAGRAM_SIZE);
+    c.set_initial_max_data(16 * 1024 * 1024);
+    c.set_initial_max_stream_data_bidi_local(2 * 1024 * 1024);
+    c.set_initial_max_stream_data_bidi_remote(64 * 1024);
+    c.set_initial_max_stream_data_uni(64 * 1024);
+    c.set_initial_max_streams_bidi(256);
+    c.set_initial_max_streams_uni(16);
+    c.set_disable_active_migration(true);
+    Ok(c)
+}
+
+impl Server {
+    /// Binds the socket and loads the certificate.
+    pub fn bind(addr: SocketAddr, opts: &ServerOptions) -> anyhow::Result<Server> {
+        let config = server_config(opts)?;
+        let root = opts
+            .root
+            .canonicalize()
+            .map_err(|e| anyhow::anyhow!("root {}: {e}", opts.root.display()))?;
+        if !root.is_dir() {
+            anyhow::bail!("root {}: not a directory", root.display());
+        }
+        let socket = UdpSocket::bind(addr)?;
+        let local = socket.local_addr()?;
+        Ok(Server {
+            socket,
+            local,
+            config,
+            root,
+            retry: opts.retry,
+            key: TokenKey::random()?,
+            conns: HashMap::new(),
+            stats: Arc::default(),
+            out: vec![0u8; RECV_BUF_LEN],
+            stream_buf: vec![0u8; RECV_BUF_LEN],
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        self.stats.clone()
+    }
+
+    /// Serves until `stop` is set, then closes every connection.
+    pub fn run(&mut self, stop: &AtomicBool) -> anyhow::Result<()> {
+        let socket = self.socket.try_clone()?;
+        let mut buf = vec![0u8; RECV_BUF_LEN];
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let wait = self
+                .conns
+                .values()
+                .filter_map(|c| c.conn.timeout_instant())
+                .min()
+                .map_or(POLL, |t| t.saturating_duration_since(now).min(POLL));
+            recv_batch(&socket, &mut buf, wait, |pkt, from| {
+                if let Err(e) = self.on_datagram(pkt, from) {
+                    tracing::warn!(%from, error = %e, "datagram handling failed");
+                }
+            })?;
+            self.service()?;
+        }
+        for sc in self.conns.values_mut() {
+            let _ = sc.conn.close(true, 0, b"server shutting down");
+            flush(&self.socket, &mut sc.conn, &mut self.out)?;
+        }
+        self.conns.clear();
+        Ok(())
+    }
+
+    /// Fires timers, serves streams, sends, and frees closed connections.
+    fn service(&mut self) -> anyhow::Result<()> {
+        let now = Instant::now();
+        for sc in self.conns.values_mut() {
+            if sc.conn.timeout_instant().is_some_and(|t| t <= now) {
+                sc.conn.on_timeout();
+            }
+            if sc.conn.is_established() && !sc.established {
+                sc.established = true;
+                bump(&self.stats.established);
+                tracing::info!(trace_id = sc.conn.trace_id(), "established");
+            }
+            if sc.established {
+                serve_streams(sc, &self.root, &self.stats, &mut self.stream_buf);
+            }
+            flush(&self.socket, &mut sc.conn, &mut self.out)?;
+        }
+        let stats = &self.stats;
+        self.conns.retain(|_, sc| {
+            if !sc.conn.is_closed() {
+                return true;
+            }
+            let s = sc.conn.stats();
+            tracing::info!(
+                trace_id = sc.conn.trace_id(),
+                sent = s.sent,
+                recv = s.recv,
+                lost = s.lost,
+                timed_out = sc.conn.is_timed_out(),
+                peer_error = ?sc.conn.peer_error(),
+                local_error = ?sc.conn.local_error(),
+                "connection closed"
+            );
+            bump(&stats.closed);
+            false
+        });
+        Ok(())
+    }
+
+    fn send_to(&self, len: usize, to: SocketAddr) -> anyhow::Result<()> {
+        self.socket.send_to(&self.out[..len], to)?;
+        Ok(())
+    }
+
+    /// Routes one datagram to its connection, creating the connection (or
+    /// answering with Version Negotiation or Retry) for a new client.
+    fn on_datagram(&mut self, pkt: &mut [u8], from: SocketAddr) -> anyhow::Result<()> {
+        let len = pkt.len();
+        let hdr = match Header::from_slice(pkt, CID_LEN) {
+            Ok(h) => h.into_owned(),
+            Err(e) => {
+                tracing::debug!(%from, error = %e, "unparsable header, dropped");
+                return Ok(());
+            }
+        };
+        let key = if self.conns.contains_key(&hdr.dcid) {
+            hdr.dcid.clone()
+        } else {
+            match self.new_connection(&hdr, len, from)? {
+                Some(k) => k,
+                None => return Ok(()),
+            }
+        };
+        let Some(sc) = self.conns.get_mut(&key) else {
+            return Ok(());
+        };
+        let info = RecvInfo {
+            from,
+            to: self.local,
+        };
+        if let Err(e) = sc.conn.recv(pkt, info) {
+            tracing::debug!(trace_id = sc.conn.trace_id(), error = %e, "recv failed");
+        }
+        Ok(())
+    }
+
+    /// Handles a packet for no known connection. Returns the key of the
+    /// connection to feed it to, if any.
+    fn new_connection(
+        &mut self,
+        hdr: &Header<'static>,
+        len: usize,
+        from: SocketAddr,
+    ) -> anyhow::Result<Option<ConnectionId<'static>>> {
+        if hdr.ty == Type::Short {
+            return Ok(None);
+        }
+        if !tarte::version_is_supported(hdr.version) {
+            // RFC 9000 §6.1: a server answers a packet of a version it does
+            // not support with Version Negotiation, only for datagrams large
+            // enough to open a connection (§14.1) so it cannot amplify.
+            if len >= MIN_INITIAL_DATAGRAM {
+                let n = tarte::negotiate_version(&hdr.scid, &hdr.dcid, &mut self.out)?;
+                self.send_to(n, from)?;
+                bump(&self.stats.version_negotiations);
+            }
+            return Ok(None);
+        }
+        if hdr.ty != Type::Initial {
+            return Ok(None);
+        }
+        // Every Initial of one attempt carries the same client-chosen DCID:
+        // our CID derived from it routes them all to one connection.
+        let derived = ConnectionId::from_vec(self.key.derive_cid(&hdr.dcid)?.to_vec());
+        if self.conns.contains_key(&derived) {
+            return Ok(Some(derived));
+        }
+        if len < MIN_INITIAL_DATAGRAM {
+            return Ok(None);
+        }
+        let (scid, odcid) = if self.retry {
+            let token = hdr.token.as_deref().unwrap_or_default();
+            if token.is_empty() {
+                let token = self
+                    .key
+                    .mint(&hdr.dcid, &derived, from, SystemTime::now())?;
+                let n = tarte::retry(
+                    &hdr.scid,
+                    &hdr.dcid,
+                    &derived,
+                    &token,
+                    hdr.version,
+                    &mut self.out,
+                )?;
+                self.send_to(n, from)?;
+                bump(&self.stats.retries_sent);
+                return Ok(None);
+            }
+            match self.key.validate(token, &hdr.dcid, from, SystemTime::now()) {
+                Some(odcid) => {
+                    bump(&self.stats.tokens_accepted);
+                    (hdr.dcid.clone(), Some(ConnectionId::from_vec(odcid)))
+                }
+                None => {
+                    // RFC 9000 §8.1.3 suggests closing with INVALID_TOKEN; a
+                    // stateless close needs Initial keys we do not keep, so
+                    // the packet is dropped and the client times out.
+                    bump(&self.stats.tokens_rejected);
+                    tracing::info!(%from, "invalid Retry token, dropped");
+                    return Ok(None);
+                }
+            }
+        } else {
+            (derived, None)
+        };
+        let conn = tarte::accept(&scid, odcid.as_ref(), self.local, from, &mut self.config)?;
+        tracing::info!(%from, trace_id = conn.trace_id(), retry = odcid.is_some(), "new connection");
+        bump(&self.stats.connections);
+        self.conns.insert(
+            scid.clone(),
+            ServerConn {
+                conn,
+                requests: HashMap::new(),
+                handled: Default::default(),
+                responses: HashMap::new(),
+                established: false,
+            },
+        );
+        Ok(Some(scid))
+    }
+}
+
+/// Reads requests, starts responses and continues the pending ones.
+fn serve_streams(sc: &mut ServerConn, root: &Path, stats: &ServerStats, buf: &mut [u8]) {
+    for id in sc.conn.readable() {
+        loop {
+            match sc.conn.stream_recv(id, buf) {
+                Ok((n, fin)) => {
+                    // Only client-initiated bidirectional streams carry
+                    // requests (stream ID bits 0b00, RFC 9000 §2.1).
+                    if id % 4 != 0 || sc.handled.contains(&id) {
+                        continue;
+                    }
+                    let req = sc.requests.entry(id).or_default();
+                    req.extend_from_slice(&buf[..n]);
+                    if req.len() > MAX_REQUEST_LEN {
+                        sc.requests.remove(&id);
+                        sc.handled.insert(id);
+                        refuse(&mut sc.conn, id, stats, "request too long");
+                    } else if fin || req.windows(2).any(|w| w == b"\r\n") {
+                        let req = sc.requests.remove(&id).unwrap_or_default();
+                        sc.handled.insert(id);
+                        start_response(sc, id, &req, root, stats);
+                    }
+                }
+                Err(tarte::Error::Done) => break,
+                Err(e) => {
+                    tracing::debug!(stream = id, error = %e, "stream_recv");
+                    sc.requests.remove(&id);
+                    break;
+                }
+            }
+        }
+    }
+    let conn = &mut sc.conn;
+    sc.responses.retain(|&id, r| {
+        let rest = &r.body[r.off..];
+        match conn.stream_send(id, rest, true) {
+            Ok(n) => {
+                r.off += n;
+                // The FIN went with the last byte (or alone, for an empty
+                // body) once everything was accepted.
+                let done = r.off == r.body.len();
+                if done {
+                    bump(&stats.responses);
+                }
+                !done
+            }
+            Err(tarte::Error::Done) => true,
+            Err(e) => {
+                tracing::debug!(stream = id, error = %e, "response abandoned");
+                false
+            }
+        }
+    });
+}
+
+fn refuse(conn: &mut tarte::Connection, id: u64, stats: &ServerStats, why: &str) {
+    tracing::info!(
+        trace_id = conn.trace_id(),
+        stream = id,
+        why,
+        "request refused"
+    );
+    bump(&stats.refused);
+    let _ = conn.stream_shutdown(id, Shutdown::Write, NOT_FOUND_CODE);
+    let _ = conn.stream_shutdown(id, Shutdown::Read, NOT_FOUND_CODE);
+}
+
+fn start_response(sc: &mut ServerConn, id: u64, req: &[u8], root: &Path, stats: &ServerStats) {
+    let Some(path) = parse_request(req) else {
+        return refuse(&mut sc.conn, id, stats, "malformed request");
+    };
+    let Some(file) = resolve(root, path) else {
+        return refuse(&mut sc.conn, id, stats, "not found or outside the root");
+    };
+    match std::fs::read(&file) {
+        Ok(body) => {
+            tracing::debug!(stream = id, path, len = body.len(), "serving");
+            sc.responses.insert(id, Response { body, off: 0 });
+        }
+        Err(e) => {
+            tracing::info!(file = %file.display(), error = %e, "read failed");
+            refuse(&mut sc.conn, id, stats, "unreadable");
+        }
+    }
+}
+
+/// Extracts the path of `GET /path\r\n` (CRLF optional when FIN ends it).
+pub fn parse_request(req: &[u8]) -> Option<&str> {
+    let line = req.split(|&b| b == b'\n').next()?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = std::str::from_utf8(line).ok()?;
+    let path = line.strip_prefix("GET ")?.trim();
+    (path.starts_with('/') && !path.contains(' ')).then_some(path)
+}
+
+/// Maps a request path onto a regular file under `root` (canonical).
+/// Refuses `..` components, NUL, backslashes, and anything that resolves
+/// (through symbolic links) outside the root.
+pub fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
+    let path = path.split(['?', '#']).next()?;
+    let mut out = root.to_path_buf();
+    let mut any = false;
+    for comp in path.split('/') {
+        match comp {
+            "" | "." => continue,
+            ".." => return None,
+            c if c.contains(['\\', '\0']) => return None,
+            c => {
+                out.push(c);
+                any = true;
+            }
+        }
+    }
+    if !any {
+        out.push("index.html");
+    }
+    let canon = out.canonicalize().ok()?;
+    (canon.starts_with(root) && canon.is_file()).then_some(canon)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse() {
+        assert_eq!(parse_request(b"GET /a.txt\r\n"), Some("/a.txt"));
+        assert_eq!(parse_request(b"GET /a.txt"), Some("/a.txt"));
+        assert_eq!(parse_request(b"GET /a\n"), Some("/a"));
+        assert_eq!(parse_request(b"POST /a\r\n"), None);
+        assert_eq!(parse_request(b"GET a\r\n"), None);
+        assert_eq!(parse_request(b"\xff\r\n"), None);
+    }
+}

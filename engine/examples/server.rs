@@ -1,0 +1,73 @@
+//! An hq-interop (HTTP/0.9 over QUIC) file server over a plain UDP socket.
+//!
+//! ```text
+//! cargo run -p tarte --example server -- --listen 127.0.0.1:4433 \
+//!     --cert cert.pem --key key.pem --root ./www [--retry]
+//! ```
+//!
+//! `GET /path\r\n` on a bidirectional stream answers with the file's bytes
+//! and FIN; a missing file (or a path leaving the root) resets the stream
+//! with code 0x404. `RUST_LOG=info` (or `debug`) shows what happens.
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "common/hq/mod.rs"]
+mod hq;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use clap::Parser;
+
+/// hq-interop file server.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4433")]
+    listen: SocketAddr,
+    /// Certificate chain (PEM).
+    #[arg(long)]
+    cert: PathBuf,
+    /// Private key (PEM).
+    #[arg(long)]
+    key: PathBuf,
+    /// Directory to serve files from.
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Validate client addresses with a Retry first.
+    #[arg(long, overrides_with = "no_retry")]
+    retry: bool,
+    /// Do not send Retry (the default).
+    #[arg(long, overrides_with = "retry")]
+    no_retry: bool,
+    /// Idle timeout in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    idle_timeout: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let opts = hq::server::ServerOptions {
+        cert: args.cert,
+        key: args.key,
+        root: args.root,
+        retry: args.retry && !args.no_retry,
+        idle_timeout_ms: args.idle_timeout,
+    };
+    let mut server = hq::server::Server::bind(args.listen, &opts)?;
+    eprintln!(
+        "listening on {} (hq-interop, retry {})",
+        server.local_addr(),
+        if opts.retry { "on" } else { "off" }
+    );
+    // Runs until killed; the stop flag is for embedding (the tests).
+    let stop = AtomicBool::new(false);
+    server.run(&stop)
+}
