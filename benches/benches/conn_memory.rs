@@ -2,9 +2,9 @@
 //! pairs handshaken in memory, then idle; the server sides are kept (then,
 //! in a second pass, the client sides). Reports the heap bytes held per
 //! connection: Rust allocations counted by a wrapping allocator, and all
-//! of malloc (Rust + BoringSSL) measured by mallinfo2. The inline size of
-//! `Connection` is part of the Rust figure because each one is boxed in a
-//! Vec slot... no: it is reported separately, as the Vec holds it inline.
+//! of malloc (Rust + BoringSSL) measured by mallinfo2. The connections are
+//! kept in a Vec, so their inline size is part of both figures; it is also
+//! reported on its own.
 #![allow(missing_docs)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -91,7 +91,7 @@ fn main() {
         println!("  of which Rust allocations:          {} bytes", rust / n);
         println!(
             "  inline size of Connection:          {} bytes",
-            std::mem::size_of::<tarte::Connection>()
+            size_of::<tarte::Connection>()
         );
         std::hint::black_box(&kept);
     }
