@@ -27,14 +27,20 @@ fn zero_delay() -> LinkConfig {
     }
 }
 
-fn handshake_once(curves: Option<&str>) {
+/// Configs built once, as a server reuses its Config for every
+/// connection.
+fn configs(curves: Option<&str>) -> (tarte::Config, tarte::Config) {
     let mut c = test_config(false).unwrap();
     let mut s = test_config(true).unwrap();
     if let Some(curves) = curves {
         c.set_curves_list(curves).unwrap();
         s.set_curves_list(curves).unwrap();
     }
-    let mut p = Pipe::with_configs(&mut c, &mut s, zero_delay(), zero_delay()).unwrap();
+    (c, s)
+}
+
+fn handshake_once(c: &mut tarte::Config, s: &mut tarte::Config) {
+    let mut p = Pipe::with_configs(c, s, zero_delay(), zero_delay()).unwrap();
     p.handshake().unwrap();
     black_box(p.client.is_established());
 }
