@@ -138,8 +138,14 @@ impl Proc {
             .unwrap_or_else(|e| panic!("starting {name}: {e}"));
         let (tx, rx) = mpsc::channel();
         let log = Arc::new(Mutex::new(String::new()));
-        let stdout = child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>);
-        let stderr = child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>);
+        let stdout = child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>);
+        let stderr = child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>);
         for stream in [stdout, stderr].into_iter().flatten() {
             let (tx, log) = (tx.clone(), log.clone());
             std::thread::spawn(move || {

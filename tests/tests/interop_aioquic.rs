@@ -1,0 +1,344 @@
+//! Interop with aioquic 1.7.2 over loopback, in both directions, speaking
+//! hq-interop: the examples' client and server (run in-process, the same
+//! code as `cargo run -p tarte --example client|server`) against aioquic's
+//! side (scripts/interop/*.py in the workspace venv).
+//!
+//! A missing venv fails these tests (see `interop::python`). Each test is
+//! bounded in time and kills its child process on the way out.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tarte_tests::hq::client::{fetch, ClientOptions, Report};
+use tarte_tests::hq::server::{ServerOptions, ServerStats};
+use tarte_tests::interop::{
+    random_bytes, run_aioquic_client, serial, sha256_hex, write_cert, AioquicServer, TarteServer,
+    TempDir,
+};
+
+const TEN_MB: usize = 10 * 1024 * 1024;
+
+fn client_opts(timeout_s: u64) -> ClientOptions {
+    ClientOptions {
+        // aioquic's side runs with the test certificate; tarte's verification
+        // against it is exercised by `aioquic_client_tarte_server_small_file`
+        // the other way round and by the engine's own tests.
+        verify: false,
+        timeout: Duration::from_secs(timeout_s),
+        ..Default::default()
+    }
+}
+
+fn mbit_s(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 * 8.0 / d.as_secs_f64() / 1e6
+}
+
+/// The 100 files of the parallel-streams tests: distinct names, lengths
+/// and contents.
+fn hundred_files(root: &Path) -> HashMap<String, Vec<u8>> {
+    (0..100)
+        .map(|i| {
+            let name = format!("f{i:03}.txt");
+            let body: Vec<u8> = format!("file {i} ")
+                .bytes()
+                .cycle()
+                .take(1000 + 37 * i)
+                .collect();
+            std::fs::write(root.join(&name), &body).unwrap();
+            (name, body)
+        })
+        .collect()
+}
+
+fn assert_all_ok(report: &Report) {
+    for r in &report.responses {
+        if let Err(e) = &r.result {
+            panic!("{}: {e}", r.url);
+        }
+    }
+}
+
+/// Starts the aioquic server on a fresh root with `files`, runs the tarte
+/// client on `paths`, checks every body, and returns the report and the
+/// server's HANDSHAKE line.
+fn tarte_client_run(
+    files: &[(&str, &[u8])],
+    paths: &[&str],
+    server_flags: &[&str],
+    timeout_s: u64,
+) -> (Report, String) {
+    let dir = TempDir::new("aioq-srv");
+    let root = dir.path().join("www");
+    std::fs::create_dir(&root).unwrap();
+    for (name, body) in files {
+        std::fs::write(root.join(name), body).unwrap();
+    }
+    let mut server = AioquicServer::start(dir.path(), &root, server_flags);
+    let urls: Vec<String> = paths.iter().map(|p| server.url(p)).collect();
+    let report = fetch(&urls, &client_opts(timeout_s)).unwrap_or_else(|e| {
+        panic!(
+            "tarte client: {e:#}\naioquic server output:\n{}",
+            server.proc.log()
+        )
+    });
+    let hs = server.proc.wait_line("HANDSHAKE ", Duration::from_secs(5));
+    (report, hs)
+}
+
+#[test]
+fn tarte_client_aioquic_server_small_file() {
+    let _g = serial();
+    let body = b"hello from aioquic\n";
+    let (report, hs) = tarte_client_run(&[("hello.txt", body)], &["/hello.txt"], &[], 20);
+    assert_all_ok(&report);
+    assert_eq!(report.responses[0].result.as_deref().unwrap(), body);
+    assert!(hs.contains("alpn=hq-interop"), "{hs}");
+    eprintln!(
+        "tarte client <- aioquic server: handshake {:.1} ms, {hs}",
+        report.handshake_time.as_secs_f64() * 1e3
+    );
+}
+
+#[test]
+fn tarte_client_aioquic_server_missing_file_fails() {
+    let _g = serial();
+    let (report, _) = tarte_client_run(&[("a.txt", b"a")], &["/a.txt", "/missing.txt"], &[], 20);
+    assert_eq!(report.responses[0].result.as_deref().unwrap(), b"a");
+    let err = report.responses[1].result.as_ref().unwrap_err();
+    assert!(err.contains("reset") && err.contains("0x404"), "{err}");
+}
+
+#[test]
+fn tarte_client_aioquic_server_10mb_sha256() {
+    let _g = serial();
+    let body = random_bytes(TEN_MB);
+    let want = sha256_hex(&body);
+    let (report, _) = tarte_client_run(&[("big.bin", &body)], &["/big.bin"], &[], 120);
+    let got = report.responses[0].result.as_ref().unwrap();
+    assert_eq!(got.len(), TEN_MB);
+    assert_eq!(sha256_hex(got), want);
+    let transfer = report.elapsed - report.handshake_time;
+    eprintln!(
+        "tarte client <- aioquic server: 10 MiB in {:.2} s = {:.0} Mbit/s ({} packets sent, {} received, {} lost)",
+        transfer.as_secs_f64(),
+        mbit_s(TEN_MB, transfer),
+        report.stats.sent,
+        report.stats.recv,
+        report.stats.lost
+    );
+}
+
+#[test]
+fn tarte_client_aioquic_server_100_streams() {
+    let _g = serial();
+    let dir = TempDir::new("files");
+    let files = hundred_files(dir.path());
+    let mut names: Vec<&String> = files.keys().collect();
+    names.sort();
+    let list: Vec<(&str, &[u8])> = names
+        .iter()
+        .map(|n| (n.as_str(), files[*n].as_slice()))
+        .collect();
+    let paths: Vec<String> = names.iter().map(|n| format!("/{n}")).collect();
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let (report, _) = tarte_client_run(&list, &paths, &[], 60);
+    assert_eq!(report.responses.len(), 100);
+    for r in &report.responses {
+        let name = r.path.trim_start_matches('/');
+        assert_eq!(r.result.as_ref().unwrap(), &files[name], "{}", r.url);
+    }
+    eprintln!(
+        "tarte client <- aioquic server: 100 streams in {:.0} ms",
+        report.elapsed.as_secs_f64() * 1e3
+    );
+}
+
+#[test]
+fn tarte_client_aioquic_server_chacha20_only() {
+    let _g = serial();
+    let body = random_bytes(100_000);
+    let (report, hs) = tarte_client_run(&[("c.bin", &body)], &["/c.bin"], &["--chacha"], 20);
+    assert_eq!(report.responses[0].result.as_ref().unwrap(), &body);
+    assert!(hs.contains("cipher=CHACHA20_POLY1305_SHA256"), "{hs}");
+}
+
+#[test]
+fn tarte_client_aioquic_server_retry() {
+    let _g = serial();
+    // aioquic's server with retry=True creates no connection for an Initial
+    // without a valid token: a completed transfer means the client took the
+    // Retry, echoed its token and checked retry_source_connection_id.
+    let body = random_bytes(50_000);
+    let (report, hs) = tarte_client_run(&[("r.bin", &body)], &["/r.bin"], &["--retry"], 20);
+    assert_eq!(report.responses[0].result.as_ref().unwrap(), &body);
+    assert!(hs.contains("alpn=hq-interop"), "{hs}");
+}
+
+/// Runs the aioquic client against a tarte server serving `root`.
+/// Returns its HANDSHAKE line; panics with its output on failure.
+fn aioquic_client_run(
+    server: &TarteServer,
+    out: &Path,
+    paths: &[String],
+    flags: &[&str],
+    timeout_s: u64,
+) -> String {
+    let mut args: Vec<String> = vec!["--output".into(), out.display().to_string()];
+    args.extend(flags.iter().map(|s| s.to_string()));
+    args.extend(paths.iter().map(|p| server.url(p)));
+    let (status, log) = run_aioquic_client(&args, Duration::from_secs(timeout_s));
+    assert!(status.success(), "aioquic client failed ({status}):\n{log}");
+    log.lines()
+        .find_map(|l| l.strip_prefix("HANDSHAKE "))
+        .unwrap_or_else(|| panic!("no HANDSHAKE line:\n{log}"))
+        .to_string()
+}
+
+struct TarteSide {
+    dir: TempDir,
+    server: TarteServer,
+}
+
+impl TarteSide {
+    fn start(retry: bool, files: &[(&str, &[u8])]) -> TarteSide {
+        let dir = TempDir::new("tarte-srv");
+        let (cert, key) = write_cert(dir.path());
+        let root = dir.path().join("www");
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        for (name, body) in files {
+            std::fs::write(root.join(name), body).unwrap();
+        }
+        let server = TarteServer::start(ServerOptions {
+            cert,
+            key,
+            root,
+            retry,
+            idle_timeout_ms: 30_000,
+        });
+        TarteSide { dir, server }
+    }
+
+    fn out(&self) -> std::path::PathBuf {
+        let o = self.dir.path().join("out");
+        std::fs::create_dir_all(&o).unwrap();
+        o
+    }
+
+    fn stats(&self) -> &ServerStats {
+        &self.server.stats
+    }
+}
+
+fn load(c: &std::sync::atomic::AtomicU64) -> u64 {
+    c.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn aioquic_client_tarte_server_small_file() {
+    let _g = serial();
+    let body = b"hello from tarte\n";
+    let side = TarteSide::start(false, &[("hello.txt", body)]);
+    let out = side.out();
+    // The aioquic client verifies the tarte server's certificate chain and
+    // its name (the test certificate is for localhost).
+    let ca = side.dir.path().join("cert.pem").display().to_string();
+    let hs = aioquic_client_run(
+        &side.server,
+        &out,
+        &["/hello.txt".into()],
+        &["--ca", &ca, "--server-name", "localhost"],
+        20,
+    );
+    assert_eq!(std::fs::read(out.join("hello.txt")).unwrap(), body);
+    assert!(
+        hs.contains("alpn=hq-interop") && hs.contains("retry=0"),
+        "{hs}"
+    );
+    assert_eq!(load(&side.stats().connections), 1);
+    assert_eq!(load(&side.stats().established), 1);
+    assert_eq!(load(&side.stats().responses), 1);
+    assert_eq!(load(&side.stats().retries_sent), 0);
+}
+
+#[test]
+fn aioquic_client_tarte_server_10mb_sha256() {
+    let _g = serial();
+    let body = random_bytes(TEN_MB);
+    let side = TarteSide::start(false, &[("big.bin", &body)]);
+    let out = side.out();
+    let t = Instant::now();
+    aioquic_client_run(&side.server, &out, &["/big.bin".into()], &[], 120);
+    let elapsed = t.elapsed();
+    let got = std::fs::read(out.join("big.bin")).unwrap();
+    assert_eq!(got.len(), TEN_MB);
+    assert_eq!(sha256_hex(&got), sha256_hex(&body));
+    eprintln!(
+        "aioquic client <- tarte server: 10 MiB in {:.2} s (process start and handshake included) = {:.0} Mbit/s",
+        elapsed.as_secs_f64(),
+        mbit_s(TEN_MB, elapsed)
+    );
+}
+
+#[test]
+fn aioquic_client_tarte_server_100_streams() {
+    let _g = serial();
+    let side = TarteSide::start(false, &[]);
+    let root = side.dir.path().join("www");
+    let files = hundred_files(&root);
+    let out = side.out();
+    let mut paths: Vec<String> = files.keys().map(|n| format!("/{n}")).collect();
+    paths.sort();
+    aioquic_client_run(&side.server, &out, &paths, &[], 60);
+    for (name, body) in &files {
+        assert_eq!(&std::fs::read(out.join(name)).unwrap(), body, "{name}");
+    }
+    assert_eq!(load(&side.stats().responses), 100);
+    assert_eq!(load(&side.stats().connections), 1);
+}
+
+#[test]
+fn aioquic_client_tarte_server_chacha20_only() {
+    let _g = serial();
+    let body = random_bytes(100_000);
+    let side = TarteSide::start(false, &[("c.bin", &body)]);
+    let out = side.out();
+    let hs = aioquic_client_run(&side.server, &out, &["/c.bin".into()], &["--chacha"], 20);
+    assert_eq!(std::fs::read(out.join("c.bin")).unwrap(), body);
+    assert!(hs.contains("cipher=CHACHA20_POLY1305_SHA256"), "{hs}");
+}
+
+#[test]
+fn aioquic_client_tarte_server_retry() {
+    let _g = serial();
+    let body = random_bytes(50_000);
+    let side = TarteSide::start(true, &[("r.bin", &body)]);
+    let out = side.out();
+    let hs = aioquic_client_run(&side.server, &out, &["/r.bin".into()], &[], 20);
+    assert_eq!(std::fs::read(out.join("r.bin")).unwrap(), body);
+    // The client saw exactly one Retry and the server accepted its token.
+    assert!(hs.contains("retry=1"), "{hs}");
+    assert!(load(&side.stats().retries_sent) >= 1);
+    assert_eq!(load(&side.stats().tokens_accepted), 1);
+    assert_eq!(load(&side.stats().tokens_rejected), 0);
+    assert_eq!(load(&side.stats().established), 1);
+}
+
+#[test]
+fn aioquic_client_tarte_server_refuses_path_traversal() {
+    let _g = serial();
+    let side = TarteSide::start(false, &[("ok.txt", b"ok")]);
+    std::fs::write(side.dir.path().join("secret.txt"), b"secret").unwrap();
+    let out = side.out();
+    let mut args: Vec<String> = vec!["--output".into(), out.display().to_string()];
+    args.push(side.server.url("/ok.txt"));
+    args.push(side.server.url("/../secret.txt"));
+    args.push(side.server.url("/missing.txt"));
+    let (status, log) = run_aioquic_client(&args, Duration::from_secs(20));
+    assert!(!status.success(), "the client must fail:\n{log}");
+    assert!(log.contains("reset, code 0x404"), "{log}");
+    assert_eq!(std::fs::read(out.join("ok.txt")).unwrap(), b"ok");
+    assert!(!out.join("secret.txt").exists());
+    assert_eq!(load(&side.stats().refused), 2);
+    assert_eq!(load(&side.stats().responses), 1);
+}
