@@ -128,6 +128,9 @@ pub enum Error {
     /// The request should be retried over HTTP/1.1 (H3_VERSION_FALLBACK).
     #[error("version fallback")]
     VersionFallback,
+    /// An HTTP datagram was malformed (H3_DATAGRAM_ERROR, RFC 9297 §2.1).
+    #[error("datagram error")]
+    DatagramError,
 }
 
 impl Error {
@@ -163,6 +166,7 @@ impl Error {
             Error::MessageError => ErrorCode::MessageError,
             Error::ConnectError => ErrorCode::ConnectError,
             Error::VersionFallback => ErrorCode::VersionFallback,
+            Error::DatagramError => ErrorCode::DatagramError,
         }
     }
 
