@@ -2,7 +2,8 @@
 """An hq-interop (HTTP/0.9 over QUIC) client on aioquic, for the tarte
 interop tests: one connection, all URLs on parallel streams, each body
 written to OUTPUT/<last path segment>. Prints "HANDSHAKE cipher=<suite>
-alpn=<p> retry=<n>" and exits non-zero on any failure or after --timeout.
+alpn=<p> retry=<n>" and "ELAPSED <seconds>", and exits non-zero on any
+failure or after --timeout.
 """
 
 import argparse
@@ -10,6 +11,7 @@ import asyncio
 import os
 import ssl
 import sys
+import time
 from urllib.parse import urlparse
 
 from aioquic.asyncio import QuicConnectionProtocol, connect
@@ -73,10 +75,13 @@ async def run(args) -> int:
     if args.chacha:
         config.cipher_suites = [CipherSuite.CHACHA20_POLY1305_SHA256]
     config.server_name = args.server_name or host
+    start = time.monotonic()
     async with connect(host, port, configuration=config, create_protocol=HqClientProtocol) as client:
         paths = [u.path or "/" for u in urls]
         bodies = await asyncio.gather(*(client.get(p) for p in paths), return_exceptions=True)
         print(f"HANDSHAKE {client.handshake}", flush=True)
+        # Connection set-up and every response, without interpreter start-up.
+        print(f"ELAPSED {time.monotonic() - start:.4f}", flush=True)
         failed = 0
         for p, b in zip(paths, bodies):
             if isinstance(b, BaseException):

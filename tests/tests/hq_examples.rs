@@ -1,0 +1,102 @@
+//! The examples' hq-interop client against the examples' server, both
+//! in-process: concurrent connections through Retry, the client's
+//! certificate check and its time bound.
+
+use std::net::UdpSocket;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tarte_tests::hq::client::{fetch, ClientOptions};
+use tarte_tests::hq::server::ServerOptions;
+use tarte_tests::interop::{random_bytes, write_cert, TarteServer, TempDir};
+
+fn server(dir: &TempDir, retry: bool, files: &[(String, Vec<u8>)]) -> TarteServer {
+    let (cert, key) = write_cert(dir.path());
+    let root = dir.path().join("www");
+    std::fs::create_dir_all(&root).unwrap();
+    for (name, body) in files {
+        std::fs::write(root.join(name), body).unwrap();
+    }
+    TarteServer::start(ServerOptions {
+        cert,
+        key,
+        root,
+        retry,
+        idle_timeout_ms: 10_000,
+    })
+}
+
+fn opts(verify: bool, timeout: Duration) -> ClientOptions {
+    ClientOptions {
+        verify,
+        timeout,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn concurrent_connections_through_retry() {
+    let dir = TempDir::new("hq-conc");
+    let files: Vec<(String, Vec<u8>)> = (0..24)
+        .map(|i| (format!("f{i}.bin"), random_bytes(10_000 + 1000 * i)))
+        .collect();
+    let srv = server(&dir, true, &files);
+    std::thread::scope(|s| {
+        for c in 0..8 {
+            let (files, srv) = (&files, &srv);
+            s.spawn(move || {
+                let mine = &files[c * 3..c * 3 + 3];
+                let urls: Vec<String> = mine
+                    .iter()
+                    .map(|(n, _)| srv.url(&format!("/{n}")))
+                    .collect();
+                let report = fetch(&urls, &opts(false, Duration::from_secs(30)))
+                    .unwrap_or_else(|e| panic!("client {c}: {e:#}"));
+                for (r, (_, body)) in report.responses.iter().zip(mine) {
+                    assert_eq!(r.result.as_ref().unwrap(), body, "{}", r.url);
+                }
+            });
+        }
+    });
+    let st = &srv.stats;
+    assert_eq!(st.connections.load(Ordering::Relaxed), 8);
+    assert_eq!(st.tokens_accepted.load(Ordering::Relaxed), 8);
+    assert!(st.retries_sent.load(Ordering::Relaxed) >= 8);
+    assert_eq!(st.tokens_rejected.load(Ordering::Relaxed), 0);
+    assert_eq!(st.responses.load(Ordering::Relaxed), 24);
+}
+
+#[test]
+fn client_refuses_an_untrusted_certificate() {
+    let dir = TempDir::new("hq-verify");
+    let srv = server(&dir, false, &[("a".into(), b"a".to_vec())]);
+    // No CA given: the self-signed certificate is not trusted.
+    let err = fetch(&[srv.url("/a")], &opts(true, Duration::from_secs(10)))
+        .expect_err("an untrusted certificate must fail the handshake");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("local error"), "{msg}");
+    assert_eq!(srv.stats.established.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn client_gives_up_at_its_timeout() {
+    // A socket that never answers.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/x", silent.local_addr().unwrap());
+    let t = Instant::now();
+    let err = fetch(&[url], &opts(false, Duration::from_millis(800)))
+        .expect_err("nobody answers: the client must fail");
+    let took = t.elapsed();
+    assert!(format!("{err:#}").contains("timed out"), "{err:#}");
+    assert!(took >= Duration::from_millis(800), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // The client did send its Initials there.
+    silent.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, _) = silent.recv_from(&mut buf).expect("an Initial arrived");
+    assert!(
+        n >= 1200,
+        "Initial datagrams are padded to 1200 bytes, got {n}"
+    );
+    assert_eq!(buf[0] & 0xf0, 0xc0, "long header, Initial");
+}
