@@ -61,10 +61,14 @@ fn crypto_ceiling_once(ec: &EcKey<boring::pkey::Private>, digest: &[u8; 32]) {
 fn handshakes(c: &mut Criterion) {
     let mut g = c.benchmark_group("handshake");
     g.throughput(Throughput::Elements(1));
+    let (mut c1, mut s1) = configs(Some("X25519"));
     g.bench_function("tarte/x25519_ecdsa_p256", |b| {
-        b.iter(|| handshake_once(Some("X25519")))
+        b.iter(|| handshake_once(&mut c1, &mut s1))
     });
-    g.bench_function("tarte/default_groups", |b| b.iter(|| handshake_once(None)));
+    let (mut c2, mut s2) = configs(None);
+    g.bench_function("tarte/default_groups", |b| {
+        b.iter(|| handshake_once(&mut c2, &mut s2))
+    });
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
     let ec = EcKey::generate(&group).unwrap();
     let digest = [7u8; 32];

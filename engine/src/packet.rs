@@ -171,7 +171,19 @@ impl<'a> Header<'a> {
         }
 
         if !version_is_supported(version) {
-            return Err(Error::UnknownVersion);
+            // RFC 8999 §5.1: only the invariant fields are known; the
+            // caller answers with Version Negotiation (RFC 9000 §6.1).
+            return Ok(Header {
+                ty: Type::from_long_bits((first & TYPE_MASK) >> 4),
+                version,
+                dcid: ConnectionId::from_ref(dcid),
+                scid: ConnectionId::from_ref(scid),
+                pkt_num: 0,
+                pkt_num_len: 0,
+                token: None,
+                versions: None,
+                key_phase: false,
+            });
         }
 
         // RFC 9000 §17.2: "In QUIC version 1, this value MUST NOT exceed 20

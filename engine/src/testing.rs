@@ -228,8 +228,12 @@ pub struct Pipe {
     pub s2c: Link,
     client_addr: SocketAddr,
     server_addr: SocketAddr,
-    buf: Vec<u8>,
+    /// Recycled datagram buffers.
+    pool: Vec<Vec<u8>>,
 }
+
+/// Size of the datagram buffers the pipe hands to `send`.
+const DATAGRAM_BUF: usize = 1500;
 
 impl Pipe {
     /// A pipe with the default test configs and a clean 10 ms link.
@@ -269,7 +273,7 @@ impl Pipe {
             s2c: Link::new(s2c),
             client_addr,
             server_addr,
-            buf: vec![0u8; 65_536],
+            pool: Vec::new(),
         })
     }
 
@@ -283,12 +287,20 @@ impl Pipe {
                 } else {
                     (&mut self.server, &mut self.s2c)
                 };
-                match conn.send_at(&mut self.buf, self.now) {
+                // Datagram buffers are recycled: the harness should cost
+                // next to nothing next to the connections it drives.
+                let mut d = self.pool.pop().unwrap_or_default();
+                d.resize(DATAGRAM_BUF, 0);
+                match conn.send_at(&mut d, self.now) {
                     Ok((len, _)) => {
-                        link.push(self.buf[..len].to_vec(), self.now);
+                        d.truncate(len);
+                        link.push(d, self.now);
                         n += 1;
                     }
-                    Err(Error::Done) => break,
+                    Err(Error::Done) => {
+                        self.pool.push(d);
+                        break;
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -305,7 +317,9 @@ impl Pipe {
                 from: self.client_addr,
                 to: self.server_addr,
             };
-            match self.server.recv_at(&mut d, info, self.now) {
+            let r = self.server.recv_at(&mut d, info, self.now);
+            self.pool.push(d);
+            match r {
                 Ok(_) | Err(Error::Done) => (),
                 Err(e) => return Err(e),
             }
@@ -316,7 +330,9 @@ impl Pipe {
                 from: self.server_addr,
                 to: self.client_addr,
             };
-            match self.client.recv_at(&mut d, info, self.now) {
+            let r = self.client.recv_at(&mut d, info, self.now);
+            self.pool.push(d);
+            match r {
                 Ok(_) | Err(Error::Done) => (),
                 Err(e) => return Err(e),
             }
@@ -411,7 +427,7 @@ impl Pipe {
             s2c: Link::new(s2c),
             client_addr: "127.0.0.1:4444".parse().map_err(|_| Error::InvalidState)?,
             server_addr: "127.0.0.1:4433".parse().map_err(|_| Error::InvalidState)?,
-            buf: vec![0u8; 65_536],
+            pool: Vec::new(),
         })
     }
 

@@ -256,7 +256,12 @@ impl Handshake {
                     ssl.set_hostname(name).map_err(|_| Error::TlsFail)?;
                 }
                 if verify_host {
-                    ssl.param_mut().set_host(name).map_err(|_| Error::TlsFail)?;
+                    // An IP literal is checked against the certificate's
+                    // IP addresses, a name against its DNS names.
+                    match name.parse::<std::net::IpAddr>() {
+                        Ok(ip) => ssl.param_mut().set_ip(ip).map_err(|_| Error::TlsFail)?,
+                        Err(_) => ssl.param_mut().set_host(name).map_err(|_| Error::TlsFail)?,
+                    }
                 }
             }
         }

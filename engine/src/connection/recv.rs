@@ -93,6 +93,16 @@ impl Connection {
             (hdr.into_owned(), off)
         };
 
+        // A long header of another version is not for this connection
+        // (RFC 9000 §5.2: after the handshake starts, drop it).
+        if hdr.ty != Type::Short
+            && hdr.ty != Type::VersionNegotiation
+            && hdr.version != self.version
+        {
+            self.stats.dropped += 1;
+            return Err(Error::Done);
+        }
+
         match hdr.ty {
             Type::VersionNegotiation => {
                 self.handle_version_negotiation(&hdr)?;

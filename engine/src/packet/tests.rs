@@ -304,7 +304,13 @@ fn malformed_headers_are_errors() {
     // Unknown version.
     let mut bad = pkt.clone();
     bad[1..5].copy_from_slice(&[0xff, 0, 0, 0x1d]);
-    assert_eq!(Header::from_slice(&mut bad, 0), Err(Error::UnknownVersion));
+    // Unknown versions parse to their invariant fields so that a server
+    // can answer with Version Negotiation.
+    let hdr = Header::from_slice(&mut bad, 0).unwrap();
+    assert_eq!(hdr.version, 0xff00_001d);
+    assert!(!version_is_supported(hdr.version));
+    assert_eq!(&hdr.dcid[..], &h(ODCID)[..]);
+    assert_eq!(hdr.token, None);
     assert_eq!(peek(&bad, 0).unwrap().ty, None);
     // DCID longer than 20 in v1.
     let mut bad = pkt.clone();

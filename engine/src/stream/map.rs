@@ -47,6 +47,54 @@ impl From<&TransportParams> for StreamLimits {
 /// ID; the frame/transport-parameter parsers reject it, we clamp too.
 const MAX_STREAMS_LIMIT: u64 = 1 << 60;
 
+/// A keyed multiply-rotate hash for stream IDs: SipHash costs more than
+/// the lookup it guards. The key is random per map, and the peer can open
+/// at most MAX_STREAMS streams, which bounds any collision games.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IdHash(u64);
+
+impl IdHash {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x7461_7274_6500_0001);
+        IdHash(h.finish() | 1)
+    }
+}
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher { key: self.0, h: 0 }
+    }
+}
+
+/// Hasher state of [`IdHash`].
+#[derive(Debug)]
+pub(crate) struct IdHasher {
+    key: u64,
+    h: u64,
+}
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.h
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.h = (self.h ^ v ^ self.key)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+}
+
 /// Counts for one stream direction type (bidi or uni).
 #[derive(Clone, Debug, Default)]
 struct Counts {
@@ -86,7 +134,7 @@ struct Bucket {
 /// A connection's streams.
 #[derive(Debug)]
 pub(crate) struct StreamMap {
-    streams: HashMap<u64, Stream>,
+    streams: HashMap<u64, Stream, IdHash>,
     is_server: bool,
     /// Our transport parameters (what we advertised).
     local: StreamLimits,
@@ -106,7 +154,7 @@ pub(crate) struct StreamMap {
     blocked: BTreeSet<u64>,
     flushable: BTreeMap<u8, Bucket>,
     /// Where each flushable stream is queued: (urgency, incremental).
-    flushable_at: HashMap<u64, (u8, bool)>,
+    flushable_at: HashMap<u64, (u8, bool), IdHash>,
     /// Consumed-credit from dropped data not yet taken by the connection.
     pub(super) discarded: u64,
 }
@@ -149,7 +197,7 @@ impl StreamMap {
             ..Counts::default()
         };
         StreamMap {
-            streams: HashMap::new(),
+            streams: HashMap::with_hasher(IdHash::new()),
             is_server,
             local,
             peer: StreamLimits::default(),
@@ -163,7 +211,7 @@ impl StreamMap {
             almost_full: BTreeSet::new(),
             blocked: BTreeSet::new(),
             flushable: BTreeMap::new(),
-            flushable_at: HashMap::new(),
+            flushable_at: HashMap::with_hasher(IdHash::new()),
             discarded: 0,
         }
     }
