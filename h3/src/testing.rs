@@ -192,50 +192,91 @@ impl Session {
         id: u64,
         steps: usize,
     ) -> Result<(Vec<u8>, Option<Vec<Header>>)> {
-        let mut body = Vec::new();
+        self.transfer(!client, id, &[], steps)
+    }
+
+    /// Sends `body` (with FIN) from one side while the other side reads it,
+    /// until the reader sees Finished; returns what the reader got and any
+    /// trailers. An empty `body` sends nothing (the sender already did).
+    pub fn transfer(
+        &mut self,
+        from_client: bool,
+        id: u64,
+        body: &[u8],
+        steps: usize,
+    ) -> Result<(Vec<u8>, Option<Vec<Header>>)> {
+        let mut got = Vec::new();
         let mut trailers = None;
         let mut buf = vec![0u8; 65_536];
+        let mut off = 0;
+        let reader_is_client = !from_client;
         for _ in 0..steps {
-            loop {
-                // Read whatever is there, even if an earlier poll took the
-                // Data event.
-                loop {
-                    let r = if client {
-                        self.client_recv_body(id, &mut buf)
-                    } else {
-                        self.server_recv_body(id, &mut buf)
-                    };
-                    match r {
-                        Ok(n) => body.extend_from_slice(&buf[..n]),
-                        Err(crate::Error::Done) => break,
-                        Err(e) => return Err(e),
-                    }
-                }
-                let ev = if client {
-                    self.poll_client()
+            while off < body.len() {
+                let r = if from_client {
+                    self.client_send_body(id, &body[off..], true)
                 } else {
-                    self.poll_server()
+                    self.server_send_body(id, &body[off..], true)
                 };
-                match ev {
-                    // Trailers carry no pseudo-header fields.
-                    Ok((sid, Event::Headers { list, .. }))
-                        if sid == id && !list.iter().any(|h| h.name().starts_with(b":")) =>
-                    {
-                        trailers = Some(list)
-                    }
-                    Ok((sid, Event::Finished)) if sid == id => return Ok((body, trailers)),
-                    Ok((sid, Event::Reset(code))) if sid == id => {
-                        tracing::debug!(sid, code, "stream reset");
-                        return Err(crate::Error::RequestCancelled);
-                    }
-                    Ok(_) => {}
+                match r {
+                    Ok(n) => off += n,
                     Err(crate::Error::Done) => break,
                     Err(e) => return Err(e),
                 }
             }
+            if self.read_step(reader_is_client, id, &mut buf, &mut got, &mut trailers)? {
+                return Ok((got, trailers));
+            }
             self.advance()?;
         }
         Err(crate::Error::Done)
+    }
+
+    /// Reads what is there for `id` and polls; true once Finished.
+    fn read_step(
+        &mut self,
+        client: bool,
+        id: u64,
+        buf: &mut [u8],
+        got: &mut Vec<u8>,
+        trailers: &mut Option<Vec<Header>>,
+    ) -> Result<bool> {
+        loop {
+            // Read whatever is there, even if an earlier poll took the Data
+            // event.
+            loop {
+                let r = if client {
+                    self.client_recv_body(id, buf)
+                } else {
+                    self.server_recv_body(id, buf)
+                };
+                match r {
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(crate::Error::Done) => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            let ev = if client {
+                self.poll_client()
+            } else {
+                self.poll_server()
+            };
+            match ev {
+                // Trailers carry no pseudo-header fields.
+                Ok((sid, Event::Headers { list, .. }))
+                    if sid == id && !list.iter().any(|h| h.name().starts_with(b":")) =>
+                {
+                    *trailers = Some(list)
+                }
+                Ok((sid, Event::Finished)) if sid == id => return Ok(true),
+                Ok((sid, Event::Reset(code))) if sid == id => {
+                    tracing::debug!(sid, code, "stream reset");
+                    return Err(crate::Error::RequestCancelled);
+                }
+                Ok(_) => {}
+                Err(crate::Error::Done) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 

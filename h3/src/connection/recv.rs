@@ -539,12 +539,16 @@ impl Connection {
             buf: Vec::new(),
         });
         if uni.kind == UniKind::Pending {
-            let ty = loop {
+            let (ty, fin) = loop {
                 let mut b = [0u8; 1];
                 match read(conn, id, &mut b)? {
-                    Read::Got(1, _) => {
+                    Read::Got(1, fin) => {
                         if let (_, Some(t)) = uni.ty.feed(&b) {
-                            break t;
+                            break (t, fin);
+                        }
+                        if fin {
+                            self.uni.remove(&id);
+                            return Ok(());
                         }
                     }
                     Read::Got(..) | Read::Reset(_) => {
@@ -556,6 +560,15 @@ impl Connection {
                 }
             };
             self.on_uni_type(conn, id, ty)?;
+            let critical = self.uni.get(&id).is_some_and(|u| {
+                matches!(
+                    u.kind,
+                    UniKind::Control | UniKind::QpackEncoder | UniKind::QpackDecoder
+                )
+            });
+            if fin && critical {
+                return Err(self.closed_critical(conn));
+            }
         }
         let kind = self.uni.get(&id).map(|u| u.kind);
         match kind {
