@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential cmake git pkg-config libclang-dev clang llvm m4 make
   libelf-dev zlib1g-dev libpcap-dev libdpdk-dev dpdk
-  python3 python3-venv python3-pip iproute2 ethtool
+  python3 python3-venv python3-pip iproute2 ethtool openssl
 )
 
 missing=()

@@ -69,6 +69,7 @@ fn file_name(path: &str) -> String {
 }
 
 fn save(dir: &Path, r: &hq::client::Response, body: &[u8]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     let f = dir.join(file_name(&r.path));
     std::fs::write(&f, body).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))
 }
