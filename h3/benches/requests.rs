@@ -1,7 +1,7 @@
 //! HTTP/3 request rate on one connection in memory: 10,000 GET requests
-#![allow(missing_docs)]
 //! with 1 KiB response bodies, 100 in flight, over tarte's Pipe with zero
 //! link delay. Criterion reports requests/s (throughput in elements).
+#![allow(missing_docs)]
 
 use std::time::{Duration, Instant};
 
