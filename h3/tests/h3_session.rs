@@ -2,7 +2,7 @@
 //! streams, GOAWAY, the QPACK dynamic table both ways.
 
 use tarte_h3::testing::{header, request, response, Session};
-use tarte_h3::{Error, Event, Header, NameValue};
+use tarte_h3::{Error, Event, Header};
 
 fn headers_of(ev: &[(u64, Event)], id: u64) -> Vec<Header> {
     ev.iter()

@@ -72,10 +72,7 @@ impl Connection {
     ) -> Result<usize> {
         self.check_open()?;
         let mut total = 0;
-        loop {
-            let Some(st) = self.streams.get_mut(&stream_id) else {
-                break;
-            };
+        while let Some(st) = self.streams.get_mut(&stream_id) {
             match st.recv {
                 RecvState::Data(0) | RecvState::Skip(0) => st.recv = RecvState::FrameHeader,
                 RecvState::Data(_) | RecvState::Skip(_) if st.fin_pending => {

@@ -180,6 +180,7 @@ pub fn fetch(opts: &ClientOptions) -> anyhow::Result<Outcome> {
     let mut buf = vec![0u8; 65_536];
     let mut sbuf = vec![0u8; 65_536];
     let mut closing = false;
+    let mut close_at: Option<Instant> = None;
     loop {
         if Instant::now() > deadline {
             bail!(
@@ -340,10 +341,16 @@ pub fn fetch(opts: &ClientOptions) -> anyhow::Result<Outcome> {
                 Err(e) => bail!("HTTP/3 error: {e:?}"),
             }
         }
-        if finished == opts.urls.len() {
+        if finished == opts.urls.len() && close_at.is_none() {
             if opts.send_goaway {
                 h3c.send_goaway(&mut conn, 0)?;
             }
+            // Give the GOAWAY a moment to be sent and acknowledged.
+            close_at = Some(
+                Instant::now() + Duration::from_millis(if opts.send_goaway { 200 } else { 0 }),
+            );
+        }
+        if close_at.is_some_and(|t| Instant::now() >= t) {
             out.qpack = h3c.qpack_stats();
             out.peer_settings = h3c.peer_settings_raw().unwrap_or_default().to_vec();
             let _ = conn.close(true, 0x100, b"done");

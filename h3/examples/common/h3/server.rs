@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -58,8 +59,24 @@ struct Client {
     goaway_sent: bool,
 }
 
+/// Counters the tests read while the server runs.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Responses started.
+    pub requests: AtomicU64,
+    /// Largest QPACK decoder insert count seen on a connection (the peer's
+    /// encoder used our dynamic table).
+    pub decoder_inserts: AtomicU64,
+    /// GOAWAY frames received.
+    pub goaways_received: AtomicU64,
+    /// HTTP/3 connection errors.
+    pub h3_errors: AtomicU64,
+}
+
 /// The server.
 pub struct Server {
+    /// Counters.
+    pub stats: Arc<ServerStats>,
     socket: UdpSocket,
     local: SocketAddr,
     config: tarte::Config,
@@ -115,6 +132,7 @@ impl Server {
         config.set_initial_max_streams_uni(16);
         let pattern = (0..251 * 64).map(pattern_byte).collect();
         Ok(Server {
+            stats: Arc::default(),
             socket,
             local,
             config,
@@ -230,7 +248,7 @@ impl Server {
                 )?);
             }
             if c.h3.is_some() {
-                serve(c, &self.opts, &self.pattern);
+                serve(c, &self.opts, &self.pattern, &self.stats);
             }
             loop {
                 match c.conn.send(&mut self.out) {
@@ -254,8 +272,11 @@ impl Server {
     }
 }
 
-fn serve(c: &mut Client, opts: &ServerOptions, pattern: &[u8]) {
+fn serve(c: &mut Client, opts: &ServerOptions, pattern: &[u8], stats: &ServerStats) {
     let Some(h3) = c.h3.as_mut() else { return };
+    stats
+        .decoder_inserts
+        .fetch_max(h3.qpack_stats().decoder_insert_count, Ordering::Relaxed);
     let mut buf = vec![0u8; 65_536];
     loop {
         match h3.poll(&mut c.conn) {
@@ -287,6 +308,7 @@ fn serve(c: &mut Client, opts: &ServerOptions, pattern: &[u8]) {
             Ok((id, Event::Finished)) => {
                 if let Some(r) = c.requests.remove(&id) {
                     respond(h3, &mut c.conn, &mut c.sending, id, r, opts);
+                    stats.requests.fetch_add(1, Ordering::Relaxed);
                     c.served += 1;
                     if opts.goaway_after > 0 && c.served >= opts.goaway_after && !c.goaway_sent {
                         c.goaway_sent = true;
@@ -298,11 +320,15 @@ fn serve(c: &mut Client, opts: &ServerOptions, pattern: &[u8]) {
                 c.requests.remove(&id);
                 c.sending.remove(&id);
             }
-            Ok((id, Event::GoAway)) => tracing::info!(id, "peer sent GOAWAY"),
+            Ok((id, Event::GoAway)) => {
+                tracing::info!(id, "peer sent GOAWAY");
+                stats.goaways_received.fetch_add(1, Ordering::Relaxed);
+            }
             Ok(_) => {}
             Err(tarte_h3::Error::Done) => break,
             Err(e) => {
                 tracing::info!(?e, "h3 error");
+                stats.h3_errors.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         }
