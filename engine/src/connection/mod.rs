@@ -180,6 +180,10 @@ pub(crate) enum SentFrame {
     Close,
 }
 
+/// The frames of one sent packet: most carry one or two (an ACK and a
+/// STREAM frame), kept inline so sending allocates nothing.
+pub(crate) type SentFrames = smallvec::SmallVec<[SentFrame; 2]>;
+
 /// Control frames waiting to be sent (or re-sent after loss).
 #[derive(Default)]
 pub(crate) struct Pending {
@@ -251,7 +255,7 @@ pub struct Connection {
     pub(crate) handshake_confirmed: bool,
     pub(crate) spaces: [PacketSpace; 3],
     pub(crate) key_update: KeyUpdate,
-    pub(crate) recovery: Recovery<Vec<SentFrame>>,
+    pub(crate) recovery: Recovery<SentFrames>,
 
     pub(crate) streams: StreamMap,
     pub(crate) flow: FlowControl,

@@ -715,7 +715,7 @@ impl Connection {
     pub(crate) fn on_packets_lost(
         &mut self,
         epoch: Epoch,
-        lost: Vec<crate::recovery::SentPacket<Vec<SentFrame>>>,
+        lost: Vec<crate::recovery::SentPacket<super::SentFrames>>,
     ) {
         for p in lost {
             self.stats.lost += 1;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{CloseState, Connection, SendInfo, SentFrame};
+use super::{CloseState, Connection, SendInfo, SentFrame, SentFrames};
 use crate::crypto::TAG_LEN;
 use crate::error::{Error, Result};
 use crate::frame::{self, AckRanges, Frame};
@@ -185,7 +185,7 @@ impl Connection {
         // Frames go up to the tag.
         let cap_end = b.cap().checked_sub(TAG_LEN).ok_or(Error::BufferTooShort)? + b.off();
         let payload_start = b.off();
-        let mut frames: Vec<SentFrame> = Vec::new();
+        let mut frames = SentFrames::new();
         let mut ack_eliciting = false;
         let mut in_flight = false;
 
@@ -437,7 +437,7 @@ impl Connection {
         &mut self,
         epoch: Epoch,
         w: &mut OctetsMut<'_>,
-        frames: &mut Vec<SentFrame>,
+        frames: &mut SentFrames,
     ) -> Result<(bool, bool)> {
         let ei = epoch as usize;
         let mut any = false;
@@ -485,7 +485,7 @@ impl Connection {
     fn write_control_frames(
         &mut self,
         w: &mut OctetsMut<'_>,
-        frames: &mut Vec<SentFrame>,
+        frames: &mut SentFrames,
     ) -> Result<bool> {
         let mut any = false;
         let put = |w: &mut OctetsMut<'_>, f: Frame<'_>| -> Result<bool> {
@@ -662,11 +662,7 @@ impl Connection {
         Ok(any)
     }
 
-    fn write_datagrams(
-        &mut self,
-        w: &mut OctetsMut<'_>,
-        frames: &mut Vec<SentFrame>,
-    ) -> Result<bool> {
+    fn write_datagrams(&mut self, w: &mut OctetsMut<'_>, frames: &mut SentFrames) -> Result<bool> {
         let mut any = false;
         while let Some(d) = self.dgram_send.front() {
             let f = Frame::Datagram {
@@ -688,7 +684,7 @@ impl Connection {
     fn write_stream_frames(
         &mut self,
         w: &mut OctetsMut<'_>,
-        frames: &mut Vec<SentFrame>,
+        frames: &mut SentFrames,
     ) -> Result<bool> {
         let mut any = false;
         let mut guard = 0;
