@@ -73,11 +73,16 @@ fn example_server_answers_unknown_version_with_version_negotiation() {
         .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
         .collect();
     assert!(versions.contains(&1), "{versions:x?}");
-    assert_eq!(
+    // The server thread counts after it sent: wait (bounded) for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let count = || {
         server
             .stats
             .version_negotiations
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    while count() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(count(), 1);
 }
