@@ -573,7 +573,9 @@ impl Connection {
             return Err(Error::InvalidState);
         }
         let cap = self.flow.send_capacity();
-        let n = self.streams.send(stream_id, buf, fin, cap)?;
+        let n = self
+            .streams
+            .send(stream_id, buf, fin, cap.min(self.send_allowance(stream_id)))?;
         self.flow.add_sent(n as u64);
         if n < buf.len() && cap == n {
             if let Some(limit) = self.flow.blocked_at() {
@@ -621,7 +623,22 @@ impl Connection {
     /// How many bytes can be written to a stream now.
     pub fn stream_capacity(&self, stream_id: u64) -> Result<usize> {
         let cap = self.streams.capacity(stream_id)?;
-        Ok(cap.min(self.flow.send_capacity()))
+        Ok(cap.min(self.flow.send_capacity()).min(self.send_allowance(stream_id)))
+    }
+
+    /// How much more a stream may buffer for sending: about two congestion
+    /// windows (at least 256 KiB) beyond what is unacknowledged. Flow
+    /// control alone would let an application queue megabytes that then
+    /// sit in memory, cold in cache by the time they are sent.
+    fn send_allowance(&self, stream_id: u64) -> usize {
+        const MIN_SEND_BUFFER: usize = 256 * 1024;
+        let limit = (2 * self.recovery.cwnd()).max(MIN_SEND_BUFFER);
+        let buffered = self
+            .streams
+            .get(stream_id)
+            .and_then(|s| s.send.as_ref())
+            .map_or(0, |b| (b.off_back() - b.acked_front()) as usize);
+        limit.saturating_sub(buffered)
     }
 
     /// Whether all data of a stream was read, or the stream was reset.
