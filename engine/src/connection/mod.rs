@@ -623,7 +623,9 @@ impl Connection {
     /// How many bytes can be written to a stream now.
     pub fn stream_capacity(&self, stream_id: u64) -> Result<usize> {
         let cap = self.streams.capacity(stream_id)?;
-        Ok(cap.min(self.flow.send_capacity()).min(self.send_allowance(stream_id)))
+        Ok(cap
+            .min(self.flow.send_capacity())
+            .min(self.send_allowance(stream_id)))
     }
 
     /// How much more a stream may buffer for sending: about two congestion
@@ -721,6 +723,11 @@ impl Connection {
         let d = self.dgram_recv.pop_front().unwrap_or_default();
         buf[..d.len()].copy_from_slice(&d);
         Ok(d.len())
+    }
+
+    /// Number of received datagrams waiting to be read.
+    pub fn dgram_recv_queue_len(&self) -> usize {
+        self.dgram_recv.len()
     }
 
     /// The largest datagram payload the peer accepts, once known.

@@ -609,3 +609,104 @@ fn new_connection_ids_and_retirement() {
     let data = pattern(10_000);
     assert!(transfer(&mut p, &data, 10_000) == data);
 }
+
+#[test]
+fn handshake_and_transfer_survive_loss_duplication_and_corruption_with_reno() {
+    let link = LinkConfig {
+        loss: 0.15,
+        duplicate: 0.05,
+        corrupt: 0.05,
+        reorder: 0.05,
+        seed: 42,
+        ..LinkConfig::default()
+    };
+    let mut c = test_config(false).unwrap();
+    let mut s = test_config(true).unwrap();
+    c.set_cc_algorithm(crate::CongestionControlAlgorithm::Reno);
+    s.set_cc_algorithm_name("reno").unwrap();
+    let mut p = Pipe::with_configs(
+        &mut c,
+        &mut s,
+        link.clone(),
+        LinkConfig { seed: 43, ..link },
+    )
+    .unwrap();
+    // The handshake itself crosses the lossy link (PTO and CRYPTO
+    // retransmission).
+    p.handshake().unwrap();
+    let data = pattern(2 * 1024 * 1024);
+    let got = transfer(&mut p, &data, 1_000_000);
+    assert!(got == data, "payload differs");
+    let cs = p.client.stats();
+    // Corrupted packets fail authentication and are dropped, never
+    // delivered; duplicates are detected.
+    assert!(p.server.stats().dropped > 0);
+    assert!(cs.lost > 0);
+    assert!(p.client.local_error().is_none() && p.server.local_error().is_none());
+}
+
+#[test]
+fn datagram_sizes_respect_the_peers_limit() {
+    let mut c = test_config(false).unwrap();
+    let mut s = test_config(true).unwrap();
+    // The server accepts at most 1200-byte datagrams; the link drops
+    // anything larger, so a client that ignored the limit would stall.
+    s.set_max_recv_udp_payload_size(1200);
+    let strict = LinkConfig {
+        mtu: 1200,
+        ..LinkConfig::default()
+    };
+    let mut p = Pipe::with_configs(&mut c, &mut s, strict, LinkConfig::default()).unwrap();
+    p.handshake().unwrap();
+    assert_eq!(p.client.max_send_udp_payload_size(), 1200);
+    let data = pattern(300_000);
+    assert!(transfer(&mut p, &data, 100_000) == data);
+    assert_eq!(p.c2s.dropped, 0, "no datagram exceeded the peer's limit");
+}
+
+#[test]
+fn pacing_spreads_datagrams_over_time() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    p.client.stream_send(0, &pattern(500_000), true).unwrap();
+    let mut buf = [0u8; 1500];
+    let mut ats = Vec::new();
+    while let Ok((_, info)) = p.client.send_at(&mut buf, p.now) {
+        ats.push(info.at);
+        if ats.len() > 200 {
+            break;
+        }
+    }
+    assert!(ats.len() > 10);
+    // With pacing on, later datagrams are scheduled after earlier ones and
+    // not all at once.
+    assert!(ats.windows(2).all(|w| w[0] <= w[1]));
+    assert!(
+        *ats.last().unwrap() > ats[0],
+        "all {} datagrams due at once",
+        ats.len()
+    );
+}
+
+#[test]
+fn datagrams_round_trip_when_enabled() {
+    let mut c = test_config(false).unwrap();
+    let mut s = test_config(true).unwrap();
+    c.enable_dgram(true, 10, 10);
+    s.enable_dgram(true, 10, 10);
+    let mut p =
+        Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default()).unwrap();
+    p.handshake().unwrap();
+    assert!(p.client.dgram_max_writable_len().unwrap() > 1000);
+    p.client.dgram_send(b"unreliable hello").unwrap();
+    p.run_until(100, |p| p.server.dgram_recv_queue_len() == 1)
+        .unwrap();
+    let mut b = [0u8; 64];
+    let n = p.server.dgram_recv(&mut b).unwrap();
+    assert_eq!(&b[..n], b"unreliable hello");
+    assert_eq!(p.server.dgram_recv(&mut b), Err(Error::Done));
+    assert_eq!(
+        p.client.dgram_send(&vec![0u8; 70_000]),
+        Err(Error::BufferTooShort)
+    );
+}
