@@ -171,3 +171,71 @@ fn errors_carry_context() {
 fn a_addr() -> SocketAddr {
     "127.0.0.1:9".parse().unwrap()
 }
+
+/// A socket bound to a wildcard address reports each datagram's real
+/// destination (IP_PKTINFO / IPV6_PKTINFO), not the bind address.
+#[test]
+fn wildcard_bind_reports_the_real_destination() {
+    let mut rx = open("0.0.0.0:0", true);
+    let port = rx.local_addr().port();
+    assert!(rx.local_addr().ip().is_unspecified());
+    // Loopback answers for all of 127/8: three different destinations.
+    let dsts: Vec<SocketAddr> = ["127.0.0.1", "127.0.0.2", "127.3.4.5"]
+        .iter()
+        .map(|ip| SocketAddr::new(ip.parse().unwrap(), port))
+        .collect();
+    let mut tx = open("127.0.0.1:0", false);
+    for (i, d) in dsts.iter().enumerate() {
+        let n = tx
+            .tx_burst(1, &mut |_, buf| {
+                buf[..4].copy_from_slice(&(i as u32).to_be_bytes());
+                Some((4, *d))
+            })
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < dsts.len() && Instant::now() < deadline {
+        rx.rx_burst(16, &mut |p, m| got.push((p.to_vec(), *m)))
+            .unwrap();
+    }
+    assert_eq!(got.len(), dsts.len());
+    for (p, m) in &got {
+        let i = u32::from_be_bytes(p[..4].try_into().unwrap()) as usize;
+        assert_eq!(m.dst, dsts[i], "datagram {i}");
+        assert_eq!(m.src, tx.local_addr());
+    }
+
+    // IPv6 wildcard: ::1 natively, and an IPv4 sender on the dual-stack
+    // socket shows up with IPv4-mapped addresses.
+    let mut rx6 = open("[::]:0", true);
+    let port6 = rx6.local_addr().port();
+    let mut tx6 = open("[::1]:0", false);
+    let d6: SocketAddr = format!("[::1]:{port6}").parse().unwrap();
+    let d4: SocketAddr = format!("127.0.0.9:{port6}").parse().unwrap();
+    tx6.tx_burst(1, &mut |_, buf| {
+        buf[0] = 6;
+        Some((1, d6))
+    })
+    .unwrap();
+    let mut tx4 = open("127.0.0.1:0", false);
+    tx4.tx_burst(1, &mut |_, buf| {
+        buf[0] = 4;
+        Some((1, d4))
+    })
+    .unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < 2 && Instant::now() < deadline {
+        rx6.rx_burst(16, &mut |p, m| got.push((p[0], *m))).unwrap();
+    }
+    got.sort_by_key(|g| g.0);
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        got[0].1.dst,
+        format!("[::ffff:127.0.0.9]:{port6}").parse().unwrap()
+    );
+    assert_eq!(got[1].1.dst, d6);
+    assert_eq!(got[1].1.src, tx6.local_addr());
+}

@@ -10,7 +10,7 @@
 //! libc); every block says why it is sound.
 
 use std::mem::{size_of, zeroed};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::{Backend, BackendConfig, BackendError, BackendStats, DgramMeta};
@@ -27,6 +27,10 @@ const MAX_GSO_SEGMENTS: usize = 64;
 const MAX_GSO_BYTES: usize = 65_000;
 /// Receive buffer per message with GRO: one coalesced super-datagram.
 const GRO_BUF: usize = 65_536;
+/// Control buffer per received message, in u64 words: a UDP_GRO cmsg
+/// (CMSG_SPACE(4) = 24) and an IPV6_PKTINFO one (CMSG_SPACE(20) = 40) with
+/// room to spare.
+const CMSG_WORDS: usize = 12;
 /// Receive buffer per message without GRO, and the payload buffer handed to
 /// tx callers.
 const DGRAM_BUF: usize = 2048;
@@ -127,6 +131,9 @@ struct RxMsg {
     len: usize,
     seg: usize,
     src: Option<SocketAddr>,
+    /// The destination the kernel reported (IP_PKTINFO/IPV6_PKTINFO), on a
+    /// socket bound to an unspecified address.
+    dst: Option<SocketAddr>,
 }
 
 /// A kernel UDP socket backend.
@@ -171,9 +178,31 @@ impl UdpBackend {
         if !setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1) {
             return Err(BackendError::last_os("setsockopt(SO_REUSEPORT)"));
         }
-        // Bigger socket buffers absorb bursts; failure only costs drops.
-        for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
-            let _ = setsockopt_int(&fd, libc::SOL_SOCKET, opt, 4 << 20);
+        // Bigger socket buffers absorb bursts (room for `ring_size` full
+        // datagrams, at least 4 MiB); the FORCE variants pass rmem_max /
+        // wmem_max with CAP_NET_ADMIN. Failure only costs drops.
+        let buf = (config.ring_size as usize * DGRAM_BUF).clamp(4 << 20, 256 << 20) as libc::c_int;
+        for (force, opt) in [
+            (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+            (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+        ] {
+            if !setsockopt_int(&fd, libc::SOL_SOCKET, force, buf) {
+                let _ = setsockopt_int(&fd, libc::SOL_SOCKET, opt, buf);
+            }
+        }
+        if local.ip().is_unspecified() {
+            // Bound to a wildcard address: ask for each datagram's real
+            // destination, which the engine needs (RecvInfo::to, paths).
+            let ok = if local.is_ipv4() {
+                setsockopt_int(&fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
+            } else {
+                // IPv4 datagrams on a dual-stack socket report IP_PKTINFO.
+                let _ = setsockopt_int(&fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1);
+                setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)
+            };
+            if !ok {
+                return Err(BackendError::last_os("setsockopt(IP_PKTINFO)"));
+            }
         }
         let raw_addr = to_raw(local);
         // SAFETY: raw_addr holds a valid sockaddr of length raw_addr.len.
@@ -229,7 +258,7 @@ impl UdpBackend {
                 let base = i * self.rx_slot;
                 let meta = DgramMeta {
                     src,
-                    dst: self.local,
+                    dst: m.dst.unwrap_or(self.local),
                 };
                 f(&mut self.rx_buf[base + off..base + end], &meta);
                 self.stats.rx_packets += 1;
@@ -250,7 +279,7 @@ impl UdpBackend {
         let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
         // SAFETY: as above.
         let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
-        let mut cmsgs = [[0u64; 8]; BATCH];
+        let mut cmsgs = [[0u64; CMSG_WORDS]; BATCH];
         let base = self.rx_buf.as_mut_ptr();
         for i in 0..want {
             // SAFETY: i * rx_slot + rx_slot <= rx_buf.len() by construction.
@@ -262,7 +291,7 @@ impl UdpBackend {
             h.msg_iov = &mut iovs[i];
             h.msg_iovlen = 1;
             h.msg_control = cmsgs[i].as_mut_ptr().cast();
-            h.msg_controllen = size_of::<[u64; 8]>();
+            h.msg_controllen = size_of::<[u64; CMSG_WORDS]>();
         }
         // SAFETY: every header points at live buffers of the stated sizes
         // (rx_buf slots, addrs, cmsgs) that outlive the call; MSG_DONTWAIT
@@ -294,19 +323,42 @@ impl UdpBackend {
                     len: 0,
                     seg: 1,
                     src: None,
+                    dst: None,
                 };
                 continue;
             }
+            let mut dst_ip = None;
             // SAFETY: the kernel filled msg_control up to msg_controllen
-            // within cmsgs[i]; CMSG_* walk only inside that range.
+            // within cmsgs[i]; CMSG_* walk only inside that range, and each
+            // payload is read unaligned with the type its (level, type) pair
+            // names in udp(7)/ip(7)/ipv6(7).
             unsafe {
                 let mut c = libc::CMSG_FIRSTHDR(h);
                 while !c.is_null() {
-                    if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
-                        let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
-                        if v > 0 {
-                            seg = v as usize;
+                    let data = libc::CMSG_DATA(c);
+                    match ((*c).cmsg_level, (*c).cmsg_type) {
+                        (libc::SOL_UDP, UDP_GRO) => {
+                            let v = std::ptr::read_unaligned(data.cast::<libc::c_int>());
+                            if v > 0 {
+                                seg = v as usize;
+                            }
                         }
+                        (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                            let pi = std::ptr::read_unaligned(data.cast::<libc::in_pktinfo>());
+                            let v4 = Ipv4Addr::from(pi.ipi_addr.s_addr.to_ne_bytes());
+                            // On a dual-stack IPv6 socket, keep the socket's
+                            // family (IPv4-mapped) like the source address.
+                            dst_ip = Some(if self.local.is_ipv6() {
+                                IpAddr::V6(v4.to_ipv6_mapped())
+                            } else {
+                                IpAddr::V4(v4)
+                            });
+                        }
+                        (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                            let pi = std::ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
+                            dst_ip = Some(IpAddr::V6(Ipv6Addr::from(pi.ipi6_addr.s6_addr)));
+                        }
+                        _ => {}
                     }
                     c = libc::CMSG_NXTHDR(h, c);
                 }
@@ -315,6 +367,7 @@ impl UdpBackend {
                 len,
                 seg: seg.max(1),
                 src: from_raw(&addrs[i]),
+                dst: dst_ip.map(|ip| SocketAddr::new(ip, self.local.port())),
             };
             if len == 0 {
                 // An empty datagram is still a datagram.
