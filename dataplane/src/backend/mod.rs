@@ -50,6 +50,47 @@ pub struct BackendStats {
     pub rx_fragments: u64,
     /// Datagrams the backend failed to send.
     pub tx_errors: u64,
+    /// Ring counters the kernel keeps for an AF_XDP socket; `None` for
+    /// backends without them (udp, mem, dpdk).
+    pub xdp: Option<XdpRingStats>,
+}
+
+/// What the kernel counts for an AF_XDP socket (`getsockopt(SOL_XDP,
+/// XDP_STATISTICS)`): frames it could not hand to us, and ring under-runs.
+/// Monotonic since the socket was created.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XdpRingStats {
+    /// Frames dropped for other reasons (no UMEM frame for the packet in
+    /// copy mode, frame too big for a UMEM chunk, ...).
+    pub rx_dropped: u64,
+    /// Frames dropped because a fill-ring descriptor was invalid.
+    pub rx_invalid_descs: u64,
+    /// Frames dropped because our rx ring was full (we did not keep up).
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty (frames to come are
+    /// dropped until we refill it).
+    pub rx_fill_ring_empty_descs: u64,
+    /// Tx descriptors the kernel rejected as invalid.
+    pub tx_invalid_descs: u64,
+    /// Times the kernel found the tx ring empty on a wake-up (not a drop).
+    pub tx_ring_empty_descs: u64,
+}
+
+impl XdpRingStats {
+    /// Adds `other` to `self` field by field.
+    pub fn add(&mut self, other: &XdpRingStats) {
+        self.rx_dropped += other.rx_dropped;
+        self.rx_invalid_descs += other.rx_invalid_descs;
+        self.rx_ring_full += other.rx_ring_full;
+        self.rx_fill_ring_empty_descs += other.rx_fill_ring_empty_descs;
+        self.tx_invalid_descs += other.tx_invalid_descs;
+        self.tx_ring_empty_descs += other.tx_ring_empty_descs;
+    }
+
+    /// Received frames the kernel dropped before they reached our rx ring.
+    pub fn rx_drops(&self) -> u64 {
+        self.rx_dropped + self.rx_invalid_descs + self.rx_ring_full
+    }
 }
 
 impl BackendStats {
@@ -64,6 +105,9 @@ impl BackendStats {
         self.rx_malformed += other.rx_malformed;
         self.rx_fragments += other.rx_fragments;
         self.tx_errors += other.tx_errors;
+        if let Some(o) = &other.xdp {
+            self.xdp.get_or_insert_with(Default::default).add(o);
+        }
     }
 }
 

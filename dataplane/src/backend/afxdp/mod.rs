@@ -23,7 +23,7 @@ use xsk_rs::config::{
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
 
 use super::l2::{interface_mac, L2Endpoint, RxVerdict};
-use super::{Backend, BackendConfig, BackendError, BackendStats, DgramMeta, XdpMode};
+use super::{Backend, BackendConfig, BackendError, BackendStats, DgramMeta, XdpMode, XdpRingStats};
 use program::XdpProgram;
 
 /// Descriptors handled per ring operation.
@@ -209,6 +209,25 @@ impl AfXdpBackend {
         self.zero_copy
     }
 
+    /// The kernel's counters for this socket (`XDP_STATISTICS`), or `None`
+    /// when the kernel does not answer (logged).
+    pub fn xdp_statistics(&self) -> Option<XdpRingStats> {
+        match self.rx.fd().xdp_statistics() {
+            Ok(k) => Some(XdpRingStats {
+                rx_dropped: k.rx_dropped(),
+                rx_invalid_descs: k.rx_invalid_descs(),
+                rx_ring_full: k.rx_ring_full(),
+                rx_fill_ring_empty_descs: k.rx_fill_ring_empty_descs(),
+                tx_invalid_descs: k.tx_invalid_descs(),
+                tx_ring_empty_descs: k.tx_ring_empty_descs(),
+            }),
+            Err(e) => {
+                tracing::debug!(queue = self.queue, error = %e, "XDP_STATISTICS failed");
+                None
+            }
+        }
+    }
+
     /// Takes completed transmissions back into the free list.
     fn reclaim(&mut self) {
         // SAFETY: comp_descs are plain descriptors to be overwritten.
@@ -324,7 +343,9 @@ impl Backend for AfXdpBackend {
     }
 
     fn stats(&self) -> BackendStats {
-        self.l2.stats().clone()
+        let mut s = self.l2.stats().clone();
+        s.xdp = self.xdp_statistics();
+        s
     }
 }
 

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use tarte_dataplane::backend::{self, Backend, BackendConfig, BackendKind, BackendStats, XdpMode};
+use tarte_dataplane::backend::{
+    self, Backend, BackendConfig, BackendKind, BackendStats, XdpMode, XdpRingStats,
+};
 
 /// What to measure.
 #[derive(Subcommand, Debug, Clone)]
@@ -75,6 +77,18 @@ pub(crate) struct BenchArgs {
     /// Datagrams per burst.
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// Descriptors per ring (afxdp: rx/tx/fill/completion rings, up to
+    /// 8192; dpdk: rx/tx descriptors; udp: socket buffers of this many
+    /// 2 KiB datagrams).
+    #[arg(long, default_value_t = 2048)]
+    ring_size: u32,
+    /// rx: open the backend, then wait this many seconds without polling
+    /// while the generator fills the rings, then drain them and time the
+    /// drain alone (first to last datagram). Measures the receiver's cost
+    /// independently of the generator's speed; what the rings cannot hold
+    /// is dropped (see the kernel counters).
+    #[arg(long)]
+    prefill: Option<f64>,
     /// AF_XDP attach mode.
     #[arg(long, value_enum, default_value = "skb")]
     xdp_mode: XdpModeArg,
@@ -131,6 +145,8 @@ struct WorkerResult {
     stats: BackendStats,
     first_rx: Option<Instant>,
     last_rx: Option<Instant>,
+    /// Time spent in rx bursts that returned datagrams.
+    busy: Duration,
 }
 
 pub(crate) fn run(mode: Mode) -> Result<()> {
@@ -154,7 +170,21 @@ pub(crate) fn run(mode: Mode) -> Result<()> {
     // anything runs.
     let mut backends: Vec<Box<dyn Backend>> = Vec::new();
     let mut peers: Vec<Option<Box<dyn Backend>>> = Vec::new();
-    for q in 0..args.queues {
+    #[cfg(feature = "dpdk")]
+    if base.kind == BackendKind::Dpdk {
+        // DPDK owns the whole port: one port with N queue pairs, opened
+        // once, one backend per queue (a second open of the port fails).
+        let n = u16::try_from(args.queues).context("--queues too large for dpdk")?;
+        let opts = backend::dpdk::DpdkOptions::from_config(&base);
+        let v = backend::dpdk::DpdkBackend::open_queues(base.local, &opts, n)
+            .with_context(|| format!("opening dpdk port with {n} queue(s)"))?;
+        for b in v {
+            backends.push(Box::new(b));
+            peers.push(None);
+        }
+    }
+    // Every other backend opens one instance per queue.
+    for q in backends.len() as u32..args.queues {
         let mut c = base.clone();
         c.queue = q;
         if c.kind == BackendKind::Mem {
@@ -196,12 +226,14 @@ pub(crate) fn run(mode: Mode) -> Result<()> {
     progress(kind, &shared, start, &handles);
     let elapsed = start.elapsed();
     let mut total = BackendStats::default();
+    let mut busy = Duration::ZERO;
     let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
     for h in handles {
         let r = h
             .join()
             .map_err(|_| anyhow::anyhow!("a bench worker panicked"))??;
         total.add(&r.stats);
+        busy += r.busy;
         first = match (first, r.first_rx) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -211,7 +243,7 @@ pub(crate) fn run(mode: Mode) -> Result<()> {
             (a, b) => a.or(b),
         };
     }
-    summary(kind, &args, local, &total, elapsed, first.zip(last));
+    summary(kind, &args, local, &total, elapsed, first.zip(last), busy);
     Ok(())
 }
 
@@ -236,6 +268,7 @@ fn base_config(kind: Kind, args: &BenchArgs) -> Result<BackendConfig> {
         XdpModeArg::Drv => XdpMode::Drv,
     };
     c.zero_copy = !args.no_zero_copy;
+    c.ring_size = args.ring_size;
     c.offloads = !args.no_offloads;
     if let Some(m) = &args.dst_mac {
         let mac = tarte_dataplane::wire::EthernetAddress::parse(m)
@@ -286,6 +319,18 @@ fn worker(
     let mut sent: u64 = 0;
     let mut got: u64 = 0;
     let (mut first_rx, mut last_rx) = (None, None);
+    let mut busy = Duration::ZERO;
+    if let (Kind::Rx, Some(wait)) = (kind, args.prefill) {
+        // Let the generator fill the rings while we do not poll (bounded by
+        // the deadline like everything else).
+        let mut until = Instant::now() + Duration::from_secs_f64(wait);
+        if let Some(d) = deadline {
+            until = until.min(d);
+        }
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     let mut pending: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
     let mut spins: u32 = 0;
     loop {
@@ -331,6 +376,7 @@ fn worker(
             }
             Kind::Rx | Kind::Reflect => {
                 let mut bytes = 0u64;
+                let t0 = Instant::now();
                 let n = b.rx_burst(args.batch, &mut |p, m| {
                     bytes += p.len() as u64;
                     if kind == Kind::Reflect {
@@ -339,6 +385,7 @@ fn worker(
                 })?;
                 if n > 0 {
                     let now = Instant::now();
+                    busy += now - t0;
                     first_rx.get_or_insert(now);
                     last_rx = Some(now);
                     got += n as u64;
@@ -369,6 +416,7 @@ fn worker(
         stats: b.stats(),
         first_rx,
         last_rx,
+        busy,
     })
 }
 
@@ -416,6 +464,7 @@ fn summary(
     s: &BackendStats,
     elapsed: Duration,
     rx_window: Option<(Instant, Instant)>,
+    busy: Duration,
 ) {
     let (packets, bytes) = match kind {
         Kind::Tx => (s.tx_packets, s.tx_bytes),
@@ -429,10 +478,15 @@ fn summary(
     };
     let mpps = packets as f64 / secs / 1e6;
     let gbps = bytes as f64 * 8.0 / secs / 1e9;
+    // Receive cost: time inside bursts that returned datagrams, per
+    // datagram (idle polls excluded). Only the user-space side: kernel
+    // work done in softirq on another core is not in it.
+    let busy_ns = (kind != Kind::Tx && s.rx_packets > 0)
+        .then(|| busy.as_nanos() as f64 / s.rx_packets as f64);
     let drops = s.rx_dropped + s.rx_bad_checksum + s.rx_malformed + s.rx_fragments;
     let backend = format!("{:?}", args.backend).to_lowercase();
     if args.json {
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "mode": kind.as_str(),
             "backend": backend,
             "local": local.to_string(),
@@ -450,7 +504,16 @@ fn summary(
             "rx_malformed": s.rx_malformed,
             "rx_fragments": s.rx_fragments,
             "errors": s.tx_errors,
+            "rx_busy_ns_per_packet": busy_ns,
+            "prefill": args.prefill.is_some(),
         });
+        if let (Some(k), Some(o)) = (&s.xdp, v.as_object_mut()) {
+            // Flat keys so that shell scripts can pick them out.
+            for (name, val) in xdp_fields(k) {
+                o.insert(format!("xdp_{name}"), val.into());
+            }
+            o.insert("xdp_rx_drops".into(), k.rx_drops().into());
+        }
         println!("{v}");
     } else {
         println!("mode      {}", kind.as_str());
@@ -463,10 +526,35 @@ fn summary(
         println!("seconds   {secs:.3}");
         println!("Mpps      {mpps:.3}");
         println!("Gbit/s    {gbps:.3}");
+        if let Some(ns) = busy_ns {
+            println!(
+                "rx cost   {ns:.1} ns/datagram in non-empty bursts ({:.3} Mpps if never idle)",
+                1e3 / ns
+            );
+        }
         println!(
             "drops     {drops} (not for us {}, bad checksum {}, malformed {}, fragments {})",
             s.rx_dropped, s.rx_bad_checksum, s.rx_malformed, s.rx_fragments
         );
+        if let Some(k) = &s.xdp {
+            let list: Vec<String> = xdp_fields(k)
+                .iter()
+                .map(|(n, v)| format!("{n} {v}"))
+                .collect();
+            println!("kernel    {} (XDP_STATISTICS)", list.join(", "));
+        }
         println!("errors    {}", s.tx_errors);
     }
+}
+
+/// The kernel's AF_XDP counters by name, in `struct xdp_statistics` order.
+fn xdp_fields(k: &XdpRingStats) -> [(&'static str, u64); 6] {
+    [
+        ("rx_dropped", k.rx_dropped),
+        ("rx_invalid_descs", k.rx_invalid_descs),
+        ("tx_invalid_descs", k.tx_invalid_descs),
+        ("rx_ring_full", k.rx_ring_full),
+        ("rx_fill_ring_empty_descs", k.rx_fill_ring_empty_descs),
+        ("tx_ring_empty_descs", k.tx_ring_empty_descs),
+    ]
 }
