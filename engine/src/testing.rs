@@ -140,6 +140,9 @@ pub struct Link {
     rng: u64,
     seq: u64,
     queue: BinaryHeap<InFlight>,
+    /// Fast path for links that never reorder or duplicate: arrival order
+    /// is send order, so a FIFO suffices.
+    fifo: std::collections::VecDeque<(Instant, Vec<u8>)>,
     /// Datagrams handed to the link.
     pub sent: u64,
     /// Datagrams the link dropped (loss or MTU).
@@ -155,6 +158,7 @@ impl Link {
             rng,
             seq: 0,
             queue: BinaryHeap::new(),
+            fifo: std::collections::VecDeque::new(),
             sent: 0,
             dropped: 0,
         }
@@ -180,6 +184,10 @@ impl Link {
             data[i] ^= 0x5a;
         }
         let mut at = now + self.cfg.delay;
+        if self.cfg.reorder == 0.0 && self.cfg.duplicate == 0.0 {
+            self.fifo.push_back((at, data));
+            return;
+        }
         if self.rand() < self.cfg.reorder {
             at += self.cfg.delay.max(Duration::from_millis(1));
         }
@@ -201,6 +209,9 @@ impl Link {
 
     /// The next datagram due at or before `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<Vec<u8>> {
+        if self.fifo.front().is_some_and(|(at, _)| *at <= now) {
+            return self.fifo.pop_front().map(|(_, d)| d);
+        }
         if self.queue.peek().is_some_and(|f| f.at <= now) {
             return self.queue.pop().map(|f| f.data);
         }
@@ -209,7 +220,13 @@ impl Link {
 
     /// When the next datagram is due.
     pub fn next_due(&self) -> Option<Instant> {
-        self.queue.peek().map(|f| f.at)
+        match (
+            self.fifo.front().map(|(at, _)| *at),
+            self.queue.peek().map(|f| f.at),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
