@@ -491,22 +491,39 @@ impl StreamMap {
 
     /// Recomputes `id`'s membership in every set; call after changing it.
     pub(crate) fn update(&mut self, id: u64) {
-        let (readable, writable, flushable, almost_full, blocked, prio) =
-            match self.streams.get(&id) {
-                Some(s) => (
-                    s.is_readable(),
-                    s.is_writable(),
-                    s.is_flushable(),
-                    s.is_almost_full(),
-                    s.blocked_at().is_some(),
-                    (s.urgency, s.incremental),
-                ),
-                None => (false, false, false, false, false, (0, false)),
-            };
-        set_member(&mut self.readable, id, readable);
-        set_member(&mut self.writable, id, writable);
-        set_member(&mut self.almost_full, id, almost_full);
-        set_member(&mut self.blocked, id, blocked);
+        const READABLE: u8 = 1;
+        const WRITABLE: u8 = 2;
+        const ALMOST_FULL: u8 = 4;
+        const BLOCKED: u8 = 8;
+        let (bits, old, flushable, prio) = match self.streams.get(&id) {
+            Some(s) => {
+                let bits = u8::from(s.is_readable()) * READABLE
+                    | u8::from(s.is_writable()) * WRITABLE
+                    | u8::from(s.is_almost_full()) * ALMOST_FULL
+                    | u8::from(s.blocked_at().is_some()) * BLOCKED;
+                (bits, s.sets, s.is_flushable(), (s.urgency, s.incremental))
+            }
+            // A collected stream leaves every set.
+            None => (0, 0xff, false, (0, false)),
+        };
+        let changed = bits ^ old;
+        if changed != 0 {
+            if let Some(s) = self.streams.get_mut(&id) {
+                s.sets = bits;
+            }
+            if changed & READABLE != 0 {
+                set_member(&mut self.readable, id, bits & READABLE != 0);
+            }
+            if changed & WRITABLE != 0 {
+                set_member(&mut self.writable, id, bits & WRITABLE != 0);
+            }
+            if changed & ALMOST_FULL != 0 {
+                set_member(&mut self.almost_full, id, bits & ALMOST_FULL != 0);
+            }
+            if changed & BLOCKED != 0 {
+                set_member(&mut self.blocked, id, bits & BLOCKED != 0);
+            }
+        }
         match (flushable, self.flushable_at.contains_key(&id)) {
             (true, false) => {
                 self.flushable_at.insert(id, prio);

@@ -99,6 +99,10 @@ pub(crate) struct Stream {
     pub(crate) is_local: bool,
     /// Bidirectional.
     pub(crate) is_bidi: bool,
+    /// Which of the map's sets (readable, writable, almost-full, blocked)
+    /// the stream is in, so that an update that changes nothing costs no
+    /// set operation.
+    pub(crate) sets: u8,
 }
 
 impl Stream {
@@ -117,6 +121,7 @@ impl Stream {
             incremental: true,
             is_local: is_local(id, is_server),
             is_bidi: is_bidi(id),
+            sets: 0,
         }
     }
 
