@@ -497,10 +497,10 @@ impl StreamMap {
         const BLOCKED: u8 = 8;
         let (bits, old, flushable, prio) = match self.streams.get(&id) {
             Some(s) => {
-                let bits = u8::from(s.is_readable()) * READABLE
-                    | u8::from(s.is_writable()) * WRITABLE
-                    | u8::from(s.is_almost_full()) * ALMOST_FULL
-                    | u8::from(s.blocked_at().is_some()) * BLOCKED;
+                let bits = (u8::from(s.is_readable()) * READABLE)
+                    | (u8::from(s.is_writable()) * WRITABLE)
+                    | (u8::from(s.is_almost_full()) * ALMOST_FULL)
+                    | (u8::from(s.blocked_at().is_some()) * BLOCKED);
                 (bits, s.sets, s.is_flushable(), (s.urgency, s.incremental))
             }
             // A collected stream leaves every set.
