@@ -1,9 +1,10 @@
 //! `tarte`: the packet engine's command-line tool.
 //!
-//! Subcommands: `bench` (raw packet-rate modes: tx, rx, reflect). `serve`
-//! and `load` join the `Cmd` enum as they land.
+//! Subcommands: `serve` (QUIC + HTTP/3 server), `bench` (raw packet-rate
+//! modes: tx, rx, reflect). `load` joins the `Cmd` enum when it lands.
 
 mod bench;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +18,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Serve HTTP/3 over QUIC (defaults: 127.0.0.1:4433, udp backend,
+    /// self-signed certificate, built-in page).
+    Serve(serve::ServeArgs),
     /// Raw packet-rate benchmarks on one backend: tx, rx, reflect.
     Bench {
         #[command(subcommand)]
@@ -34,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Serve(args) => serve::run(args),
         Cmd::Bench { mode } => bench::run(mode),
     }
 }

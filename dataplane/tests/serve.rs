@@ -1,0 +1,332 @@
+//! `tarte serve` end to end on loopback: the server runs in-process on a
+//! free port (every run bounded), clients are the h3 example client (our
+//! own stack) and aioquic's HTTP/3 client (an independent one, through
+//! `TARTE_AIOQUIC_PYTHON`, default `<workspace>/.venv/bin/python`; missing,
+//! the test fails, it never skips).
+
+#[path = "../../h3/examples/common/h3/client.rs"]
+mod client;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tarte_dataplane::backend::BackendKind;
+use tarte_dataplane::serve::app::{pattern_byte, INDEX_HTML};
+use tarte_dataplane::serve::{ServeOptions, Server};
+
+fn start(f: impl FnOnce(&mut ServeOptions)) -> Server {
+    let mut o = ServeOptions::new(BackendKind::Udp, "127.0.0.1:0".parse().unwrap());
+    f(&mut o);
+    Server::start(o).unwrap()
+}
+
+fn get(server: &Server, paths: &[&str]) -> client::Outcome {
+    let port = server.local_addr().port();
+    let urls = paths
+        .iter()
+        .map(|p| format!("https://127.0.0.1:{port}{p}"))
+        .collect();
+    let mut o = client::ClientOptions::get(urls).unwrap();
+    o.verify = false;
+    o.timeout = Duration::from_secs(20);
+    client::fetch(&o).unwrap()
+}
+
+fn pattern(n: u64) -> Vec<u8> {
+    (0..n).map(pattern_byte).collect()
+}
+
+/// Waits (bounded) until the workers have published `f`'s condition.
+fn wait_for(
+    server: &Server,
+    what: &str,
+    f: impl Fn(&tarte_dataplane::serve::stats::Counters) -> bool,
+) {
+    let end = Instant::now() + Duration::from_secs(5);
+    while !f(&server.stats()) {
+        assert!(Instant::now() < end, "{what}: {:?}", server.stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn index_and_a_megabyte_over_h3() {
+    let server = start(|_| {});
+    let out = get(
+        &server,
+        &[
+            "/",
+            "/bytes/1000000",
+            "/bytes/0",
+            "/nope",
+            "/bytes/2000000000",
+        ],
+    );
+    let r = &out.responses;
+    assert_eq!(r[0].status, 200);
+    assert_eq!(r[0].body, INDEX_HTML);
+    assert_eq!(
+        r[0].header("content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(r[1].status, 200);
+    assert_eq!(r[1].body.len(), 1_000_000);
+    assert!(
+        r[1].body == pattern(1_000_000),
+        "body bytes differ from the pattern"
+    );
+    assert_eq!(r[1].header("content-length").as_deref(), Some("1000000"));
+    assert_eq!((r[2].status, r[2].body.len()), (200, 0));
+    assert_eq!(r[3].status, 404);
+    // Over the 1 GiB bound.
+    assert_eq!(r[4].status, 400);
+    wait_for(&server, "5 requests", |c| {
+        c.requests == 5 && c.conns_accepted == 1
+    });
+    let total = server.join().unwrap();
+    assert!(total.rx_packets > 10 && total.tx_packets > 700, "{total:?}");
+    assert!(total.tx_bytes > 1_000_000, "{total:?}");
+}
+
+#[test]
+fn static_root_refuses_traversal() {
+    let dir = std::env::temp_dir().join(format!("tarte-serve-root-{}", std::process::id()));
+    let root = dir.join("www");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("index.html"), b"<p>root index</p>").unwrap();
+    std::fs::write(root.join("sub/a.txt"), b"file a").unwrap();
+    std::fs::write(dir.join("secret"), b"outside").unwrap();
+    let server = start(|o| o.root = Some(root.clone()));
+    let out = get(
+        &server,
+        &[
+            "/",
+            "/sub/a.txt",
+            "/../secret",
+            "/sub/../../secret",
+            "/bytes/10",
+        ],
+    );
+    let r = &out.responses;
+    assert_eq!(
+        (r[0].status, &r[0].body[..]),
+        (200, &b"<p>root index</p>"[..])
+    );
+    assert_eq!((r[1].status, &r[1].body[..]), (200, &b"file a"[..]));
+    assert_eq!(r[2].status, 404);
+    assert_eq!(r[3].status, 404);
+    assert_eq!(r[4].body, pattern(10));
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unknown_version_gets_version_negotiation() {
+    let server = start(|_| {});
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let dcid = [0x11u8; 12];
+    let scid = [0x22u8; 5];
+    let mut pkt = vec![0xc0u8];
+    pkt.extend_from_slice(&0x0a1a_2a3au32.to_be_bytes());
+    pkt.push(dcid.len() as u8);
+    pkt.extend_from_slice(&dcid);
+    pkt.push(scid.len() as u8);
+    pkt.extend_from_slice(&scid);
+    // Too small: RFC 9000 §14.1 says no answer (no amplification).
+    sock.send_to(&pkt, server.local_addr()).unwrap();
+    pkt.resize(1200, 0);
+    sock.send_to(&pkt, server.local_addr()).unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, from) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(from, server.local_addr());
+    let b = &buf[..n];
+    assert_eq!(b[0] & 0x80, 0x80, "long header");
+    assert_eq!(&b[1..5], &[0, 0, 0, 0], "version 0: Version Negotiation");
+    // RFC 9000 §17.2.1: the DCID is the client's SCID and vice versa.
+    assert_eq!(usize::from(b[5]), scid.len());
+    assert_eq!(&b[6..11], &scid);
+    assert_eq!(usize::from(b[11]), dcid.len());
+    assert_eq!(&b[12..24], &dcid);
+    let versions: Vec<u32> = b[24..]
+        .chunks(4)
+        .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+        .collect();
+    assert!(versions.contains(&1), "{versions:x?}");
+    wait_for(&server, "one VN", |c| {
+        c.version_negotiations == 1 && c.conns_accepted == 0
+    });
+    // The small one was dropped, not answered.
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(sock.recv_from(&mut buf).is_err(), "second answer");
+}
+
+#[test]
+fn retry_then_requests_complete() {
+    let server = start(|o| o.retry = true);
+    let out = get(&server, &["/", "/bytes/50000"]);
+    assert_eq!(out.responses[0].body, INDEX_HTML);
+    assert_eq!(out.responses[1].body, pattern(50_000));
+    wait_for(&server, "retry + 2 requests", |c| {
+        c.retries >= 1 && c.conns_accepted == 1 && c.requests == 2 && c.tokens_rejected == 0
+    });
+}
+
+#[test]
+fn two_workers_share_the_port() {
+    let server = start(|o| o.workers = 2);
+    assert_eq!(server.worker_stats().len(), 2);
+    let port = server.local_addr().port();
+    let handles: Vec<_> = (0..6)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let url = format!("https://127.0.0.1:{port}/bytes/{}", 1000 + i);
+                let mut o = client::ClientOptions::get(vec![url]).unwrap();
+                o.verify = false;
+                o.timeout = Duration::from_secs(20);
+                client::fetch(&o).unwrap().responses.remove(0).body
+            })
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.join().unwrap(), pattern(1000 + i as u64));
+    }
+    wait_for(&server, "6 connections", |c| {
+        c.conns_accepted == 6 && c.requests == 6
+    });
+}
+
+#[test]
+fn connection_limit_refuses_extra_initials() {
+    // A limit of 0 open connections: every Initial is refused, the client
+    // times out.
+    let server = start(|o| o.max_conns_per_worker = 0);
+    let port = server.local_addr().port();
+    let mut o = client::ClientOptions::get(vec![format!("https://127.0.0.1:{port}/")]).unwrap();
+    o.verify = false;
+    o.timeout = Duration::from_secs(1);
+    assert!(client::fetch(&o).is_err());
+    wait_for(&server, "refused", |c| {
+        c.refused >= 1 && c.conns_accepted == 0
+    });
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn python() -> PathBuf {
+    let p = std::env::var_os("TARTE_AIOQUIC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
+    let ok = Command::new(&p)
+        .args(["-c", "import aioquic"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "aioquic not found at {} (run scripts/setup.sh or set TARTE_AIOQUIC_PYTHON)",
+        p.display()
+    );
+    p
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    boring::hash::hash(boring::hash::MessageDigest::sha256(), b)
+        .unwrap()
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+#[test]
+fn aioquic_client_fifty_requests() {
+    let server = start(|_| {});
+    let port = server.local_addr().port();
+    let out = Command::new(python())
+        .arg(workspace().join("scripts/interop/aioquic_h3_client.py"))
+        .args(["--port", &port.to_string()])
+        // --count repeats every --path: 2 x 25 requests on one connection.
+        .args(["--path", "/bytes/20000", "--path", "/", "--count", "25"])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "aioquic client failed");
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let responses: Vec<_> = lines.iter().filter(|v| v.get("stats").is_none()).collect();
+    assert_eq!(responses.len(), 50);
+    let want = sha256_hex(&pattern(20_000));
+    for r in &responses {
+        let status = r["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h[0] == ":status")
+            .map(|h| h[1].as_str().unwrap().to_string());
+        assert_eq!(status.as_deref(), Some("200"), "{r}");
+        if r["path"] == "/" {
+            assert_eq!(r["sha256"], sha256_hex(INDEX_HTML));
+        } else {
+            assert_eq!(
+                (r["len"].as_u64(), r["sha256"].as_str()),
+                (Some(20_000), Some(&want[..]))
+            );
+        }
+    }
+    wait_for(&server, "50 requests", |c| {
+        c.requests == 50 && c.conns_accepted == 1
+    });
+}
+
+/// The binary: `tarte serve --listen ... --duration` answers, then exits 0.
+#[test]
+fn binary_serves_and_stops_after_duration() {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tarte"))
+        .args([
+            "serve",
+            "--listen",
+            &listen.to_string(),
+            "--duration",
+            "4",
+            "--stats-interval",
+            "1",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut o = client::ClientOptions::get(vec![format!("https://{listen}/bytes/3000")]).unwrap();
+    o.verify = false;
+    o.timeout = Duration::from_secs(3);
+    let r = client::fetch(&o);
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("tarte serve did not stop after --duration");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert_eq!(r.unwrap().responses[0].body, pattern(3000), "{err}");
+    assert!(err.contains("tarte serve: done after"), "{err}");
+    assert!(err.contains("req 1 "), "{err}");
+}
