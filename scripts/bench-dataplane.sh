@@ -3,6 +3,20 @@
 # two namespaces, with the same generator, printed side by side.
 #
 #   scripts/bench-dataplane.sh [--duration S] [--size N] [--gen udp|afxdp] [--queues N]
+#       [--gen-core C] [--rx-core C] [--ring-size N] [--prefill [--prefill-count N]]
+#       [--only "udp,afxdp drv,..."]   (comma-separated subset of: udp, afxdp skb, afxdp drv, dpdk)
+#
+# The generator and the receiver are pinned (taskset) to --gen-core (0) and
+# --rx-core (1). Besides Mpps the table shows the receiver's user-space cost
+# per datagram (time in non-empty bursts) and, for AF_XDP receivers, the
+# kernel's XDP_STATISTICS drop counters (rx_dropped + rx_invalid_descs +
+# rx_ring_full, and fill-ring-empty events).
+#
+# --prefill: the receiver opens its socket/port, then does not poll while the
+# generator sends --prefill-count datagrams; then it drains what its rings
+# hold and is timed on that drain alone, which separates the receiver's cost
+# from the generator's speed (rings hold --ring-size frames; udp socket
+# buffers --ring-size x 2 KiB).
 #
 # Needs root (namespaces, XDP). Builds the release binary (with feature dpdk
 # when libdpdk is installed), brings the link up with scripts/netns.sh, runs
@@ -15,12 +29,23 @@ duration=5
 size=64
 gen=udp
 queues=1
+gen_core=0
+rx_core=1
+prefill=0
+prefill_count=200000
+ring=2048
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) duration=$2; shift 2 ;;
         --size) size=$2; shift 2 ;;
         --gen) gen=$2; shift 2 ;;
         --queues) queues=$2; shift 2 ;;
+        --gen-core) gen_core=$2; shift 2 ;;
+        --rx-core) rx_core=$2; shift 2 ;;
+        --ring-size) ring=$2; shift 2 ;;
+        --prefill) prefill=1; shift ;;
+        --prefill-count) prefill_count=$2; shift 2 ;;
+        --only) only=$2; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -49,43 +74,68 @@ if "$tarte" bench rx --help | grep -q -- --dpdk-args; then
     backends+=("dpdk")
 fi
 
-gen_args=(--backend "$gen" --bind "$IP_A:40000" --dst "$IP_B:4433" --size "$size" --duration "$duration" --queues "$queues" --json)
-if [ "$gen" = afxdp ]; then gen_args+=(--interface "$IF_A" --xdp-mode skb); fi
-# The udp generator uses GSO: the fastest sender here (veth segments it).
+gen_args=(--backend "$gen" --bind "$IP_A:40000" --dst "$IP_B:4433" --size "$size" --queues "$queues" --json)
+if [ "$prefill" = 1 ]; then
+    gen_args+=(--count "$prefill_count" --duration "$duration")
+else
+    gen_args+=(--duration "$duration")
+fi
+if [ "$gen" = afxdp ]; then gen_args+=(--interface "$IF_A" --xdp-mode drv); fi
+# The udp generator uses GSO: the fastest kernel sender here (veth segments
+# it); the afxdp generator (drv mode) sends queue q on veth tx queue q, so
+# with --queues N it feeds every rx queue of B, while udp is one flow (one
+# queue, one SO_REUSEPORT socket).
 
-json_field() { sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" <<<"$2"; }
+json_field() { sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" <<<"$2" | head -1; }
+
+if [ -n "${only:-}" ]; then
+    IFS=',' read -r -a backends <<<"$only"
+fi
 
 results=()
 for b in "${backends[@]}"; do
     set -- $b
-    rx_args=(--backend "$1" --bind "$IP_B:4433" --duration "$((duration + 3))" --queues "$queues" --json)
+    rx_args=(--backend "$1" --bind "$IP_B:4433" --queues "$queues" --ring-size "$ring" --json)
+    if [ "$prefill" = 1 ]; then
+        rx_args+=(--prefill 2.5 --duration "$((duration + 6))")
+    else
+        rx_args+=(--duration "$((duration + 3))")
+    fi
     case "$1" in
         afxdp) rx_args+=(--interface "$IF_B" --xdp-mode "$2") ;;
-        dpdk) rx_args+=(--interface "$IF_B") ;;
+        dpdk)
+            rx_args+=(--interface "$IF_B")
+            # The af_xdp PMD takes one queue on veth (no combined channels).
+            if [ "$queues" -gt 1 ]; then rx_args+=(--dpdk-pmd af-packet); b="dpdk afpkt"; fi ;;
     esac
     out=$(mktemp)
-    ip netns exec "$NS_B" "$tarte" bench rx "${rx_args[@]}" >"$out" 2>/dev/null &
+    ip netns exec "$NS_B" taskset -c "$rx_core" "$tarte" bench rx "${rx_args[@]}" >"$out" 2>/dev/null &
     rx_pid=$!
     sleep 1.5 # let the receiver attach its XDP program / bind
-    tx_json=$(ip netns exec "$NS_A" "$tarte" bench tx "${gen_args[@]}" 2>/dev/null || echo '{}')
+    tx_json=$(ip netns exec "$NS_A" taskset -c "$gen_core" "$tarte" bench tx "${gen_args[@]}" 2>/dev/null || echo '{}')
     wait "$rx_pid" || echo "receiver $b failed" >&2
     rx_json=$(cat "$out"); rm -f "$out"
-    results+=("$b|$(json_field mpps "$tx_json")|$(json_field mpps "$rx_json")|$(json_field packets "$rx_json")|$(json_field drops "$rx_json")")
+    xdrops=$(json_field xdp_rx_drops "$rx_json")
+    xfill=$(json_field xdp_rx_fill_ring_empty_descs "$rx_json")
+    xfull=$(json_field xdp_rx_ring_full "$rx_json")
+    results+=("$b|$(json_field mpps "$tx_json")|$(json_field packets "$tx_json")|$(json_field mpps "$rx_json")|$(json_field packets "$rx_json")|$(json_field drops "$rx_json")|$(json_field rx_busy_ns_per_packet "$rx_json")|${xdrops:--}|${xfull:--}|${xfill:--}")
     sleep 0.5 # queues are EBUSY for ~150 ms after a socket closes
 done
 
 echo
-echo "tx -> rx over veth ($prefix-a -> $prefix-b), generator: $gen, payload $size B, ${duration}s, $queues queue(s)"
-printf '%-10s %12s %12s %12s %8s\n' backend "gen Mpps" "rx Mpps" "rx packets" drops
+what="tx -> rx"
+[ "$prefill" = 1 ] && what="prefill ($prefill_count sent, then drained)"
+echo "$what over veth ($NS_A -> $NS_B), generator: $gen on cpu $gen_core, receiver on cpu $rx_core, payload $size B, ${duration}s, $queues queue(s), ring $ring"
+printf '%-10s %9s %10s %9s %10s %6s %8s %9s %8s %9s\n' backend "gen Mpps" "gen pkts" "rx Mpps" "rx pkts" drops "rx ns/p" "xdp drop" "ringfull" "fillempty"
 udp_rx=""
 for r in "${results[@]}"; do
-    IFS='|' read -r name txm rxm pk dr <<<"$r"
-    printf '%-10s %12.3f %12.3f %12s %8s\n' "$name" "${txm:-0}" "${rxm:-0}" "${pk:-0}" "${dr:-0}"
+    IFS='|' read -r name txm txp rxm pk dr ns xd xr xf <<<"$r"
+    printf '%-10s %9.3f %10s %9.3f %10s %6s %8.1f %9s %8s %9s\n' "$name" "${txm:-0}" "${txp:-0}" "${rxm:-0}" "${pk:-0}" "${dr:-0}" "${ns:-0}" "$xd" "$xr" "$xf"
     [ "$name" = udp ] && udp_rx=${rxm:-0}
 done
 if [ -n "$udp_rx" ]; then
     for r in "${results[@]}"; do
-        IFS='|' read -r name txm rxm pk dr <<<"$r"
+        IFS='|' read -r name txm txp rxm pk dr ns xd xr xf <<<"$r"
         [ "$name" = udp ] && continue
         awk -v n="$name" -v a="${rxm:-0}" -v u="$udp_rx" 'BEGIN { if (u > 0) printf "%-10s rx = %.2fx udp\n", n, a / u }'
     done

@@ -99,6 +99,21 @@ pub struct DpdkOptions {
     pub dst_mac: Option<EthernetAddress>,
 }
 
+/// The lowest-numbered CPU the calling thread may run on.
+fn first_allowed_cpu() -> Option<u32> {
+    // SAFETY: cpu_set_t is a plain bit set for which all-zero is valid.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a valid out-parameter of the size we pass.
+    let rc = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: CPU_ISSET only reads the set, for indices below CPU_SETSIZE.
+    (0..libc::CPU_SETSIZE as usize)
+        .find(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .map(|c| c as u32)
+}
+
 impl Default for DpdkOptions {
     fn default() -> Self {
         DpdkOptions {
@@ -138,6 +153,10 @@ impl DpdkOptions {
                 .unwrap_or(4096)
                 .clamp(64, 4096),
             dst_mac: config.dst_mac.map(EthernetAddress),
+            // EAL pins its main thread (and so every thread it starts
+            // later) to this lcore: keep whatever CPU we were given
+            // (taskset), not CPU 0.
+            core: first_allowed_cpu().unwrap_or(0),
             ..DpdkOptions::default()
         }
     }

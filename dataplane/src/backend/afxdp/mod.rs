@@ -47,6 +47,8 @@ pub struct AfXdpBackend {
     tx_free: Vec<FrameDesc>,
     tx_ready: Vec<FrameDesc>,
     comp_descs: Vec<FrameDesc>,
+    /// Frames handed to the tx ring whose completion we have not seen.
+    tx_outstanding: usize,
     l2: L2Endpoint,
     queue: u32,
     zero_copy: bool,
@@ -116,6 +118,7 @@ impl AfXdpBackend {
             tx_free,
             tx_ready: Vec::with_capacity(BATCH),
             comp_descs: vec![FrameDesc::default(); BATCH],
+            tx_outstanding: 0,
             l2,
             queue: config.queue,
             zero_copy,
@@ -228,11 +231,21 @@ impl AfXdpBackend {
         }
     }
 
-    /// Takes completed transmissions back into the free list.
+    /// Takes completed transmissions back into the free list, and kicks
+    /// the kernel again while frames are still waiting in the tx ring: in
+    /// copy mode one `sendto` wake-up transmits at most 32 descriptors
+    /// (the kernel's TX_BATCH_SIZE), so without another kick the rest would
+    /// wait for our next tx burst, which may never come.
     fn reclaim(&mut self) {
         // SAFETY: comp_descs are plain descriptors to be overwritten.
         let n = unsafe { self.cq.consume(&mut self.comp_descs) };
         self.tx_free.extend_from_slice(&self.comp_descs[..n]);
+        self.tx_outstanding = self.tx_outstanding.saturating_sub(n);
+        if self.tx_outstanding > 0 && self.tx.needs_wakeup() {
+            if let Err(e) = self.tx.wakeup() {
+                tracing::debug!(queue = self.queue, error = %e, "af_xdp tx kick failed");
+            }
+        }
     }
 }
 
@@ -246,6 +259,9 @@ impl Backend for AfXdpBackend {
         max: usize,
         f: &mut dyn FnMut(&mut [u8], &DgramMeta),
     ) -> Result<usize, BackendError> {
+        if self.tx_outstanding > 0 {
+            self.reclaim();
+        }
         let want = max.min(BATCH).min(self.rx_descs.len());
         // SAFETY: rx_descs are ours to overwrite.
         let n = unsafe { self.rx.consume(&mut self.rx_descs[..want]) };
@@ -322,6 +338,7 @@ impl Backend for AfXdpBackend {
         // again until they come back through the completion ring.
         let queued = unsafe { self.tx.produce_and_wakeup(&self.tx_ready) }
             .map_err(|e| BackendError::io("af_xdp tx wakeup", e))?;
+        self.tx_outstanding += queued;
         if queued < ready {
             // The tx ring is full: un-count and keep the frames.
             let st = self.l2.stats_mut();

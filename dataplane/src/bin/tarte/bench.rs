@@ -37,6 +37,13 @@ pub(crate) enum BackendArg {
     Mem,
 }
 
+#[cfg(feature = "dpdk")]
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DpdkPmdArg {
+    AfXdp,
+    AfPacket,
+}
+
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum XdpModeArg {
     Skb,
@@ -101,6 +108,12 @@ pub(crate) struct BenchArgs {
     /// Do not use UDP GSO/GRO (udp).
     #[arg(long)]
     no_offloads: bool,
+    /// DPDK poll-mode driver for a kernel --interface: af_xdp (default) or
+    /// af_packet (the af_xdp PMD takes one queue on veth: it reads the
+    /// combined channel count, which veth does not report).
+    #[cfg(feature = "dpdk")]
+    #[arg(long, value_enum, default_value = "af-xdp")]
+    dpdk_pmd: DpdkPmdArg,
     /// Extra DPDK EAL arguments (space separated).
     #[cfg(feature = "dpdk")]
     #[arg(long, allow_hyphen_values = true)]
@@ -175,7 +188,11 @@ pub(crate) fn run(mode: Mode) -> Result<()> {
         // DPDK owns the whole port: one port with N queue pairs, opened
         // once, one backend per queue (a second open of the port fails).
         let n = u16::try_from(args.queues).context("--queues too large for dpdk")?;
-        let opts = backend::dpdk::DpdkOptions::from_config(&base);
+        let mut opts = backend::dpdk::DpdkOptions::from_config(&base);
+        opts.pmd = match args.dpdk_pmd {
+            DpdkPmdArg::AfXdp => backend::dpdk::KernelPmd::AfXdp,
+            DpdkPmdArg::AfPacket => backend::dpdk::KernelPmd::AfPacket,
+        };
         let v = backend::dpdk::DpdkBackend::open_queues(base.local, &opts, n)
             .with_context(|| format!("opening dpdk port with {n} queue(s)"))?;
         for b in v {
