@@ -102,7 +102,7 @@ pub(crate) fn run(a: ServeArgs) -> anyhow::Result<()> {
     }
     let server = Server::start(opts).context("starting tarte serve")?;
     eprintln!(
-        "tarte serve: HTTP/3 on https://{} ({} backend, {} worker{}, {}{}); try: curl --http3-only -k https://{}/",
+        "tarte serve: HTTP/3 on https://{} ({} backend, {} worker{}, {}{}); try: cargo run -p tarte-h3 --example http3-client -- --no-verify https://{}/",
         server.local_addr(),
         a.backend,
         a.workers,
