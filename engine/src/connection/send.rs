@@ -61,7 +61,7 @@ impl Connection {
             let needs_pad = has_initial && (!self.is_server || initial_ack_eliciting);
             let later_has_data = self.later_space_has_data(epoch, closing);
             let pad_to = if needs_pad && !later_has_data {
-                Some(MIN_INITIAL_DATAGRAM.min(limit) - written)
+                Some(MIN_INITIAL_DATAGRAM.min(limit).saturating_sub(written))
             } else if epoch == Epoch::Initial && !self.is_server && !later_has_data {
                 Some(MIN_INITIAL_DATAGRAM.min(limit))
             } else {
@@ -450,14 +450,12 @@ impl Connection {
         loop {
             let room = w.cap();
             let sp = &mut self.spaces[ei];
-            if room <= 8 {
+            // Header upper bound: type + 8-byte offset + length.
+            let max_data = room.saturating_sub(frame::crypto_header_len(u64::MAX >> 2, room));
+            if max_data == 0 {
                 break;
             }
-            let Some((off, len, _)) = sp
-                .crypto
-                .send
-                .next_chunk(room - frame::crypto_header_len(u64::MAX >> 2, room))
-            else {
+            let Some((off, len, _)) = sp.crypto.send.next_chunk(max_data) else {
                 break;
             };
             if len == 0 {
