@@ -296,6 +296,8 @@ pub struct Connection {
     pub(crate) stats: Stats,
     /// Scratch for ACK ranges (reused, no allocation per ACK).
     pub(crate) ack_scratch: Vec<std::ops::RangeInclusive<u64>>,
+    /// Scratch for ACK processing outcomes (reused).
+    pub(crate) ack_outcome: Option<Box<crate::recovery::AckOutcome<SentFrames>>>,
 }
 
 /// Creates a new client-side connection.
@@ -500,6 +502,7 @@ impl Connection {
             grease: config.grease,
             stats: Stats::default(),
             ack_scratch: Vec::new(),
+            ack_outcome: None,
         };
         if is_server {
             // RFC 9002 §6.2.2.1: the client's address validation concerns

@@ -80,17 +80,22 @@ impl Connection {
     ) -> Result<usize> {
         let dcid_len = self.cids.scid().len();
         let total = buf.len();
-        let (hdr, hdr_len) = {
+        // Short headers (nearly every packet) are parsed from a copy of
+        // their first bytes, so the header borrows a local instead of
+        // allocating owned IDs while `buf` is decrypted in place.
+        let mut head = [0u8; 1 + crate::MAX_CONN_ID_LEN];
+        let parsed = if buf[0] & 0x80 == 0 {
+            let n = total.min(head.len());
+            head[..n].copy_from_slice(&buf[..n]);
+            let mut b = Octets::with_slice(&head[..n]);
+            Header::from_bytes(&mut b, dcid_len).map(|h| (h, b.off()))
+        } else {
             let mut b = Octets::with_slice(buf);
-            let hdr = match Header::from_bytes(&mut b, dcid_len) {
-                Ok(h) => h,
-                Err(_) => {
-                    self.stats.dropped += 1;
-                    return Err(Error::Done);
-                }
-            };
-            let off = b.off();
-            (hdr.into_owned(), off)
+            Header::from_bytes(&mut b, dcid_len).map(|h| (h.into_owned(), b.off()))
+        };
+        let Ok((hdr, hdr_len)) = parsed else {
+            self.stats.dropped += 1;
+            return Err(Error::Done);
         };
 
         // A long header of another version is not for this connection
@@ -685,13 +690,20 @@ impl Connection {
                 .unwrap_or(u64::MAX)
                 .min(1 << 40),
         );
-        let outcome = self.recovery.on_ack_received(
+        // The outcome's buffers are reused from ACK to ACK.
+        let mut outcome = self.ack_outcome.take().unwrap_or_default();
+        let r = self.recovery.on_ack_received_into(
             epoch,
             ranges.iter(),
             delay,
             self.handshake_confirmed,
             now,
-        )?;
+            &mut outcome,
+        );
+        if let Err(e) = r {
+            self.ack_outcome = Some(outcome);
+            return Err(e);
+        }
         for p in &outcome.acked {
             for f in &p.payload {
                 self.on_frame_acked(epoch, f);
@@ -708,7 +720,14 @@ impl Connection {
                 self.key_update.pending_ack = false;
             }
         }
-        self.on_packets_lost(epoch, outcome.lost);
+        let lost = std::mem::take(&mut outcome.lost);
+        self.on_packets_lost(epoch, lost);
+        outcome.clear();
+        // Keep the buffers while data is in flight; an idle connection
+        // holds none (memory per idle connection matters at the edge).
+        if self.recovery.bytes_in_flight() > 0 {
+            self.ack_outcome = Some(outcome);
+        }
         Ok(())
     }
 
