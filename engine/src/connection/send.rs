@@ -58,8 +58,15 @@ impl Connection {
             }
             // Pad the last packet of a datagram that carries an Initial
             // (client always; server when ack-eliciting: RFC 9000 §14.1).
+            let sp = &self.spaces[epoch as usize];
+            if sp.seal.is_none() || sp.discarded {
+                continue;
+            }
             let needs_pad = has_initial && (!self.is_server || initial_ack_eliciting);
-            let later_has_data = self.later_space_has_data(epoch, closing);
+            // Only datagrams with an Initial are padded: skip the check
+            // otherwise (it is most 1-RTT datagrams).
+            let later_has_data = (needs_pad || epoch == Epoch::Initial && !self.is_server)
+                && self.later_space_has_data(epoch, closing);
             let pad_to = if needs_pad && !later_has_data {
                 Some(MIN_INITIAL_DATAGRAM.min(limit).saturating_sub(written))
             } else if epoch == Epoch::Initial && !self.is_server && !later_has_data {

@@ -47,6 +47,10 @@ impl From<&TransportParams> for StreamLimits {
 /// ID; the frame/transport-parameter parsers reject it, we clamp too.
 const MAX_STREAMS_LIMIT: u64 = 1 << 60;
 
+/// The bit of `Stream::sets` that mirrors membership of the flushable
+/// queues (kept in sync by `update` and `remove_flushable`).
+const FLUSHABLE_BIT: u8 = 16;
+
 /// A keyed multiply-rotate hash for stream IDs: SipHash costs more than
 /// the lookup it guards. The key is random per map, and the peer can open
 /// at most MAX_STREAMS streams, which bounds any collision games.
@@ -497,11 +501,13 @@ impl StreamMap {
         const BLOCKED: u8 = 8;
         let (bits, old, flushable, prio) = match self.streams.get(&id) {
             Some(s) => {
+                let flushable = s.is_flushable();
                 let bits = (u8::from(s.is_readable()) * READABLE)
                     | (u8::from(s.is_writable()) * WRITABLE)
                     | (u8::from(s.is_almost_full()) * ALMOST_FULL)
-                    | (u8::from(s.blocked_at().is_some()) * BLOCKED);
-                (bits, s.sets, s.is_flushable(), (s.urgency, s.incremental))
+                    | (u8::from(s.blocked_at().is_some()) * BLOCKED)
+                    | (u8::from(flushable) * FLUSHABLE_BIT);
+                (bits, s.sets, flushable, (s.urgency, s.incremental))
             }
             // A collected stream leaves every set.
             None => (0, 0xff, false, (0, false)),
@@ -524,6 +530,9 @@ impl StreamMap {
                 set_member(&mut self.blocked, id, bits & BLOCKED != 0);
             }
         }
+        if changed & FLUSHABLE_BIT == 0 {
+            return;
+        }
         match (flushable, self.flushable_at.contains_key(&id)) {
             (true, false) => {
                 self.flushable_at.insert(id, prio);
@@ -540,6 +549,9 @@ impl StreamMap {
     }
 
     fn remove_flushable(&mut self, id: u64) {
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.sets &= !FLUSHABLE_BIT;
+        }
         let Some((urgency, incremental)) = self.flushable_at.remove(&id) else {
             return;
         };
