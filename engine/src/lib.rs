@@ -6,6 +6,7 @@
 //! and drives timers. See [`Connection`] for the calling contract.
 #![deny(unsafe_code)]
 
+pub mod cert;
 pub mod cid;
 pub mod config;
 pub mod connection;
@@ -20,6 +21,7 @@ pub(crate) mod stream;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;
+pub mod token;
 pub mod transport_params;
 
 pub use crate::cid::{ConnectionId, MAX_CONN_ID_LEN};

@@ -11,51 +11,17 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use boring::asn1::Asn1Time;
-use boring::bn::{BigNum, MsbOption};
-use boring::ec::{EcGroup, EcKey};
-use boring::hash::MessageDigest;
-use boring::nid::Nid;
-use boring::pkey::PKey;
-use boring::x509::extension::SubjectAlternativeName;
-use boring::x509::{X509Builder, X509NameBuilder};
-
 use crate::{Config, Connection, ConnectionId, Error, RecvInfo, Result};
 
 /// A self-signed ECDSA P-256 certificate for `localhost`/127.0.0.1 and its
 /// key, in PEM, generated once per process.
 pub fn self_signed_cert() -> &'static (Vec<u8>, Vec<u8>) {
     static CERT: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
-    CERT.get_or_init(|| make_cert().expect("generating a test certificate"))
-}
-
-fn make_cert() -> std::result::Result<(Vec<u8>, Vec<u8>), boring::error::ErrorStack> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
-    let mut name = X509NameBuilder::new()?;
-    name.append_entry_by_nid(Nid::COMMONNAME, "localhost")?;
-    let name = name.build();
-    let mut b = X509Builder::new()?;
-    b.set_version(2)?;
-    let mut serial = BigNum::new()?;
-    serial.rand(64, MsbOption::MAYBE_ZERO, false)?;
-    let serial = serial.to_asn1_integer()?;
-    b.set_serial_number(&serial)?;
-    b.set_subject_name(&name)?;
-    b.set_issuer_name(&name)?;
-    b.set_pubkey(&key)?;
-    let not_before = Asn1Time::days_from_now(0)?;
-    let not_after = Asn1Time::days_from_now(365)?;
-    b.set_not_before(&not_before)?;
-    b.set_not_after(&not_after)?;
-    let san = SubjectAlternativeName::new()
-        .dns("localhost")
-        .ip("127.0.0.1")
-        .build(&b.x509v3_context(None, None))?;
-    b.append_extension(&san)?;
-    b.sign(&key, MessageDigest::sha256())?;
-    let cert = b.build();
-    Ok((cert.to_pem()?, key.private_key_to_pem_pkcs8()?))
+    CERT.get_or_init(|| {
+        let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
+        crate::cert::self_signed(&["localhost"], &[localhost], 365)
+            .expect("generating a test certificate")
+    })
 }
 
 /// A config suitable for tests: the test certificate (server), ALPN
