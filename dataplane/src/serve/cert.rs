@@ -1,46 +1,14 @@
 //! A self-signed certificate generated in memory, for `tarte serve` without
 //! `--cert`/`--key` (loopback demos and tests; clients must not verify it).
 
-use boring::asn1::Asn1Time;
-use boring::bn::{BigNum, MsbOption};
-use boring::ec::{EcGroup, EcKey};
-use boring::hash::MessageDigest;
-use boring::nid::Nid;
-use boring::pkey::PKey;
-use boring::x509::extension::SubjectAlternativeName;
-use boring::x509::{X509Builder, X509NameBuilder};
-
-/// A P-256 key and a certificate for `localhost` and 127.0.0.1 valid for
-/// 30 days, both PEM: `(certificate, PKCS#8 key)`.
-pub fn self_signed() -> Result<(Vec<u8>, Vec<u8>), boring::error::ErrorStack> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
-    let mut name = X509NameBuilder::new()?;
-    name.append_entry_by_nid(Nid::COMMONNAME, "localhost")?;
-    name.append_entry_by_nid(Nid::ORGANIZATIONNAME, "tarte serve (self-signed)")?;
-    let name = name.build();
-    let mut b = X509Builder::new()?;
-    // X.509 v3 (the field is zero-based).
-    b.set_version(2)?;
-    let mut serial = BigNum::new()?;
-    serial.rand(63, MsbOption::MAYBE_ZERO, false)?;
-    let serial = serial.to_asn1_integer()?;
-    b.set_serial_number(&serial)?;
-    b.set_subject_name(&name)?;
-    b.set_issuer_name(&name)?;
-    b.set_pubkey(&key)?;
-    let not_before = Asn1Time::days_from_now(0)?;
-    let not_after = Asn1Time::days_from_now(30)?;
-    b.set_not_before(&not_before)?;
-    b.set_not_after(&not_after)?;
-    let san = SubjectAlternativeName::new()
-        .dns("localhost")
-        .ip("127.0.0.1")
-        .ip("::1")
-        .build(&b.x509v3_context(None, None))?;
-    b.append_extension(&san)?;
-    b.sign(&key, MessageDigest::sha256())?;
-    Ok((b.build().to_pem()?, key.private_key_to_pem_pkcs8()?))
+/// A P-256 key and a certificate for `localhost`, 127.0.0.1 and ::1 valid
+/// for 30 days, both PEM: `(certificate, PKCS#8 key)`.
+pub fn self_signed() -> Result<(Vec<u8>, Vec<u8>), tarte::Error> {
+    let ips = [
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ];
+    tarte::cert::self_signed(&["localhost"], &ips, 30)
 }
 
 #[cfg(test)]

@@ -54,6 +54,9 @@ pub enum ServeError {
     /// BoringSSL failed (certificate generation, random numbers).
     #[error("crypto: {0}")]
     Crypto(#[from] boring::error::ErrorStack),
+    /// Making the Retry token key failed.
+    #[error("retry token key: {0}")]
+    Token(#[from] tarte::token::TokenError),
     /// The options cannot work.
     #[error("invalid serve options: {0}")]
     Config(String),
@@ -178,7 +181,10 @@ impl Server {
         }
         let (cert, key) = match opts.cert_key {
             Some(ck) => ck,
-            None => cert::self_signed()?,
+            None => cert::self_signed().map_err(|source| ServeError::Quic {
+                what: "generating a self-signed certificate",
+                source,
+            })?,
         };
         let mut backends = Vec::with_capacity(opts.workers);
         let mut bcfg = opts.backend.clone();
