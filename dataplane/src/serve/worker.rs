@@ -282,7 +282,8 @@ impl State {
             let valid = self
                 .shared
                 .token_key
-                .validate(&token, &dcid, meta.src, SystemTime::now());
+                .validate_retry(&token, &dcid, meta.src, SystemTime::now())
+                .ok();
             match (valid, <[u8; CID_LEN]>::try_from(&dcid[..])) {
                 (Some(odcid), Ok(ours)) => (ours, Some(odcid)),
                 _ => {
@@ -349,7 +350,8 @@ impl State {
         let Some(token) = self
             .shared
             .token_key
-            .mint(dcid, &new_scid, meta.src, SystemTime::now())
+            .mint_retry(dcid, &new_scid, meta.src, SystemTime::now())
+            .ok()
         else {
             self.c.dropped += 1;
             return;
