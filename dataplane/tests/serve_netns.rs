@@ -44,26 +44,14 @@ fn has_xdp(ns: &str, iface: &str) -> bool {
     String::from_utf8_lossy(&out.stdout).contains("xdp")
 }
 
-fn serve_through_veth(tag: &str, mode: XdpMode) {
-    let pair = VethPair::new(tag, 1).expect("creating veth pair (needs root)");
-    let listen = SocketAddr::new(pair.b.ip.into(), SERVER_PORT);
-    let mut opts = ServeOptions::new(BackendKind::AfXdp, listen);
-    opts.backend.interface = Some(pair.b.iface.clone());
-    opts.backend.xdp_mode = mode;
-    // The server starts on a thread inside B: the backend opens there and
-    // the worker threads it spawns inherit B's namespace.
-    let server =
-        VethPair::run_in(&pair.b.ns, move || Server::start(opts)).expect("tarte serve on afxdp");
-    assert_eq!(server.local_addr(), listen);
-    assert!(
-        has_xdp(&pair.b.ns, &pair.b.iface),
-        "no XDP program on the server's veth end"
-    );
+/// Fetches `/` and `/bytes/BIG` from `listen` with the h3 client on a
+/// thread inside `ns` (a kernel UDP socket) and checks every byte.
+fn fetch_and_check(ns: &str, listen: SocketAddr) {
     let urls = ["/", &format!("/bytes/{BIG}")]
         .iter()
         .map(|p| format!("https://{listen}{p}"))
         .collect();
-    let out = VethPair::run_in(&pair.a.ns, move || {
+    let out = VethPair::run_in(ns, move || {
         let mut o = client::ClientOptions::get(urls).unwrap();
         o.verify = false;
         o.timeout = Duration::from_secs(20);
@@ -85,6 +73,24 @@ fn serve_through_veth(tag: &str, mode: XdpMode) {
         Some(BIG.to_string()),
         "content-length"
     );
+}
+
+fn serve_through_veth(tag: &str, mode: XdpMode) {
+    let pair = VethPair::new(tag, 1).expect("creating veth pair (needs root)");
+    let listen = SocketAddr::new(pair.b.ip.into(), SERVER_PORT);
+    let mut opts = ServeOptions::new(BackendKind::AfXdp, listen);
+    opts.backend.interface = Some(pair.b.iface.clone());
+    opts.backend.xdp_mode = mode;
+    // The server starts on a thread inside B: the backend opens there and
+    // the worker threads it spawns inherit B's namespace.
+    let server =
+        VethPair::run_in(&pair.b.ns, move || Server::start(opts)).expect("tarte serve on afxdp");
+    assert_eq!(server.local_addr(), listen);
+    assert!(
+        has_xdp(&pair.b.ns, &pair.b.iface),
+        "no XDP program on the server's veth end"
+    );
+    fetch_and_check(&pair.a.ns, listen);
     wait_for(&server, "2 requests on 1 connection", |c| {
         c.requests == 2 && c.conns_accepted == 1
     });
@@ -110,4 +116,123 @@ fn serve_afxdp_skb_through_veth() {
 #[test]
 fn serve_afxdp_drv_through_veth() {
     serve_through_veth("sdrv", XdpMode::Drv);
+}
+
+/// `tarte serve --backend dpdk` on the server's veth end, through DPDK's
+/// `net_af_xdp` and `net_af_packet` vdevs with `--no-huge`. EAL initialises
+/// once per process, so the server runs in a child: this test binary
+/// re-executed (`--exact <case>`) with `TARTE_SERVE_ROLE=serve` inside the
+/// server's namespace. It prints a ready line, serves until the parent
+/// closes its stdin (bounded), then prints its counters and exits.
+#[cfg(feature = "dpdk")]
+mod dpdk_common;
+
+#[cfg(feature = "dpdk")]
+mod dpdk {
+    use std::io::Read;
+    use std::net::SocketAddr;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use tarte_dataplane::backend::BackendKind;
+    use tarte_dataplane::serve::{ServeOptions, Server};
+    use tarte_dataplane::testutil::VethPair;
+
+    use super::dpdk_common::{env, wait_exit, wait_line, Kid};
+
+    const ROLE: &str = "TARTE_SERVE_ROLE";
+    const CASE_DEADLINE: Duration = Duration::from_secs(60);
+
+    fn parse_mac(s: &str) -> [u8; 6] {
+        let v: Vec<u8> = s
+            .split(':')
+            .map(|h| u8::from_str_radix(h, 16).expect("mac byte"))
+            .collect();
+        v.try_into().expect("six mac bytes")
+    }
+
+    /// Child role: the server on DPDK until stdin closes.
+    fn serve_role() {
+        let iface = env("TARTE_SERVE_IFACE");
+        let listen: SocketAddr = env("TARTE_SERVE_LISTEN").parse().unwrap();
+        let mut o = ServeOptions::new(BackendKind::Dpdk, listen);
+        o.backend.interface = Some(iface.clone());
+        // The client's MAC: no ARP needed for the first answer.
+        o.backend.dst_mac = Some(parse_mac(&env("TARTE_SERVE_PEER_MAC")));
+        match env("TARTE_SERVE_PMD").as_str() {
+            "af_xdp" => {}
+            "af_packet" => {
+                o.backend.dpdk_args = vec![
+                    "--no-pci".into(),
+                    format!(
+                        "--vdev=net_af_packet0,iface={iface},qpairs=1,\
+                         blocksz=4096,framesz=2048,framecnt=2048"
+                    ),
+                ]
+            }
+            other => panic!("unknown pmd {other}"),
+        }
+        let server = Server::start(o).expect("tarte serve on dpdk");
+        assert_eq!(server.local_addr(), listen);
+        println!("SERVE READY");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(CASE_DEADLINE)
+            .expect("the parent never closed stdin");
+        let c = server.join().expect("workers stop cleanly");
+        println!(
+            "SERVE DONE requests={} conns={} tx_over_big={}",
+            c.requests,
+            c.conns_accepted,
+            c.tx_bytes > super::BIG
+        );
+    }
+
+    fn case(name: &str, tag: &str, pmd: &str) {
+        if let Ok(role) = std::env::var(ROLE) {
+            assert_eq!(role, "serve", "unknown {ROLE}");
+            return serve_role();
+        }
+        let pair = VethPair::new(tag, 1).expect("creating veth pair (needs root)");
+        let listen = SocketAddr::new(pair.b.ip.into(), super::SERVER_PORT);
+        let deadline = Instant::now() + CASE_DEADLINE;
+        let exe = std::env::current_exe().expect("test binary path");
+        let mut kid = Kid(Command::new("ip")
+            .args(["netns", "exec", &pair.b.ns])
+            .arg(exe)
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(ROLE, "serve")
+            .env("TARTE_SERVE_IFACE", &pair.b.iface)
+            .env("TARTE_SERVE_LISTEN", listen.to_string())
+            .env("TARTE_SERVE_PEER_MAC", pair.a.mac.to_string())
+            .env("TARTE_SERVE_PMD", pmd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning the server child"));
+        wait_line(&mut kid, "SERVE READY");
+        super::fetch_and_check(&pair.a.ns, listen);
+        drop(kid.0.stdin.take());
+        let summary = wait_line(&mut kid, "SERVE DONE");
+        wait_exit(&mut kid, "serve", deadline);
+        assert_eq!(summary, "SERVE DONE requests=2 conns=1 tx_over_big=true");
+    }
+
+    #[test]
+    fn serve_dpdk_af_xdp_through_veth() {
+        case("dpdk::serve_dpdk_af_xdp_through_veth", "sdx", "af_xdp");
+    }
+
+    #[test]
+    fn serve_dpdk_af_packet_through_veth() {
+        case(
+            "dpdk::serve_dpdk_af_packet_through_veth",
+            "sdp",
+            "af_packet",
+        );
+    }
 }
