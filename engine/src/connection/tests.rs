@@ -171,6 +171,18 @@ fn stream_reset_and_stop_sending() {
     .unwrap();
 }
 
+/// Addressing of a datagram the server sent to the client.
+fn to_client() -> crate::RecvInfo {
+    let (c, s) = Pipe::addrs();
+    crate::RecvInfo { from: s, to: c }
+}
+
+/// Addressing of a datagram the client sent to the server.
+fn to_server() -> crate::RecvInfo {
+    let (c, s) = Pipe::addrs();
+    crate::RecvInfo { from: c, to: s }
+}
+
 /// Protects `payload` as the next 1-RTT packet from `from` (as if the peer
 /// had sent those frames).
 fn forge_1rtt(from: &mut crate::Connection, payload: &[u8]) -> Vec<u8> {
@@ -193,9 +205,7 @@ fn forge_1rtt(from: &mut crate::Connection, payload: &[u8]) -> Vec<u8> {
 }
 
 fn deliver_to_server(p: &mut Pipe, mut pkt: Vec<u8>) -> crate::Result<usize> {
-    let (c, s) = Pipe::addrs();
-    p.server
-        .recv_at(&mut pkt, crate::RecvInfo { from: c, to: s }, p.now)
+    p.server.recv_at(&mut pkt, to_server(), p.now)
 }
 
 #[test]
@@ -310,16 +320,7 @@ fn retry_round_trip() {
         &mut retry,
     )
     .unwrap();
-    client
-        .recv_at(
-            &mut retry[..rn],
-            crate::RecvInfo {
-                from: saddr,
-                to: caddr,
-            },
-            now,
-        )
-        .unwrap();
+    client.recv_at(&mut retry[..rn], to_client(), now).unwrap();
     assert!(client.did_retry);
     // The client's next Initial carries the token and the new DCID.
     let (n, _) = client.send_at(&mut out, now).unwrap();
@@ -334,16 +335,7 @@ fn retry_round_trip() {
         &mut scfg,
     )
     .unwrap();
-    server
-        .recv_at(
-            &mut out[..n],
-            crate::RecvInfo {
-                from: caddr,
-                to: saddr,
-            },
-            now,
-        )
-        .unwrap();
+    server.recv_at(&mut out[..n], to_server(), now).unwrap();
     let mut p = Pipe::from_parts(
         client,
         server,
@@ -360,14 +352,7 @@ fn retry_round_trip() {
     let mut retry2 = retry.clone();
     assert!(p
         .client
-        .recv_at(
-            &mut retry2[..rn],
-            crate::RecvInfo {
-                from: saddr,
-                to: caddr
-            },
-            p.now
-        )
+        .recv_at(&mut retry2[..rn], to_client(), p.now)
         .is_ok());
     assert!(p.client.is_established() && p.client.local_error().is_none());
 }
@@ -432,14 +417,7 @@ fn version_negotiation_ends_the_attempt() {
     vn.extend_from_slice(&hdr.dcid);
     vn.extend_from_slice(&0x1a2a_3a4au32.to_be_bytes());
     assert_eq!(
-        client.recv_at(
-            &mut vn,
-            crate::RecvInfo {
-                from: saddr,
-                to: caddr
-            },
-            now
-        ),
+        client.recv_at(&mut vn, to_client(), now),
         Err(Error::UnknownVersion)
     );
     assert!(client.is_closed());
@@ -456,16 +434,7 @@ fn version_negotiation_ends_the_attempt() {
     let hdr = crate::Header::from_slice(&mut out[..n], 8).unwrap();
     let mut vn2 = vec![0u8; 128];
     let vlen = crate::negotiate_version(&hdr.scid, &hdr.dcid, &mut vn2).unwrap();
-    client
-        .recv_at(
-            &mut vn2[..vlen],
-            crate::RecvInfo {
-                from: saddr,
-                to: caddr,
-            },
-            now,
-        )
-        .unwrap();
+    client.recv_at(&mut vn2[..vlen], to_client(), now).unwrap();
     assert!(!client.is_closed());
 }
 
@@ -496,16 +465,7 @@ fn server_respects_amplification_limit() {
     let mut received = 0;
     while let Ok((n, _)) = client.send_at(&mut out, now) {
         received += n;
-        server
-            .recv_at(
-                &mut out[..n],
-                crate::RecvInfo {
-                    from: caddr,
-                    to: saddr,
-                },
-                now,
-            )
-            .unwrap();
+        server.recv_at(&mut out[..n], to_server(), now).unwrap();
     }
     let mut sent = 0;
     let mut t = now;
@@ -722,18 +682,12 @@ fn random_and_mutated_datagrams_never_panic() {
         while let Ok((n, _)) = p.client.send_at(&mut buf, p.now) {
             captured.push(buf[..n].to_vec());
             let mut d = buf[..n].to_vec();
-            let (c, s) = Pipe::addrs();
-            let _ = p
-                .server
-                .recv_at(&mut d, crate::RecvInfo { from: c, to: s }, p.now);
+            let _ = p.server.recv_at(&mut d, to_server(), p.now);
         }
         while let Ok((n, _)) = p.server.send_at(&mut buf, p.now) {
             captured.push(buf[..n].to_vec());
             let mut d = buf[..n].to_vec();
-            let (c, s) = Pipe::addrs();
-            let _ = p
-                .client
-                .recv_at(&mut d, crate::RecvInfo { from: s, to: c }, p.now);
+            let _ = p.client.recv_at(&mut d, to_client(), p.now);
         }
         if p.client.is_established() {
             let _ = p.client.stream_send(0, &pattern(3000), false);
@@ -748,7 +702,6 @@ fn random_and_mutated_datagrams_never_panic() {
         seed ^= seed << 17;
         seed
     };
-    let (c, s) = Pipe::addrs();
     for round in 0..300 {
         let mut q = Pipe::new().unwrap();
         if round % 2 == 0 {
@@ -768,12 +721,8 @@ fn random_and_mutated_datagrams_never_panic() {
                 }
                 _ => d = (0..(rnd() % 1400 + 1)).map(|_| rnd() as u8).collect(),
             }
-            let _ = q
-                .server
-                .recv_at(&mut d.clone(), crate::RecvInfo { from: c, to: s }, q.now);
-            let _ = q
-                .client
-                .recv_at(&mut d, crate::RecvInfo { from: s, to: c }, q.now);
+            let _ = q.server.recv_at(&mut d.clone(), to_server(), q.now);
+            let _ = q.client.recv_at(&mut d, to_client(), q.now);
             let _ = q.flush();
             let _ = q.deliver();
         }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tarte::{ConnectionError, ConnectionId, RecvInfo};
 
-use super::{flush, recv_batch, Url, ALPN, CID_LEN, MAX_DATAGRAM_SIZE, RECV_BUF_LEN};
+use super::{flush, recv_batch, Url, ALPN, CID_LEN, RECV_BUF_LEN};
 
 /// Client settings.
 #[derive(Clone, Debug)]
@@ -96,17 +96,7 @@ pub fn client_config(opts: &ClientOptions) -> anyhow::Result<tarte::Config> {
     if let Some(curves) = &opts.curves {
         c.set_curves_list(curves)?;
     }
-    c.set_application_protos(&[ALPN])?;
-    c.set_max_idle_timeout(opts.idle_timeout_ms);
-    c.set_max_send_udp_payload_size(MAX_DATAGRAM_SIZE);
-    c.set_max_recv_udp_payload_size(MAX_DATAGRAM_SIZE);
-    c.set_initial_max_data(16 * 1024 * 1024);
-    c.set_initial_max_stream_data_bidi_local(2 * 1024 * 1024);
-    c.set_initial_max_stream_data_bidi_remote(64 * 1024);
-    c.set_initial_max_stream_data_uni(64 * 1024);
-    c.set_initial_max_streams_bidi(16);
-    c.set_initial_max_streams_uni(16);
-    c.set_disable_active_migration(true);
+    super::apply_transport_settings(&mut c, opts.idle_timeout_ms, 16)?;
     Ok(c)
 }
 

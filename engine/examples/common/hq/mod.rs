@@ -35,6 +35,28 @@ const RECV_BATCH: usize = 64;
 /// Longest request line we accept, `GET ` and CRLF included.
 pub const MAX_REQUEST_LEN: usize = 4096;
 
+/// The transport settings both hq-interop endpoints use: ALPN, idle
+/// timeout, datagram sizes and flow-control windows; `max_streams_bidi`
+/// is what the peer may open.
+pub fn apply_transport_settings(
+    c: &mut tarte::Config,
+    idle_timeout_ms: u64,
+    max_streams_bidi: u64,
+) -> tarte::Result<()> {
+    c.set_application_protos(&[ALPN])?;
+    c.set_max_idle_timeout(idle_timeout_ms);
+    c.set_max_send_udp_payload_size(MAX_DATAGRAM_SIZE);
+    c.set_max_recv_udp_payload_size(MAX_DATAGRAM_SIZE);
+    c.set_initial_max_data(16 * 1024 * 1024);
+    c.set_initial_max_stream_data_bidi_local(2 * 1024 * 1024);
+    c.set_initial_max_stream_data_bidi_remote(64 * 1024);
+    c.set_initial_max_stream_data_uni(64 * 1024);
+    c.set_initial_max_streams_bidi(max_streams_bidi);
+    c.set_initial_max_streams_uni(16);
+    c.set_disable_active_migration(true);
+    Ok(())
+}
+
 /// Waits up to `wait` for a datagram, then drains up to a batch of queued
 /// ones without waiting, handing each to `f`. Returns how many arrived.
 pub fn recv_batch(

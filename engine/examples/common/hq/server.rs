@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tarte::{ConnectionId, Header, RecvInfo, Shutdown, Type};
 
 use super::token::TokenKey;
-use super::{flush, recv_batch, ALPN, CID_LEN, MAX_DATAGRAM_SIZE, MAX_REQUEST_LEN, RECV_BUF_LEN};
+use super::{flush, recv_batch, CID_LEN, MAX_REQUEST_LEN, RECV_BUF_LEN};
 
 /// RFC 9000 §14.1: a server MUST discard an Initial packet carried in a UDP
 /// datagram with a payload smaller than 1200 bytes.
@@ -110,17 +110,7 @@ pub fn server_config(opts: &ServerOptions) -> anyhow::Result<tarte::Config> {
     c.load_priv_key_from_pem_file(&path(&opts.key)?)
         .map_err(|e| anyhow::anyhow!("{}: {e}", opts.key.display()))?;
     c.verify_peer(false);
-    c.set_application_protos(&[ALPN])?;
-    c.set_max_idle_timeout(opts.idle_timeout_ms);
-    c.set_max_send_udp_payload_size(MAX_DATAGRAM_SIZE);
-    c.set_max_recv_udp_payload_size(MAX_DATAGRAM_SIZE);
-    c.set_initial_max_data(16 * 1024 * 1024);
-    c.set_initial_max_stream_data_bidi_local(2 * 1024 * 1024);
-    c.set_initial_max_stream_data_bidi_remote(64 * 1024);
-    c.set_initial_max_stream_data_uni(64 * 1024);
-    c.set_initial_max_streams_bidi(256);
-    c.set_initial_max_streams_uni(16);
-    c.set_disable_active_migration(true);
+    super::apply_transport_settings(&mut c, opts.idle_timeout_ms, 256)?;
     Ok(c)
 }
 
