@@ -80,9 +80,9 @@ fn handshakes(c: &mut Criterion) {
 
 const BULK: usize = 256 * 1024 * 1024;
 
-/// Moves `BULK` bytes client → server on stream 0; returns the time taken
-/// and the number of datagrams the client sent.
-fn bulk_once() -> (Duration, u64) {
+/// Moves `BULK` bytes client → server on stream 0; returns the time taken,
+/// the number of datagrams the client sent and both sides' stats.
+fn bulk_once() -> (Duration, u64, tarte::Stats, tarte::Stats) {
     let mut c = test_config(false).unwrap();
     let mut s = test_config(true).unwrap();
     for cfg in [&mut c, &mut s] {
@@ -117,7 +117,82 @@ fn bulk_once() -> (Duration, u64) {
         }
     }
     assert_eq!(got, BULK);
-    (start.elapsed(), p.c2s.sent)
+    let elapsed = start.elapsed();
+    (elapsed, p.c2s.sent, p.client.stats(), p.server.stats())
+}
+
+/// As [`bulk_once`], but each datagram goes to the server as soon as the
+/// client sends it, in sends of at most `batch` datagrams (a GSO batch on
+/// a zero-delay link); after each batch the server application reads and
+/// the server's ACKs go back. Returns the time taken, the client's
+/// datagrams and both sides' stats.
+fn bulk_streaming_once(batch: usize) -> (Duration, u64, tarte::Stats, tarte::Stats) {
+    let mut c = test_config(false).unwrap();
+    let mut s = test_config(true).unwrap();
+    for cfg in [&mut c, &mut s] {
+        cfg.set_cc_algorithm(tarte::CongestionControlAlgorithm::CUBIC);
+        cfg.enable_pacing(false);
+        cfg.set_initial_max_data(64 << 20);
+        cfg.set_initial_max_stream_data_bidi_local(32 << 20);
+        cfg.set_initial_max_stream_data_bidi_remote(32 << 20);
+        cfg.set_max_connection_window(64 << 20);
+        cfg.set_max_stream_window(32 << 20);
+    }
+    let mut p = Pipe::with_configs(&mut c, &mut s, zero_delay(), zero_delay()).unwrap();
+    p.handshake().unwrap();
+    let (ca, sa) = (p.c2s_info(), p.s2c_info());
+    let now = p.now;
+    let chunk = vec![0x5au8; 1 << 20];
+    let mut buf = vec![0u8; 1 << 20];
+    let mut dgram = vec![0u8; 1500];
+    let (mut sent, mut got, mut packets) = (0usize, 0usize, 0u64);
+    let start = Instant::now();
+    while got < BULK {
+        while sent < BULK {
+            let n = (BULK - sent).min(chunk.len());
+            match p.client.stream_send(0, &chunk[..n], sent + n == BULK) {
+                Ok(k) => sent += k,
+                Err(tarte::Error::Done) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        let mut progress = false;
+        for _ in 0..batch {
+            match p.client.send_at(&mut dgram, now) {
+                Ok((len, _)) => {
+                    packets += 1;
+                    progress = true;
+                    p.server.recv_at(&mut dgram[..len], ca, now).unwrap();
+                }
+                Err(tarte::Error::Done) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        while let Ok((n, _)) = p.server.stream_recv(0, &mut buf) {
+            got += n;
+        }
+        loop {
+            match p.server.send_at(&mut dgram, now) {
+                Ok((len, _)) => {
+                    progress = true;
+                    p.client.recv_at(&mut dgram[..len], sa, now).unwrap();
+                }
+                Err(tarte::Error::Done) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        if !progress {
+            for conn in [&mut p.client, &mut p.server] {
+                if conn.timeout_instant().is_some_and(|t| t <= now) {
+                    conn.on_timeout_at(now);
+                }
+            }
+            assert!(!p.client.is_closed(), "client closed");
+        }
+    }
+    assert_eq!(got, BULK);
+    let elapsed = start.elapsed();
+    (elapsed, packets, p.client.stats(), p.server.stats())
 }
 
 /// The AEAD ceiling: seal + open of `packets` 1350-byte packets.
@@ -147,8 +222,20 @@ fn bulk(c: &mut Criterion) {
     g.bench_function("tarte/one_stream_cubic", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| bulk_once().0).sum())
     });
+    g.bench_function("tarte/one_stream_cubic_streaming16", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| bulk_streaming_once(16).0).sum())
+    });
+    let (_, _, cs, ss) = bulk_streaming_once(16);
+    eprintln!(
+        "bulk streaming16: client sent {} packets ({} lost), server sent {} packets",
+        cs.sent, cs.lost, ss.sent
+    );
     // The same number of packets through the bare AEAD.
-    let (_, packets) = bulk_once();
+    let (_, packets, cs, ss) = bulk_once();
+    eprintln!(
+        "bulk: client sent {} packets ({} lost), server sent {} packets",
+        cs.sent, cs.lost, ss.sent
+    );
     g.bench_function("ceiling/aead_seal_open_same_packets", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| aead_ceiling(packets)).sum())
     });

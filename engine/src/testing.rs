@@ -291,6 +291,23 @@ impl Pipe {
         Ok(n)
     }
 
+    /// The [`RecvInfo`] of a datagram from the client to the server (for
+    /// callers handing datagrams over themselves).
+    pub fn c2s_info(&self) -> RecvInfo {
+        RecvInfo {
+            from: self.client_addr,
+            to: self.server_addr,
+        }
+    }
+
+    /// The [`RecvInfo`] of a datagram from the server to the client.
+    pub fn s2c_info(&self) -> RecvInfo {
+        RecvInfo {
+            from: self.server_addr,
+            to: self.client_addr,
+        }
+    }
+
     /// Delivers every datagram due now. Errors from `recv` other than
     /// `Done` are returned (the connection closes itself on them).
     pub fn deliver(&mut self) -> Result<usize> {

@@ -704,8 +704,36 @@ impl Connection {
             self.ack_outcome = Some(outcome);
             return Err(e);
         }
+        // Consecutive packets usually carry adjacent ranges of one stream:
+        // they are acknowledged as one range, so a bulk sender pays one
+        // stream update per ACK frame instead of one per packet.
+        let mut run: Option<(u64, u64, u64, bool)> = None;
         for p in &outcome.acked {
             for f in &p.payload {
+                if let SentFrame::Stream {
+                    id,
+                    offset,
+                    len,
+                    fin,
+                } = *f
+                {
+                    let end = offset + len as u64;
+                    match &mut run {
+                        Some((rid, _, rend, rfin)) if *rid == id && *rend == offset => {
+                            *rend = end;
+                            *rfin |= fin;
+                        }
+                        _ => {
+                            if let Some(r) = run.replace((id, offset, end, fin)) {
+                                self.on_stream_range_acked(r);
+                            }
+                        }
+                    }
+                    continue;
+                }
+                if let Some(r) = run.take() {
+                    self.on_stream_range_acked(r);
+                }
                 self.on_frame_acked(epoch, f);
             }
             // RFC 9001 §6.1: an ACK for a packet of the new phase lets us
@@ -719,6 +747,9 @@ impl Connection {
             {
                 self.key_update.pending_ack = false;
             }
+        }
+        if let Some(r) = run.take() {
+            self.on_stream_range_acked(r);
         }
         let lost = std::mem::take(&mut outcome.lost);
         self.on_packets_lost(epoch, lost);
@@ -741,6 +772,16 @@ impl Connection {
             self.stats.lost_bytes += p.size as u64;
             self.requeue_frames(epoch, &p.payload);
         }
+    }
+
+    /// `[start, end)` of stream `id` (and its FIN if `fin`) was
+    /// acknowledged.
+    fn on_stream_range_acked(&mut self, (id, start, end, fin): (u64, u64, u64, bool)) {
+        // The range is the union of frames this endpoint sent, each at most
+        // one packet long, so it fits a usize.
+        let len = usize::try_from(end - start).unwrap_or(usize::MAX);
+        self.streams.on_stream_acked(id, start, len, fin);
+        self.collect_stream_if_done_pub(id);
     }
 
     fn on_frame_acked(&mut self, epoch: Epoch, f: &SentFrame) {

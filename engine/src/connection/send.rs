@@ -526,7 +526,7 @@ impl Connection {
         msd.sort_unstable();
         msd.dedup();
         let mut left = Vec::new();
-        for id in msd {
+        for id in msd.drain(..) {
             let rtt = self.recovery.rtt().smoothed_rtt;
             let Some(max) = self
                 .streams
@@ -541,7 +541,12 @@ impl Connection {
                 left.push(id);
             }
         }
-        self.pending.max_stream_data = left;
+        if left.is_empty() {
+            // Keeps the allocation for the next updates.
+            self.pending.max_stream_data = msd;
+        } else {
+            self.pending.max_stream_data = left;
+        }
         for bidi in [true, false] {
             let flag = if bidi {
                 &mut self.pending.max_streams_bidi

@@ -11,6 +11,7 @@
 mod flow;
 mod map;
 mod ops;
+mod pool;
 mod recv;
 mod send;
 

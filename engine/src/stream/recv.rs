@@ -11,7 +11,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::flow::Window;
+use super::pool;
 use crate::{Error, Result};
+
+/// Capacity of a chunk that in-order data fills: in-order data is copied
+/// once into chunks of this size, never reallocated as it grows.
+const IN_ORDER_CHUNK: usize = pool::BLOCK;
 
 /// Data of one contiguous chunk; `pos` bytes at its front were read.
 #[derive(Clone, Debug)]
@@ -146,30 +151,49 @@ impl RecvBuf {
             let next_start = self.chunks.range(cur..).next().map(|(&k, _)| k);
             let piece_end = next_start.map_or(end, |n| n.min(end));
             let piece = &data[(cur - offset) as usize..(piece_end - offset) as usize];
-            let key = match append_to {
-                Some(k) => {
-                    if let Some(c) = self.chunks.get_mut(&k) {
-                        c.data.extend_from_slice(piece);
-                    }
+            // Append while it fits the chunk's allocation (or the chunk is
+            // still small); otherwise start a new chunk.
+            let appended = append_to.and_then(|k| {
+                let c = self.chunks.get_mut(&k)?;
+                let room = c.data.capacity().max(IN_ORDER_CHUNK) - c.data.len();
+                (piece.len() <= room).then(|| {
+                    c.data.extend_from_slice(piece);
                     k
-                }
+                })
+            });
+            let key = match appended {
+                Some(k) => k,
                 None => {
-                    self.chunks.insert(
-                        cur,
-                        Chunk {
-                            data: piece.to_vec(),
-                            pos: 0,
-                        },
-                    );
+                    // Data that continues what is held (or is next to
+                    // read) gets a whole in-order chunk; an isolated piece
+                    // only its own size, so scattered tiny frames cannot
+                    // make us allocate more than they carry.
+                    // (CRYPTO data is small: exact allocations.)
+                    let in_order =
+                        (append_to.is_some() || cur == self.off) && self.crypto_cap.is_none();
+                    let data = if in_order {
+                        let mut v = pool::take(IN_ORDER_CHUNK.max(piece.len()));
+                        v.extend_from_slice(piece);
+                        v
+                    } else {
+                        piece.to_vec()
+                    };
+                    self.chunks.insert(cur, Chunk { data, pos: 0 });
                     cur
                 }
             };
-            // Filling a gap exactly: merge the following chunk in. Each
-            // byte is moved this way at most once.
+            // Filling a gap exactly: merge the following chunk in when it
+            // fits the allocation (reading crosses chunk borders anyway).
             if next_start == Some(piece_end) {
-                if let Some(next) = self.chunks.remove(&piece_end) {
-                    if let Some(c) = self.chunks.get_mut(&key) {
-                        c.data.extend_from_slice(&next.data[next.pos..]);
+                let fits = match (self.chunks.get(&key), self.chunks.get(&piece_end)) {
+                    (Some(c), Some(n)) => c.data.len() + n.data.len() - n.pos <= c.data.capacity(),
+                    _ => false,
+                };
+                if fits {
+                    if let Some(next) = self.chunks.remove(&piece_end) {
+                        if let Some(c) = self.chunks.get_mut(&key) {
+                            c.data.extend_from_slice(&next.data[next.pos..]);
+                        }
                     }
                 }
             }
@@ -207,7 +231,7 @@ impl RecvBuf {
             n += take;
             self.off += take as u64;
             if c.pos == c.data.len() {
-                entry.remove();
+                pool::give(entry.remove().data);
             }
         }
         let fin = self.fin_off == Some(self.off);

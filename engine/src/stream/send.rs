@@ -15,12 +15,13 @@
 
 use std::collections::VecDeque;
 
+use super::pool;
 use crate::ranges::RangeSet;
 use crate::{Error, Result};
 
 /// Largest chunk stored: acknowledged memory is released per chunk, so
 /// this bounds how much acked data can stay allocated.
-const CHUNK_SIZE: usize = 16 * 1024;
+const CHUNK_SIZE: usize = pool::BLOCK;
 
 /// Buffer for one send direction.
 #[derive(Clone, Debug)]
@@ -130,7 +131,15 @@ impl SendBuf {
         }
         let mut off = self.off_back + (n - rest.len()) as u64;
         for piece in rest.chunks(CHUNK_SIZE) {
-            self.chunks.push_back((off, piece.to_vec()));
+            // CRYPTO data is small and short-lived: exact allocations, so
+            // handshakes do not fill the pool.
+            let mut v = if self.max_data == u64::MAX {
+                Vec::with_capacity(piece.len())
+            } else {
+                pool::take(piece.len())
+            };
+            v.extend_from_slice(piece);
+            self.chunks.push_back((off, v));
             off += piece.len() as u64;
         }
         self.off_back += n as u64;
@@ -183,18 +192,26 @@ impl SendBuf {
         fin: bool,
         out: &mut [u8],
     ) -> Result<()> {
-        let end = offset + len as u64;
         if out.len() < len {
             return Err(Error::BufferTooShort);
         }
+        self.mark_sent(offset, len, fin)?;
+        self.copy_to(offset, &mut out[..len]);
+        Ok(())
+    }
+
+    /// Records `[offset, offset + len)` (and the FIN if `fin`) as sent.
+    fn mark_sent(&mut self, offset: u64, len: usize, fin: bool) -> Result<()> {
+        let end = offset + len as u64;
         if offset < self.acked_front || end > self.off_back {
             return Err(Error::InvalidState);
         }
         if fin && self.fin_off != Some(end) {
             return Err(Error::InvalidState);
         }
-        self.copy_to(offset, &mut out[..len]);
-        self.lost.remove(offset..end);
+        if !self.lost.is_empty() {
+            self.lost.remove(offset..end);
+        }
         self.emit_off = self.emit_off.max(end);
         if fin {
             self.fin_sent = true;
@@ -210,12 +227,27 @@ impl SendBuf {
         Some((off, len, fin))
     }
 
+    /// Index of the chunk holding `offset` (`chunks.len()` if none).
+    fn chunk_index(&self, offset: u64) -> usize {
+        // Every chunk but the last is CHUNK_SIZE long (`write` tops up the
+        // last one first), so the index is arithmetic; the search is only
+        // a fallback should that ever not hold.
+        if let Some((front, _)) = self.chunks.front() {
+            if let Ok(i) = usize::try_from(offset.saturating_sub(*front) / CHUNK_SIZE as u64) {
+                if let Some((o, d)) = self.chunks.get(i) {
+                    if *o <= offset && offset < o + d.len() as u64 {
+                        return i;
+                    }
+                }
+            }
+        }
+        self.chunks
+            .partition_point(|(o, d)| o + d.len() as u64 <= offset)
+    }
+
     /// Copies buffered bytes starting at `offset` into `out` (all of it).
     fn copy_to(&self, mut offset: u64, out: &mut [u8]) {
-        // First chunk that ends after `offset`.
-        let mut i = self
-            .chunks
-            .partition_point(|(o, d)| o + d.len() as u64 <= offset);
+        let mut i = self.chunk_index(offset);
         let mut n = 0;
         while n < out.len() {
             let Some((o, d)) = self.chunks.get(i) else {
@@ -253,7 +285,9 @@ impl SendBuf {
             if o + d.len() as u64 > self.acked_front {
                 break;
             }
-            self.chunks.pop_front();
+            if let Some((_, d)) = self.chunks.pop_front() {
+                pool::give(d);
+            }
         }
     }
 
