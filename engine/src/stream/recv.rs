@@ -130,12 +130,21 @@ impl RecvBuf {
         let end = offset + data.len() as u64;
         let mut cur = offset.max(self.off);
         while cur < end {
-            // Skip over a chunk that already covers `cur`.
-            let prev = self
+            // In-order arrival continues the last chunk: no tree search.
+            let last = self
                 .chunks
-                .range(..=cur)
-                .next_back()
+                .last_key_value()
                 .map(|(&k, c)| (k, k + c.data.len() as u64, c.pos));
+            let beyond_all = last.is_none_or(|(_, e, _)| e <= cur);
+            // Skip over a chunk that already covers `cur`.
+            let prev = if beyond_all {
+                last
+            } else {
+                self.chunks
+                    .range(..=cur)
+                    .next_back()
+                    .map(|(&k, c)| (k, k + c.data.len() as u64, c.pos))
+            };
             let mut append_to = None;
             if let Some((k, c_end, pos)) = prev {
                 if c_end > cur {
@@ -148,7 +157,11 @@ impl RecvBuf {
                     append_to = Some(k);
                 }
             }
-            let next_start = self.chunks.range(cur..).next().map(|(&k, _)| k);
+            let next_start = if beyond_all {
+                None
+            } else {
+                self.chunks.range(cur..).next().map(|(&k, _)| k)
+            };
             let piece_end = next_start.map_or(end, |n| n.min(end));
             let piece = &data[(cur - offset) as usize..(piece_end - offset) as usize];
             // Append while it fits the chunk's allocation (or the chunk is
