@@ -80,9 +80,9 @@ fn handshakes(c: &mut Criterion) {
 
 const BULK: usize = 256 * 1024 * 1024;
 
-/// Moves `BULK` bytes client → server on stream 0; returns the time taken,
-/// the number of datagrams the client sent and both sides' stats.
-fn bulk_once() -> (Duration, u64, tarte::Stats, tarte::Stats) {
+/// An established pair for the bulk runs: CUBIC, no pacing, windows large
+/// enough that flow control never limits.
+fn bulk_pipe() -> Pipe {
     let mut c = test_config(false).unwrap();
     let mut s = test_config(true).unwrap();
     for cfg in [&mut c, &mut s] {
@@ -96,19 +96,33 @@ fn bulk_once() -> (Duration, u64, tarte::Stats, tarte::Stats) {
     }
     let mut p = Pipe::with_configs(&mut c, &mut s, zero_delay(), zero_delay()).unwrap();
     p.handshake().unwrap();
+    p
+}
+
+/// The client application writes stream 0 until it is blocked or all
+/// `BULK` bytes are in; returns the new total written.
+fn write_stream(client: &mut tarte::Connection, chunk: &[u8], mut sent: usize) -> usize {
+    while sent < BULK {
+        let n = (BULK - sent).min(chunk.len());
+        match client.stream_send(0, &chunk[..n], sent + n == BULK) {
+            Ok(k) => sent += k,
+            Err(tarte::Error::Done) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    sent
+}
+
+/// Moves `BULK` bytes client → server on stream 0; returns the time taken,
+/// the number of datagrams the client sent and both sides' stats.
+fn bulk_once() -> (Duration, u64, tarte::Stats, tarte::Stats) {
+    let mut p = bulk_pipe();
     let chunk = vec![0x5au8; 1 << 20];
     let mut buf = vec![0u8; 1 << 20];
     let (mut sent, mut got) = (0usize, 0usize);
     let start = Instant::now();
     while got < BULK {
-        while sent < BULK {
-            let n = (BULK - sent).min(chunk.len());
-            match p.client.stream_send(0, &chunk[..n], sent + n == BULK) {
-                Ok(k) => sent += k,
-                Err(tarte::Error::Done) => break,
-                Err(e) => panic!("{e:?}"),
-            }
-        }
+        sent = write_stream(&mut p.client, &chunk, sent);
         while let Ok((n, _)) = p.server.stream_recv(0, &mut buf) {
             got += n;
         }
@@ -127,19 +141,7 @@ fn bulk_once() -> (Duration, u64, tarte::Stats, tarte::Stats) {
 /// the server's ACKs go back. Returns the time taken, the client's
 /// datagrams and both sides' stats.
 fn bulk_streaming_once(batch: usize) -> (Duration, u64, tarte::Stats, tarte::Stats) {
-    let mut c = test_config(false).unwrap();
-    let mut s = test_config(true).unwrap();
-    for cfg in [&mut c, &mut s] {
-        cfg.set_cc_algorithm(tarte::CongestionControlAlgorithm::CUBIC);
-        cfg.enable_pacing(false);
-        cfg.set_initial_max_data(64 << 20);
-        cfg.set_initial_max_stream_data_bidi_local(32 << 20);
-        cfg.set_initial_max_stream_data_bidi_remote(32 << 20);
-        cfg.set_max_connection_window(64 << 20);
-        cfg.set_max_stream_window(32 << 20);
-    }
-    let mut p = Pipe::with_configs(&mut c, &mut s, zero_delay(), zero_delay()).unwrap();
-    p.handshake().unwrap();
+    let mut p = bulk_pipe();
     let (ca, sa) = (p.c2s_info(), p.s2c_info());
     let now = p.now;
     let chunk = vec![0x5au8; 1 << 20];
@@ -148,14 +150,7 @@ fn bulk_streaming_once(batch: usize) -> (Duration, u64, tarte::Stats, tarte::Sta
     let (mut sent, mut got, mut packets) = (0usize, 0usize, 0u64);
     let start = Instant::now();
     while got < BULK {
-        while sent < BULK {
-            let n = (BULK - sent).min(chunk.len());
-            match p.client.stream_send(0, &chunk[..n], sent + n == BULK) {
-                Ok(k) => sent += k,
-                Err(tarte::Error::Done) => break,
-                Err(e) => panic!("{e:?}"),
-            }
-        }
+        sent = write_stream(&mut p.client, &chunk, sent);
         let mut progress = false;
         for _ in 0..batch {
             match p.client.send_at(&mut dgram, now) {

@@ -14,9 +14,9 @@ use super::flow::Window;
 use super::pool;
 use crate::{Error, Result};
 
-/// Capacity of a chunk that in-order data fills: in-order data is copied
-/// once into chunks of this size, never reallocated as it grows.
-const IN_ORDER_CHUNK: usize = pool::BLOCK;
+/// A run of in-order data up to this size grows as a plain vector: a
+/// little unread data on many streams costs what it weighs.
+const SMALL_RUN: usize = 4 * 1024;
 
 /// Data of one contiguous chunk; `pos` bytes at its front were read.
 #[derive(Clone, Debug)]
@@ -48,6 +48,9 @@ pub(crate) struct RecvBuf {
     reset: Option<(u64, bool)>,
     /// We sent STOP_SENDING: incoming data is discarded.
     stopped: Option<u64>,
+    /// A run of this stream outgrew SMALL_RUN: later runs start in a
+    /// block (the peer has shown it sends bulk data here).
+    bulk: bool,
 }
 
 impl RecvBuf {
@@ -65,6 +68,7 @@ impl RecvBuf {
             crypto_cap: None,
             reset: None,
             stopped: None,
+            bulk: false,
         }
     }
 
@@ -164,28 +168,39 @@ impl RecvBuf {
             };
             let piece_end = next_start.map_or(end, |n| n.min(end));
             let piece = &data[(cur - offset) as usize..(piece_end - offset) as usize];
-            // Append while it fits the chunk's allocation (or the chunk is
-            // still small); otherwise start a new chunk.
+            // Bulk data lands in pooled blocks, copied once and never
+            // reallocated: a run grows as a plain vector up to SMALL_RUN,
+            // then moves into a block, fills it, and continues in the next
+            // block. (CRYPTO data is small: plain vectors.)
+            let blocks = self.crypto_cap.is_none();
+            let bulk = &mut self.bulk;
             let appended = append_to.and_then(|k| {
                 let c = self.chunks.get_mut(&k)?;
-                let room = c.data.capacity().max(IN_ORDER_CHUNK) - c.data.len();
-                (piece.len() <= room).then(|| {
-                    c.data.extend_from_slice(piece);
-                    k
-                })
+                let new_len = c.data.len() + piece.len();
+                if !blocks || new_len <= c.data.capacity() || new_len <= SMALL_RUN {
+                    // Fits, or still small.
+                } else if new_len <= pool::BLOCK {
+                    *bulk = true;
+                    let mut b = pool::take(pool::BLOCK);
+                    b.extend_from_slice(&c.data);
+                    drop(std::mem::replace(&mut c.data, b));
+                } else {
+                    return None;
+                }
+                c.data.extend_from_slice(piece);
+                Some(k)
             });
             let key = match appended {
                 Some(k) => k,
                 None => {
-                    // Data that continues what is held (or is next to
-                    // read) gets a whole in-order chunk; an isolated piece
-                    // only its own size, so scattered tiny frames cannot
-                    // make us allocate more than they carry.
-                    // (CRYPTO data is small: exact allocations.)
-                    let in_order =
-                        (append_to.is_some() || cur == self.off) && self.crypto_cap.is_none();
-                    let data = if in_order {
-                        let mut v = pool::take(IN_ORDER_CHUNK.max(piece.len()));
+                    // After a full block comes the next block, and a
+                    // bulk stream's next readable run starts in one;
+                    // anything else (a first or isolated piece) gets its
+                    // own size, so scattered tiny frames cannot make us
+                    // allocate more than they carry.
+                    let in_order = append_to.is_some() || (self.bulk && cur == self.off);
+                    let data = if blocks && in_order && piece.len() <= pool::BLOCK {
+                        let mut v = pool::take(pool::BLOCK);
                         v.extend_from_slice(piece);
                         v
                     } else {
@@ -196,10 +211,14 @@ impl RecvBuf {
                 }
             };
             // Filling a gap exactly: merge the following chunk in when it
-            // fits the allocation (reading crosses chunk borders anyway).
+            // fits the allocation or is small (reading crosses chunk
+            // borders anyway).
             if next_start == Some(piece_end) {
                 let fits = match (self.chunks.get(&key), self.chunks.get(&piece_end)) {
-                    (Some(c), Some(n)) => c.data.len() + n.data.len() - n.pos <= c.data.capacity(),
+                    (Some(c), Some(n)) => {
+                        let merged = c.data.len() + n.data.len() - n.pos;
+                        merged <= c.data.capacity().max(SMALL_RUN)
+                    }
                     _ => false,
                 };
                 if fits {
@@ -407,5 +426,11 @@ impl RecvBuf {
     /// Number of stored chunks (for tests and stats).
     pub(crate) fn chunk_count(&self) -> usize {
         self.chunks.len()
+    }
+
+    /// Bytes allocated for held data (tests: memory per buffered byte).
+    #[cfg(test)]
+    pub(crate) fn allocated(&self) -> usize {
+        self.chunks.values().map(|c| c.data.capacity()).sum()
     }
 }

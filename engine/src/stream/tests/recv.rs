@@ -231,8 +231,8 @@ fn in_order_memory_stays_bounded() {
 #[test]
 fn in_order_data_fills_whole_blocks() {
     // 100,000 in-order bytes in 1,200-byte frames, nothing read: they sit
-    // in 16 KiB blocks (7), each filled before the next is started, and
-    // read back exactly.
+    // in 16 KiB blocks, each filled (13 frames) before the next is
+    // started, and read back exactly.
     let mut b = RecvBuf::new(1 << 20, 1 << 20);
     let mut off = 0u64;
     while off < 100_000 {
@@ -240,12 +240,24 @@ fn in_order_data_fills_whole_blocks() {
         b.write(off, &pattern(off, n as usize), false).unwrap();
         off += n;
     }
-    assert_eq!(b.chunk_count(), 100_000usize.div_ceil(16 * 1024));
+    assert_eq!(b.chunk_count(), 100_000usize.div_ceil(13 * 1200));
     let mut out = vec![0u8; 200_000];
     let (n, fin) = b.read(&mut out).unwrap();
     assert_eq!((n, fin), (100_000, false));
     assert_eq!(&out[..n], &pattern(0, 100_000)[..]);
     assert_eq!(b.chunk_count(), 0);
+}
+
+#[test]
+fn small_unread_data_stays_small() {
+    // A few bytes on each of many streams must not cost a block each.
+    for _ in 0..100 {
+        let mut b = RecvBuf::new(1 << 20, 1 << 20);
+        b.write(0, b"x", false).unwrap();
+        b.write(1, b"y", false).unwrap();
+        assert_eq!(b.chunk_count(), 1);
+        assert!(b.allocated() < 64, "{} bytes held for 2", b.allocated());
+    }
 }
 
 /// Differential test against a simple model: a byte array plus a bitmap of
