@@ -2,8 +2,10 @@
 # Runs one cargo-fuzz target for a bounded time and prints how many
 # executions it survived.
 #   scripts/fuzz.sh TARGET SECONDS
-# Targets: engine (packet_header, frame_decode, transport_params) and h3
-# (see h3/fuzz/fuzz_targets). Uses RUSTC_BOOTSTRAP because only a stable
+# Targets: engine (packet_header, frame_decode, transport_params,
+# conn_recv: whole datagrams into connections, conn_frames: frames past
+# packet protection into an established server), h3 and dataplane (see
+# */fuzz/fuzz_targets). Uses RUSTC_BOOTSTRAP because only a stable
 # toolchain is available here; cargo-fuzz is installed if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -440,6 +440,31 @@ impl Pipe {
     }
 }
 
+/// Protects `payload` (frames, not checked) as the next 1-RTT packet from
+/// `from`, as if that endpoint had sent those frames: for tests and fuzz
+/// targets that put arbitrary frames past packet protection. `None`
+/// before `from` has 1-RTT keys.
+pub fn forge_1rtt(from: &mut Connection, payload: &[u8]) -> Option<Vec<u8>> {
+    let phase = from.key_update.phase;
+    let dcid = from.cids.dcid().to_vec();
+    let sp = &mut from.spaces[crate::recovery::Epoch::Application as usize];
+    let keys = sp.seal.as_ref()?;
+    let pn = sp.next_pkt_num;
+    let pn_off = 1 + dcid.len();
+    // A 4-byte packet number, and at least 4 payload bytes for the header
+    // protection sample (RFC 9001 §5.4.2).
+    let body_len = payload.len().max(4);
+    let mut buf = vec![0u8; pn_off + 4 + body_len + crate::crypto::TAG_LEN];
+    buf[0] = 0x40 | 0x03 | if phase { 0x04 } else { 0 };
+    buf[1..pn_off].copy_from_slice(&dcid);
+    buf[pn_off..pn_off + 4].copy_from_slice(&(pn as u32).to_be_bytes());
+    buf[pn_off + 4..pn_off + 4 + payload.len()].copy_from_slice(payload);
+    let n = crate::packet::protect(&mut buf, pn_off, 4, pn, body_len, keys).ok()?;
+    sp.next_pkt_num += 1;
+    buf.truncate(n);
+    Some(buf)
+}
+
 impl Pipe {
     /// The two connections, dropping the links and buffers.
     pub fn into_parts(self) -> (Connection, Connection) {

@@ -183,25 +183,8 @@ fn to_server() -> crate::RecvInfo {
     crate::RecvInfo { from: c, to: s }
 }
 
-/// Protects `payload` as the next 1-RTT packet from `from` (as if the peer
-/// had sent those frames).
 fn forge_1rtt(from: &mut crate::Connection, payload: &[u8]) -> Vec<u8> {
-    let sp = &mut from.spaces[2];
-    let pn = sp.next_pkt_num;
-    sp.next_pkt_num += 1;
-    let dcid = from.cids.dcid().to_vec();
-    let mut buf = vec![0u8; 1 + dcid.len() + 4 + payload.len().max(4) + 16];
-    buf[0] = 0x40 | 0x03 | if from.key_update.phase { 0x04 } else { 0 };
-    buf[1..1 + dcid.len()].copy_from_slice(&dcid);
-    let pn_off = 1 + dcid.len();
-    buf[pn_off..pn_off + 4].copy_from_slice(&(pn as u32).to_be_bytes());
-    let mut body = payload.to_vec();
-    body.resize(payload.len().max(4), 0);
-    buf[pn_off + 4..pn_off + 4 + body.len()].copy_from_slice(&body);
-    let keys = sp.seal.as_ref().unwrap();
-    let n = crate::packet::protect(&mut buf, pn_off, 4, pn, body.len(), keys).unwrap();
-    buf.truncate(n);
-    buf
+    crate::testing::forge_1rtt(from, payload).expect("1-RTT keys")
 }
 
 fn deliver_to_server(p: &mut Pipe, mut pkt: Vec<u8>) -> crate::Result<usize> {
