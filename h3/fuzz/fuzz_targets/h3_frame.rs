@@ -12,7 +12,9 @@ const MAX_PAYLOAD: u64 = 1 << 16;
 
 fn check_round_trip(f: &Frame) {
     let mut buf = vec![0u8; f.wire_len()];
-    let n = f.encode(&mut OctetsMut::with_slice(&mut buf)).expect("encode into wire_len bytes");
+    let n = f
+        .encode(&mut OctetsMut::with_slice(&mut buf))
+        .expect("encode into wire_len bytes");
     assert_eq!(n, buf.len());
     let (back, used) = Frame::decode_from(&buf).expect("re-decode");
     assert_eq!(used, n);
@@ -20,7 +22,9 @@ fn check_round_trip(f: &Frame) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, data)) = data.split_first() else { return };
+    let Some((&split, data)) = data.split_first() else {
+        return;
+    };
 
     // Whole-buffer decoding, frame after frame.
     let mut rest = data;

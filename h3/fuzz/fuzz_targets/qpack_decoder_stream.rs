@@ -8,13 +8,18 @@ use tarte_h3::qpack::Encoder;
 use tarte_h3::Header;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, data)) = data.split_first() else { return };
+    let Some((&split, data)) = data.split_first() else {
+        return;
+    };
 
     let mut rest = data;
     while let Ok(Some((instr, used))) = DecoderInstruction::parse(rest) {
         let mut out = Vec::new();
         instr.emit(&mut out);
-        assert_eq!(DecoderInstruction::parse(&out), Ok(Some((instr, out.len()))));
+        assert_eq!(
+            DecoderInstruction::parse(&out),
+            Ok(Some((instr, out.len())))
+        );
         rest = &rest[used..];
     }
 
@@ -34,5 +39,6 @@ fuzz_target!(|data: &[u8]| {
     }
     // The encoder keeps working after whatever the decoder said.
     let mut section = Vec::new();
-    enc.encode(100, &[Header::new(b"x-after", b"1")], &mut section).unwrap();
+    enc.encode(100, &[Header::new(b"x-after", b"1")], &mut section)
+        .unwrap();
 });

@@ -9,14 +9,19 @@ use tarte_h3::qpack::instructions::EncoderInstruction;
 use tarte_h3::qpack::Decoder;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, data)) = data.split_first() else { return };
+    let Some((&split, data)) = data.split_first() else {
+        return;
+    };
 
     let mut rest = data;
     while let Ok(Some((instr, used))) = EncoderInstruction::parse(rest, 1 << 16) {
         for huffman in [false, true] {
             let mut out = Vec::new();
             instr.emit(huffman, &mut out);
-            assert_eq!(EncoderInstruction::parse(&out, 1 << 16), Ok(Some((instr.clone(), out.len()))));
+            assert_eq!(
+                EncoderInstruction::parse(&out, 1 << 16),
+                Ok(Some((instr.clone(), out.len())))
+            );
         }
         rest = &rest[used..];
     }

@@ -19,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
     let mut data = data;
     let mut dec = Decoder::new(4096, 8);
     dec.set_max_field_section_size(Some(64 * 1024));
-    let Some(encoder_stream) = take(&mut data) else { return };
+    let Some(encoder_stream) = take(&mut data) else {
+        return;
+    };
     let mut stream = 0u64;
     // Sections before the encoder stream may block.
     while let Some(section) = take(&mut data) {

@@ -8,7 +8,9 @@ use tarte_h3::qpack::{Decoded, Decoder, Encoder};
 use tarte_h3::Header;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, data)) = data.split_first() else { return };
+    let Some((&flags, data)) = data.split_first() else {
+        return;
+    };
     let cap = u64::from(flags & 0x0f) * 32;
     let blocked = u64::from(flags >> 4 & 0x03);
     let mut enc = Encoder::new();
