@@ -93,6 +93,15 @@ impl Connection {
             written += w.len;
         }
         if written == 0 {
+            // Window to use and nothing to use it for: application-limited
+            // (RFC 9002 §7.8), the window stops growing until filled.
+            if self.handshake_complete
+                && !closing
+                && self.recovery.cwnd_available() >= self.max_send_udp_payload_size()
+                && !self.app_has_data()
+            {
+                self.recovery.on_app_limited(now);
+            }
             return Err(Error::Done);
         }
         if closing {

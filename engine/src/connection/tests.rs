@@ -620,7 +620,9 @@ fn pacing_spreads_datagrams_over_time() {
             break;
         }
     }
-    assert!(ats.len() > 10);
+    // The initial window: 10 datagrams (RFC 9002 §7.2; the handshake did
+    // not fill the window, so it did not grow it, §7.8).
+    assert!(ats.len() >= 10, "{} datagrams", ats.len());
     // With pacing on, later datagrams are scheduled after earlier ones and
     // not all at once.
     assert!(ats.windows(2).all(|w| w[0] <= w[1]));

@@ -37,6 +37,21 @@ pub(crate) struct Congestion {
     css_acked: usize,
     /// Slow-start growth in the ACK being processed (HyStart++ L limit).
     ss_this_ack: usize,
+    /// Highest bytes in flight in this round trip and in the previous one:
+    /// whether the sender used its window (RFC 9002 §7.8), whatever held
+    /// it back (the application, a pacer, a batching caller). A round ends
+    /// when a packet sent after it began is acknowledged.
+    max_in_flight: usize,
+    prev_max_in_flight: usize,
+    /// The round is over once an ACK covers this packet number: the first
+    /// one sent after the round began.
+    round_end_pn: Option<u64>,
+    /// The next packet number to be sent (Application space).
+    next_pn: u64,
+    /// The window when this round began, and when the ACK being processed
+    /// ended the round (before it grew the window).
+    round_cwnd: usize,
+    round_over: Option<usize>,
     pacing: bool,
     pub(crate) cubic: Cubic,
     pub(crate) hystart: HyStart,
@@ -62,6 +77,12 @@ impl Congestion {
             ca_acked: 0,
             css_acked: 0,
             ss_this_ack: 0,
+            max_in_flight: 0,
+            prev_max_in_flight: 0,
+            round_end_pn: None,
+            next_pn: 0,
+            round_cwnd: initial_window(mss),
+            round_over: None,
             pacing,
             cubic: Cubic::default(),
             hystart: HyStart::new(hystart),
@@ -114,9 +135,13 @@ impl Congestion {
     ) {
         if epoch == Epoch::Application {
             self.hystart.on_packet_sent(pkt_num);
+            self.round_end_pn.get_or_insert(pkt_num);
+            self.next_pn = pkt_num + 1;
         }
-        // Filling the window ends an application-limited period.
-        if self.app_limited && bytes_in_flight >= self.cwnd {
+        self.max_in_flight = self.max_in_flight.max(bytes_in_flight);
+        // Filling the window (no room left for another full packet) ends
+        // an application-limited period.
+        if self.app_limited && bytes_in_flight + self.mss > self.cwnd {
             self.app_limited = false;
             if let Some(since) = self.app_limited_since.take() {
                 self.cubic.shift_epoch(now.saturating_duration_since(since));
@@ -127,6 +152,33 @@ impl Congestion {
     /// Called once per ACK frame before its packets.
     pub(crate) fn on_ack_begin(&mut self) {
         self.ss_this_ack = 0;
+    }
+
+    /// Called once per ACK frame after its packets, with what is still in
+    /// flight: when the ACK ended a round, the next one starts from there.
+    pub(crate) fn on_ack_end(&mut self, bytes_in_flight: usize) {
+        if let Some(cwnd) = self.round_over.take() {
+            self.prev_max_in_flight = self.max_in_flight;
+            self.max_in_flight = bytes_in_flight;
+            self.round_end_pn = Some(self.next_pn);
+            self.round_cwnd = cwnd;
+        }
+    }
+
+    /// Whether the window was used in this round trip or the previous
+    /// one: in slow start at least half of the window the round began with
+    /// (it doubles per round, so half is what the last round filled), in
+    /// congestion avoidance all but one packet. A window that is not used
+    /// is not grown (RFC 9002 §7.8), so a sender held back by its
+    /// application or a pacer keeps a window, and send buffers sized from
+    /// it, that match what it really sends (at most about four times it).
+    fn window_used(&self) -> bool {
+        let used = self.max_in_flight.max(self.prev_max_in_flight);
+        if self.in_slow_start() {
+            2 * used >= self.round_cwnd.min(self.cwnd)
+        } else {
+            used + self.mss >= self.cwnd
+        }
     }
 
     /// The RTT sample of an Application-space ACK (HyStart++ input).
@@ -147,6 +199,12 @@ impl Congestion {
         now: Instant,
     ) {
         if epoch == Epoch::Application
+            && self.round_over.is_none()
+            && self.round_end_pn.is_some_and(|r| pkt_num >= r)
+        {
+            self.round_over = Some(self.cwnd);
+        }
+        if epoch == Epoch::Application
             && self.hystart.on_packet_acked(pkt_num) == hystart::Action::EnterCongestionAvoidance
             && self.in_slow_start()
         {
@@ -159,7 +217,7 @@ impl Congestion {
         }
         // RFC 9002 §7.8: "the congestion window SHOULD NOT be increased"
         // when it is not fully used.
-        if self.app_limited {
+        if self.app_limited || !self.window_used() {
             return;
         }
         if self.in_slow_start() {

@@ -92,6 +92,7 @@ impl<T> Recovery<T> {
                     .on_packet_acked(epoch, p.pkt_num, p.size, p.time_sent, srtt, now);
             }
         }
+        self.cc.on_ack_end(self.bytes_in_flight());
         self.stats.max_cwnd = self.stats.max_cwnd.max(self.cc.cwnd);
         // RFC 9002 A.7: a client unsure whether the server validated its
         // address keeps the PTO backoff.

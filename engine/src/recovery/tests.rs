@@ -442,9 +442,10 @@ fn persistent_congestion_collapses_the_window() {
     assert_eq!(pns(&o.lost), (1..=8).collect::<Vec<_>>());
     // Collapsed to 2 * mss; packet 9, acknowledged by the same ACK and no
     // longer inside a recovery period (RFC 9002 B.8 clears it), then
-    // grows it in slow start.
+    // grows it in slow start. (Packet 0 alone did not use the window, so
+    // it did not grow it: RFC 9002 §7.8.)
     assert_eq!(s.r.cwnd(), 3 * MSS);
-    assert_eq!(s.r.ssthresh(), (12000 + MSS) / 2);
+    assert_eq!(s.r.ssthresh(), 12000 / 2);
     let st = s.r.stats();
     assert_eq!(
         (st.persistent_congestion_events, st.congestion_events),
@@ -458,8 +459,9 @@ fn acknowledged_packet_in_between_prevents_persistent_congestion() {
     // 1200..1600 ms: both shorter than 975 ms.
     let (s, o) = persistent_congestion_run(&[5..=5]);
     assert_eq!(pns(&o.lost), vec![1, 2, 3, 4, 6, 7, 8]);
-    // Slow start growth from packet 0 (+1200), then halved.
-    assert_eq!(s.r.cwnd(), (12000 + MSS) / 2);
+    // Packet 0 alone did not use the window (no growth, RFC 9002 §7.8);
+    // then halved.
+    assert_eq!(s.r.cwnd(), 12000 / 2);
     assert_eq!(s.r.stats().persistent_congestion_events, 0);
 }
 
@@ -520,6 +522,24 @@ fn app_limited_sender_does_not_grow() {
     s.send_n(Epoch::Application, 100, 10);
     assert!(!s.r.is_app_limited());
     s.ack(Epoch::Application, &[2..=11], 200);
+    assert_eq!(s.r.cwnd(), 20 * MSS);
+}
+
+#[test]
+fn unused_window_does_not_grow() {
+    // A sender that never has more than 2 packets in flight (held back by
+    // a pacer or its caller, not by the window) keeps its initial window.
+    let mut s = Sim::reno();
+    let mut pn = 0;
+    for round in 0..20u64 {
+        s.send_n(Epoch::Application, round * 10, 2);
+        s.ack(Epoch::Application, &[pn..=pn + 1], round * 10 + 5);
+        pn += 2;
+    }
+    assert_eq!(s.r.cwnd(), 10 * MSS);
+    // Filling it again grows it.
+    s.send_n(Epoch::Application, 300, 10);
+    s.ack(Epoch::Application, &[pn..=pn + 9], 400);
     assert_eq!(s.r.cwnd(), 20 * MSS);
 }
 
@@ -647,20 +667,21 @@ fn pacing_rate_and_next_send_time() {
     let mut s = Sim::new(cfg(CongestionControlAlgorithm::Reno, false, true));
     // 1.25 * 12000 / 0.333 s.
     assert_eq!(s.r.pacing_rate(), 45_045);
-    s.send(Epoch::Application, 0);
-    s.ack(Epoch::Application, &[0..=0], 100);
-    // cwnd 13200, srtt 100 ms.
-    assert_eq!(s.r.pacing_rate(), 165_000);
+    s.send_n(Epoch::Application, 0, 10);
+    s.ack(Epoch::Application, &[0..=9], 100);
+    // The window was filled: slow start doubled it. cwnd 24000, srtt
+    // 100 ms.
+    assert_eq!(s.r.pacing_rate(), 300_000);
     let now = s.at(100);
     // The bucket refilled to the burst of 10 packets.
     assert!(s.r.can_send(now));
     s.send_n(Epoch::Application, 100, 10);
     assert!(!s.r.can_send(now));
-    // 1200 bytes at 165000 B/s: 7.2727 ms.
+    // 1200 bytes at 300000 B/s: 4 ms.
     let next = s.r.next_send_time(now);
     let wait = next - now;
     assert!(
-        wait >= Duration::from_nanos(7_272_727) && wait <= Duration::from_nanos(7_272_729),
+        wait >= Duration::from_nanos(3_999_999) && wait <= Duration::from_nanos(4_000_001),
         "{wait:?}"
     );
     assert_eq!(s.r.next_send_time(next), next);
