@@ -274,7 +274,9 @@ pub struct Connection {
     pub(crate) bytes_sent_unvalidated: u64,
 
     pub(crate) idle_timeout: Option<Duration>,
-    pub(crate) idle_deadline: Option<Instant>,
+    /// When the idle timer last restarted; the deadline is computed when
+    /// asked (see `idle_deadline`), not on every packet.
+    pub(crate) idle_since: Option<Instant>,
     /// Whether an ack-eliciting packet was sent since the last received
     /// packet (restarts the idle timer once, RFC 9000 §10.1).
     pub(crate) ack_eliciting_sent_since_recv: bool,
@@ -486,7 +488,7 @@ impl Connection {
             peer_validated_address: is_server,
             bytes_recv_unvalidated: 0,
             bytes_sent_unvalidated: 0,
-            idle_deadline: None,
+            idle_since: None,
             ack_eliciting_sent_since_recv: false,
             close: CloseState::Open,
             local_error: None,
@@ -971,7 +973,7 @@ impl Connection {
             CloseState::Closing { until } | CloseState::Draining { until } => return Some(until),
             CloseState::Open => (),
         }
-        let mut t = self.idle_deadline;
+        let mut t = self.idle_deadline();
         let mut min = |x: Option<Instant>| {
             if let Some(x) = x {
                 t = Some(t.map_or(x, |t| t.min(x)));
@@ -981,6 +983,13 @@ impl Connection {
         min(self.ack_deadline());
         min(self.key_update.prev_open.as_ref().map(|(_, t)| *t));
         t
+    }
+
+    /// When the idle timeout expires: the negotiated period, but at least
+    /// three current PTOs (RFC 9000 §10.1), after the last restart.
+    pub(crate) fn idle_deadline(&self) -> Option<Instant> {
+        let t = self.idle_timeout?;
+        Some(self.idle_since? + t.max(3 * self.recovery.pto()))
     }
 
     /// When a delayed ACK for the application space is due (RFC 9000
@@ -1006,7 +1015,7 @@ impl Connection {
             }
             CloseState::Open => (),
         }
-        if self.idle_deadline.is_some_and(|t| now >= t) {
+        if self.idle_deadline().is_some_and(|t| now >= t) {
             // RFC 9000 §10.1: silently closed and its state discarded.
             self.timed_out = true;
             self.close = CloseState::Closed;

@@ -387,11 +387,9 @@ impl Connection {
     }
 
     fn restart_idle_timer(&mut self, now: Instant) {
-        if let Some(t) = self.idle_timeout {
-            // RFC 9000 §10.1: at least three PTOs.
-            let t = t.max(3 * self.recovery.pto());
-            self.idle_deadline = Some(now + t);
-        }
+        // RFC 9000 §10.1: the deadline (at least three PTOs away) is
+        // computed from this when asked.
+        self.idle_since = Some(now);
     }
 
     /// Server: the first Initial fixes the ODCID, the client's SCID and

@@ -305,9 +305,7 @@ impl Connection {
                 // RFC 9000 §10.1: also restart the idle timer when sending
                 // the first ack-eliciting packet after receiving.
                 self.ack_eliciting_sent_since_recv = true;
-                if let Some(t) = self.idle_timeout {
-                    self.idle_deadline = Some(now + t.max(3 * self.recovery.pto()));
-                }
+                self.idle_since = Some(now);
             }
             self.recovery.on_packet_sent(
                 epoch,

@@ -240,7 +240,7 @@ impl<T> Recovery<T> {
             self.peer_validated |= peer_completed_address_validation;
             self.set_loss_detection_timer(now);
         }
-        if self.timer.is_none_or(|t| now < t) {
+        if self.loss_detection_timer().is_none_or(|t| now < t) {
             return TimeoutOutcome::None;
         }
         if let Some((_, epoch)) = self.earliest_loss_time() {
@@ -341,22 +341,25 @@ impl<T> Recovery<T> {
 
     /// SetLossDetectionTimer (RFC 9002 A.8).
     pub(super) fn set_loss_detection_timer(&mut self, now: Instant) {
+        self.timer_due = None;
+        self.timer = self.compute_loss_detection_timer(now);
+    }
+
+    /// The deadline SetLossDetectionTimer (RFC 9002 A.8) arms at `now`.
+    pub(super) fn compute_loss_detection_timer(&self, now: Instant) -> Option<Instant> {
         if let Some((t, _)) = self.earliest_loss_time() {
             // Time threshold loss detection.
-            self.timer = Some(t);
-            return;
+            return Some(t);
         }
         // RFC 9002 §6.2.2.1: "If no additional data can be sent, the
         // server's PTO timer MUST NOT be armed".
         if self.amplification_blocked {
-            self.timer = None;
-            return;
+            return None;
         }
         if !self.any_ack_eliciting_in_flight() && self.peer_validated {
-            self.timer = None;
-            return;
+            return None;
         }
-        self.timer = self.pto_time_and_space(now).map(|(t, _)| t);
+        self.pto_time_and_space(now).map(|(t, _)| t)
     }
 
     /// OnPacketNumberSpaceDiscarded (RFC 9002 A.10): its packets leave
@@ -382,7 +385,10 @@ impl<T> Recovery<T> {
     fn rearm_or_clear(&mut self) {
         match self.now_hint {
             Some(now) => self.set_loss_detection_timer(now),
-            None => self.timer = None,
+            None => {
+                self.timer_due = None;
+                self.timer = None;
+            }
         }
     }
 }

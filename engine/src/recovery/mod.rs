@@ -253,6 +253,9 @@ pub(crate) struct Recovery<T> {
     pacer: Pacer,
     pto_count: u32,
     timer: Option<Instant>,
+    /// When set, `timer` is stale: it is what SetLossDetectionTimer would
+    /// arm at this time (the last send), computed on demand.
+    timer_due: Option<Instant>,
     handshake_confirmed: bool,
     peer_validated: bool,
     amplification_blocked: bool,
@@ -278,6 +281,7 @@ impl<T> Recovery<T> {
             pacer: Pacer::new(cfg.pacing, mss),
             pto_count: 0,
             timer: None,
+            timer_due: None,
             handshake_confirmed: false,
             peer_validated: false,
             amplification_blocked: false,
@@ -312,12 +316,17 @@ impl<T> Recovery<T> {
             let rate = self.pacing_rate();
             self.pacer.on_sent(size, now, rate);
         }
-        self.set_loss_detection_timer(now);
+        // The timer is set as of this send, but computed when read: a
+        // burst of packets costs one computation, not one each.
+        self.timer_due = Some(now);
     }
 
     /// The loss detection timer's deadline, if armed (RFC 9002 A.8).
     pub(crate) fn loss_detection_timer(&self) -> Option<Instant> {
-        self.timer
+        match self.timer_due {
+            Some(now) => self.compute_loss_detection_timer(now),
+            None => self.timer,
+        }
     }
 
     /// The handshake is confirmed (RFC 9001 §4.1.2): PTO now covers the
