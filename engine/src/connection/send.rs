@@ -146,6 +146,14 @@ impl Connection {
 
     /// Whether the application space has anything besides ACKs to send.
     fn app_has_data(&self) -> bool {
+        self.control_pending()
+            || self.pending.ping
+            || !self.dgram_send.is_empty()
+            || self.streams.has_flushable()
+    }
+
+    /// Whether a control frame (what `write_control_frames` writes) is due.
+    fn control_pending(&self) -> bool {
         let p = &self.pending;
         p.max_data
             || !p.max_stream_data.is_empty()
@@ -158,9 +166,9 @@ impl Connection {
             || !p.retire_cids.is_empty()
             || p.handshake_done
             || !p.path_responses.is_empty()
-            || p.ping
-            || !self.dgram_send.is_empty()
-            || self.streams.has_flushable()
+            || self.streams.has_blocked()
+            || self.streams.streams_blocked_bidi().is_some()
+            || self.streams.streams_blocked_uni().is_some()
     }
 
     /// Writes one packet of `epoch` into `buf`. `pad_to` asks for at least
@@ -499,6 +507,10 @@ impl Connection {
         w: &mut OctetsMut<'_>,
         frames: &mut SentFrames,
     ) -> Result<bool> {
+        // Nearly every packet of a transfer has none: one check.
+        if !self.control_pending() {
+            return Ok(false);
+        }
         let mut any = false;
         let put = |w: &mut OctetsMut<'_>, f: Frame<'_>| -> Result<bool> {
             if f.wire_len() > w.cap() {

@@ -622,6 +622,11 @@ impl StreamMap {
             .filter_map(|id| Some((*id, self.streams.get(id)?.blocked_at()?)))
     }
 
+    /// Whether a stream needs STREAM_DATA_BLOCKED.
+    pub(crate) fn has_blocked(&self) -> bool {
+        !self.blocked.is_empty()
+    }
+
     /// Whether any stream has something to send.
     pub(crate) fn has_flushable(&self) -> bool {
         !self.flushable_at.is_empty()
