@@ -495,11 +495,18 @@ impl StreamMap {
 
     /// Recomputes `id`'s membership in every set; call after changing it.
     pub(crate) fn update(&mut self, id: u64) {
+        self.update_sets(id);
+    }
+
+    /// [`StreamMap::update`], returning whether the stream is flushable
+    /// and its (urgency, incremental).
+    fn update_sets(&mut self, id: u64) -> (bool, (u8, bool)) {
         const READABLE: u8 = 1;
         const WRITABLE: u8 = 2;
         const ALMOST_FULL: u8 = 4;
         const BLOCKED: u8 = 8;
-        let (bits, old, flushable, prio) = match self.streams.get(&id) {
+        // One lookup: the new bits are stored as they are computed.
+        let (bits, old, flushable, prio) = match self.streams.get_mut(&id) {
             Some(s) => {
                 let flushable = s.is_flushable();
                 let bits = (u8::from(s.is_readable()) * READABLE)
@@ -507,16 +514,14 @@ impl StreamMap {
                     | (u8::from(s.is_almost_full()) * ALMOST_FULL)
                     | (u8::from(s.blocked_at().is_some()) * BLOCKED)
                     | (u8::from(flushable) * FLUSHABLE_BIT);
-                (bits, s.sets, flushable, (s.urgency, s.incremental))
+                let old = std::mem::replace(&mut s.sets, bits);
+                (bits, old, flushable, (s.urgency, s.incremental))
             }
             // A collected stream leaves every set.
             None => (0, 0xff, false, (0, false)),
         };
         let changed = bits ^ old;
         if changed != 0 {
-            if let Some(s) = self.streams.get_mut(&id) {
-                s.sets = bits;
-            }
             if changed & READABLE != 0 {
                 set_member(&mut self.readable, id, bits & READABLE != 0);
             }
@@ -531,7 +536,7 @@ impl StreamMap {
             }
         }
         if changed & FLUSHABLE_BIT == 0 {
-            return;
+            return (flushable, prio);
         }
         match (flushable, self.flushable_at.contains_key(&id)) {
             (true, false) => {
@@ -546,6 +551,7 @@ impl StreamMap {
             (false, true) => self.remove_flushable(id),
             _ => {}
         }
+        (flushable, prio)
     }
 
     fn remove_flushable(&mut self, id: u64) {
@@ -570,18 +576,19 @@ impl StreamMap {
     /// Records that `id` sent a frame: an incremental stream goes to the
     /// back of its urgency's round-robin; then memberships are refreshed.
     pub(crate) fn on_flushed(&mut self, id: u64) {
-        if let Some(&(urgency, true)) = self.flushable_at.get(&id) {
-            if let Some(b) = self.flushable.get_mut(&urgency) {
-                // Fast path: the stream just served is at the front.
-                if b.rr.front() == Some(&id) {
-                    b.rr.rotate_left(1);
-                } else if let Some(pos) = b.rr.iter().position(|&x| x == id) {
-                    b.rr.remove(pos);
-                    b.rr.push_back(id);
-                }
+        let (flushable, (urgency, incremental)) = self.update_sets(id);
+        if !(flushable && incremental) {
+            return;
+        }
+        if let Some(b) = self.flushable.get_mut(&urgency) {
+            // Fast path: the stream just served is at the front.
+            if b.rr.front() == Some(&id) {
+                b.rr.rotate_left(1);
+            } else if let Some(pos) = b.rr.iter().position(|&x| x == id) {
+                b.rr.remove(pos);
+                b.rr.push_back(id);
             }
         }
-        self.update(id);
     }
 
     /// Streams with data to send, in send order: lower urgency first;
