@@ -10,6 +10,7 @@ use crate::frame::{self, AckRanges, Frame};
 use crate::octets::{varint_len, OctetsMut};
 use crate::packet::{self, MAX_PKT_NUM_LEN};
 use crate::recovery::{Epoch, SentPacket};
+use crate::stream::Membership;
 
 /// Smallest datagram carrying an Initial (RFC 9000 §14.1).
 const MIN_INITIAL_DATAGRAM: usize = 1200;
@@ -755,6 +756,7 @@ impl Connection {
             w.put_varint_with_len(len as u64, 2)?;
             send.emit(off, len, fin, &mut w.rest_mut()[..len])?;
             w.skip(len)?;
+            let m = Membership::refresh(stream);
             frames.push(SentFrame::Stream {
                 id,
                 offset: off,
@@ -764,7 +766,7 @@ impl Connection {
             any = true;
             // Moves the stream behind others of its urgency (round-robin
             // for incremental streams) or out of the set when done.
-            self.streams.on_flushed(id);
+            self.streams.on_flushed_with(id, m);
         }
         Ok(any)
     }

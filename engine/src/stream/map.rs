@@ -47,9 +47,49 @@ impl From<&TransportParams> for StreamLimits {
 /// ID; the frame/transport-parameter parsers reject it, we clamp too.
 const MAX_STREAMS_LIMIT: u64 = 1 << 60;
 
-/// The bit of `Stream::sets` that mirrors membership of the flushable
-/// queues (kept in sync by `update` and `remove_flushable`).
+/// The bits of `Stream::sets`: membership of each set the map keeps.
+const READABLE: u8 = 1;
+const WRITABLE: u8 = 2;
+const ALMOST_FULL: u8 = 4;
+const BLOCKED: u8 = 8;
+/// Membership of the flushable queues (kept in sync by `update` and
+/// `remove_flushable`).
 const FLUSHABLE_BIT: u8 = 16;
+
+/// A stream's set memberships after a change, and before.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Membership {
+    bits: u8,
+    old: u8,
+    urgency: u8,
+    incremental: bool,
+}
+
+impl Membership {
+    /// A collected stream: it leaves every set.
+    const GONE: Membership = Membership {
+        bits: 0,
+        old: 0xff,
+        urgency: 0,
+        incremental: false,
+    };
+
+    /// Recomputes `s`'s memberships and records them in it.
+    pub(crate) fn refresh(s: &mut Stream) -> Membership {
+        let bits = (u8::from(s.is_readable()) * READABLE)
+            | (u8::from(s.is_writable()) * WRITABLE)
+            | (u8::from(s.is_almost_full()) * ALMOST_FULL)
+            | (u8::from(s.blocked_at().is_some()) * BLOCKED)
+            | (u8::from(s.is_flushable()) * FLUSHABLE_BIT);
+        let old = std::mem::replace(&mut s.sets, bits);
+        Membership {
+            bits,
+            old,
+            urgency: s.urgency,
+            incremental: s.incremental,
+        }
+    }
+}
 
 /// A keyed multiply-rotate hash for stream IDs: SipHash costs more than
 /// the lookup it guards. The key is random per map, and the peer can open
@@ -501,25 +541,27 @@ impl StreamMap {
     /// [`StreamMap::update`], returning whether the stream is flushable
     /// and its (urgency, incremental).
     fn update_sets(&mut self, id: u64) -> (bool, (u8, bool)) {
-        const READABLE: u8 = 1;
-        const WRITABLE: u8 = 2;
-        const ALMOST_FULL: u8 = 4;
-        const BLOCKED: u8 = 8;
         // One lookup: the new bits are stored as they are computed.
-        let (bits, old, flushable, prio) = match self.streams.get_mut(&id) {
-            Some(s) => {
-                let flushable = s.is_flushable();
-                let bits = (u8::from(s.is_readable()) * READABLE)
-                    | (u8::from(s.is_writable()) * WRITABLE)
-                    | (u8::from(s.is_almost_full()) * ALMOST_FULL)
-                    | (u8::from(s.blocked_at().is_some()) * BLOCKED)
-                    | (u8::from(flushable) * FLUSHABLE_BIT);
-                let old = std::mem::replace(&mut s.sets, bits);
-                (bits, old, flushable, (s.urgency, s.incremental))
-            }
-            // A collected stream leaves every set.
-            None => (0, 0xff, false, (0, false)),
-        };
+        let m = self
+            .streams
+            .get_mut(&id)
+            .map_or(Membership::GONE, Membership::refresh);
+        self.apply(id, m)
+    }
+
+    /// Moves `id` between the sets as `m` (from [`Membership::refresh`] on
+    /// it) says; returns whether it is flushable and its (urgency,
+    /// incremental). Callers holding the stream already refresh it
+    /// themselves and call this, saving a lookup.
+    pub(super) fn apply(&mut self, id: u64, m: Membership) -> (bool, (u8, bool)) {
+        let Membership {
+            bits,
+            old,
+            urgency,
+            incremental,
+        } = m;
+        let flushable = bits & FLUSHABLE_BIT != 0;
+        let prio = (urgency, incremental);
         let changed = bits ^ old;
         if changed != 0 {
             if changed & READABLE != 0 {
@@ -576,7 +618,17 @@ impl StreamMap {
     /// Records that `id` sent a frame: an incremental stream goes to the
     /// back of its urgency's round-robin; then memberships are refreshed.
     pub(crate) fn on_flushed(&mut self, id: u64) {
-        let (flushable, (urgency, incremental)) = self.update_sets(id);
+        let m = self
+            .streams
+            .get_mut(&id)
+            .map_or(Membership::GONE, Membership::refresh);
+        self.on_flushed_with(id, m);
+    }
+
+    /// [`StreamMap::on_flushed`] for a caller that refreshed the stream
+    /// itself.
+    pub(crate) fn on_flushed_with(&mut self, id: u64, m: Membership) {
+        let (flushable, (urgency, incremental)) = self.apply(id, m);
         if !(flushable && incremental) {
             return;
         }

@@ -22,7 +22,7 @@ mod tests;
 #[allow(unused_imports)]
 pub(crate) use flow::FlowControl;
 #[allow(unused_imports)]
-pub(crate) use map::{StreamLimits, StreamMap};
+pub(crate) use map::{Membership, StreamLimits, StreamMap};
 pub(crate) use recv::RecvBuf;
 pub(crate) use send::SendBuf;
 

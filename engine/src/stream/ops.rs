@@ -14,6 +14,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::map::Membership;
 use super::{Stream, StreamMap};
 use crate::{Error, Result};
 
@@ -26,8 +27,10 @@ impl StreamMap {
     /// an unknown stream or one without a receive half, `Done` when nothing
     /// is readable, `StreamReset(code)` once the peer reset it.
     pub(crate) fn recv(&mut self, id: u64, out: &mut [u8]) -> Result<(usize, bool)> {
-        let res = self.existing_mut(id)?.recv_mut()?.read(out);
-        self.update(id);
+        let s = self.existing_mut(id)?;
+        let res = s.recv_mut()?.read(out);
+        let m = Membership::refresh(s);
+        self.apply(id, m);
         res
     }
 
@@ -43,11 +46,10 @@ impl StreamMap {
         conn_cap: usize,
     ) -> Result<usize> {
         let n = buf.len().min(conn_cap);
-        let res = self
-            .get_or_create(id, true)?
-            .send_mut()?
-            .write(&buf[..n], fin && n == buf.len());
-        self.update(id);
+        let s = self.get_or_create(id, true)?;
+        let res = s.send_mut()?.write(&buf[..n], fin && n == buf.len());
+        let m = Membership::refresh(s);
+        self.apply(id, m);
         res
     }
 
@@ -154,8 +156,9 @@ impl StreamMap {
         r.write(offset, data, fin)?;
         let newly = r.highest_offset() - high;
         let dropped = r.consumed() - consumed;
+        let m = Membership::refresh(s);
         self.discarded += dropped;
-        self.update(id);
+        self.apply(id, m);
         Ok(newly)
     }
 
@@ -218,9 +221,13 @@ impl StreamMap {
 
     /// A STREAM frame we sent was acknowledged.
     pub(crate) fn on_stream_acked(&mut self, id: u64, offset: u64, len: usize, fin: bool) {
-        if let Some(send) = self.get_mut(id).and_then(|s| s.send.as_mut()) {
+        if let Some(s) = self.get_mut(id) {
+            let Some(send) = s.send.as_mut() else {
+                return;
+            };
             send.on_ack(offset, len, fin);
-            self.update(id);
+            let m = Membership::refresh(s);
+            self.apply(id, m);
         }
     }
 
