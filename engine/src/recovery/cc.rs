@@ -15,6 +15,10 @@ pub(crate) fn initial_window(mss: usize) -> usize {
     (10 * mss).min(14720.max(2 * mss))
 }
 
+fn clamp_u32(v: usize) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
 /// kMinimumWindow: 2 * mss (RFC 9002 §7.2).
 pub(crate) fn minimum_window(mss: usize) -> usize {
     2 * mss
@@ -41,17 +45,19 @@ pub(crate) struct Congestion {
     /// whether the sender used its window (RFC 9002 §7.8), whatever held
     /// it back (the application, a pacer, a batching caller). A round ends
     /// when a packet sent after it began is acknowledged.
-    max_in_flight: usize,
-    prev_max_in_flight: usize,
+    // (u32: bytes in flight stay far below 4 GiB, and every byte of this
+    // struct is paid per connection.)
+    max_in_flight: u32,
+    prev_max_in_flight: u32,
     /// The round is over once an ACK covers this packet number: the first
     /// one sent after the round began.
-    round_end_pn: Option<u64>,
-    /// The next packet number to be sent (Application space).
-    next_pn: u64,
+    /// `u64::MAX` until the first Application packet.
+    round_end_pn: u64,
     /// The window when this round began, and when the ACK being processed
     /// ended the round (before it grew the window).
     round_cwnd: usize,
-    round_over: Option<usize>,
+    /// 0, or the window when the ACK being processed ended the round.
+    round_over: usize,
     pacing: bool,
     pub(crate) cubic: Cubic,
     pub(crate) hystart: HyStart,
@@ -79,10 +85,9 @@ impl Congestion {
             ss_this_ack: 0,
             max_in_flight: 0,
             prev_max_in_flight: 0,
-            round_end_pn: None,
-            next_pn: 0,
+            round_end_pn: u64::MAX,
             round_cwnd: initial_window(mss),
-            round_over: None,
+            round_over: 0,
             pacing,
             cubic: Cubic::default(),
             hystart: HyStart::new(hystart),
@@ -135,10 +140,9 @@ impl Congestion {
     ) {
         if epoch == Epoch::Application {
             self.hystart.on_packet_sent(pkt_num);
-            self.round_end_pn.get_or_insert(pkt_num);
-            self.next_pn = pkt_num + 1;
+            self.round_end_pn = self.round_end_pn.min(pkt_num);
         }
-        self.max_in_flight = self.max_in_flight.max(bytes_in_flight);
+        self.max_in_flight = self.max_in_flight.max(clamp_u32(bytes_in_flight));
         // Filling the window (no room left for another full packet) ends
         // an application-limited period.
         if self.app_limited && bytes_in_flight + self.mss > self.cwnd {
@@ -156,12 +160,13 @@ impl Congestion {
 
     /// Called once per ACK frame after its packets, with what is still in
     /// flight: when the ACK ended a round, the next one starts from there.
-    pub(crate) fn on_ack_end(&mut self, bytes_in_flight: usize) {
-        if let Some(cwnd) = self.round_over.take() {
+    /// `next_pn` is the next Application packet number to be sent.
+    pub(crate) fn on_ack_end(&mut self, bytes_in_flight: usize, next_pn: u64) {
+        if self.round_over != 0 {
             self.prev_max_in_flight = self.max_in_flight;
-            self.max_in_flight = bytes_in_flight;
-            self.round_end_pn = Some(self.next_pn);
-            self.round_cwnd = cwnd;
+            self.max_in_flight = clamp_u32(bytes_in_flight);
+            self.round_end_pn = next_pn;
+            self.round_cwnd = std::mem::take(&mut self.round_over);
         }
     }
 
@@ -173,7 +178,7 @@ impl Congestion {
     /// application or a pacer keeps a window, and send buffers sized from
     /// it, that match what it really sends (at most about four times it).
     fn window_used(&self) -> bool {
-        let used = self.max_in_flight.max(self.prev_max_in_flight);
+        let used = self.max_in_flight.max(self.prev_max_in_flight) as usize;
         if self.in_slow_start() {
             2 * used >= self.round_cwnd.min(self.cwnd)
         } else {
@@ -198,11 +203,8 @@ impl Congestion {
         srtt: Duration,
         now: Instant,
     ) {
-        if epoch == Epoch::Application
-            && self.round_over.is_none()
-            && self.round_end_pn.is_some_and(|r| pkt_num >= r)
-        {
-            self.round_over = Some(self.cwnd);
+        if epoch == Epoch::Application && self.round_over == 0 && pkt_num >= self.round_end_pn {
+            self.round_over = self.cwnd.max(1);
         }
         if epoch == Epoch::Application
             && self.hystart.on_packet_acked(pkt_num) == hystart::Action::EnterCongestionAvoidance

@@ -12,10 +12,10 @@ use std::time::Duration;
 const MIN_RTT_THRESH: Duration = Duration::from_millis(4);
 const MAX_RTT_THRESH: Duration = Duration::from_millis(16);
 const MIN_RTT_DIVISOR: u32 = 8;
-const N_RTT_SAMPLE: usize = 8;
+const N_RTT_SAMPLE: u32 = 8;
 /// cwnd growth in CSS is divided by this (RFC 9406 §4.3).
 pub(crate) const CSS_GROWTH_DIVISOR: usize = 4;
-const CSS_ROUNDS: usize = 5;
+const CSS_ROUNDS: u32 = 5;
 /// Per-ACK slow-start growth limit L in full-size datagrams for a
 /// non-paced sender (RFC 9406 §4.3; infinite when paced).
 pub(crate) const L_NON_PACED: usize = 8;
@@ -40,15 +40,35 @@ pub(crate) enum Action {
     EnterCongestionAvoidance,
 }
 
+/// An optional RTT in 8 bytes (nanoseconds, `u64::MAX` for none): this
+/// state lives in every connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct OptRtt(u64);
+
+impl OptRtt {
+    const NONE: OptRtt = OptRtt(u64::MAX);
+
+    fn some(d: Duration) -> Self {
+        OptRtt(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1))
+    }
+
+    fn get(self) -> Option<Duration> {
+        (self != Self::NONE).then(|| Duration::from_nanos(self.0))
+    }
+}
+
+/// `window_end` when no round runs (packet numbers stay below 2^62).
+const NO_ROUND: u64 = u64::MAX;
+
 #[derive(Debug)]
 pub(crate) struct HyStart {
     phase: Phase,
-    window_end: Option<u64>,
-    last_round_min_rtt: Option<Duration>,
-    current_round_min_rtt: Option<Duration>,
-    rtt_sample_count: usize,
-    css_baseline_min_rtt: Option<Duration>,
-    css_rounds: usize,
+    window_end: u64,
+    last_round_min_rtt: OptRtt,
+    current_round_min_rtt: OptRtt,
+    rtt_sample_count: u32,
+    css_baseline_min_rtt: OptRtt,
+    css_rounds: u32,
 }
 
 impl HyStart {
@@ -59,11 +79,11 @@ impl HyStart {
             } else {
                 Phase::Done
             },
-            window_end: None,
-            last_round_min_rtt: None,
-            current_round_min_rtt: None,
+            window_end: NO_ROUND,
+            last_round_min_rtt: OptRtt::NONE,
+            current_round_min_rtt: OptRtt::NONE,
             rtt_sample_count: 0,
-            css_baseline_min_rtt: None,
+            css_baseline_min_rtt: OptRtt::NONE,
             css_rounds: 0,
         }
     }
@@ -78,13 +98,13 @@ impl HyStart {
 
     /// An Application-space packet was sent: start a round if none runs.
     pub(crate) fn on_packet_sent(&mut self, pkt_num: u64) {
-        if self.phase == Phase::Done || self.window_end.is_some() {
+        if self.phase == Phase::Done || self.window_end != NO_ROUND {
             return;
         }
         // RFC 9406 §4.2: at the start of each round.
-        self.window_end = Some(pkt_num);
+        self.window_end = pkt_num;
         self.last_round_min_rtt = self.current_round_min_rtt;
-        self.current_round_min_rtt = None;
+        self.current_round_min_rtt = OptRtt::NONE;
         self.rtt_sample_count = 0;
     }
 
@@ -93,32 +113,30 @@ impl HyStart {
         if self.phase == Phase::Done {
             return;
         }
-        self.current_round_min_rtt = Some(self.current_round_min_rtt.map_or(rtt, |m| m.min(rtt)));
+        let cur = self.current_round_min_rtt.get().map_or(rtt, |m| m.min(rtt));
+        self.current_round_min_rtt = OptRtt::some(cur);
         self.rtt_sample_count += 1;
         if self.rtt_sample_count < N_RTT_SAMPLE {
             return;
         }
-        let Some(cur) = self.current_round_min_rtt else {
-            return;
-        };
         match self.phase {
             Phase::SlowStart => {
-                let Some(last) = self.last_round_min_rtt else {
+                let Some(last) = self.last_round_min_rtt.get() else {
                     return;
                 };
                 let thresh = (last / MIN_RTT_DIVISOR).clamp(MIN_RTT_THRESH, MAX_RTT_THRESH);
                 if cur >= last + thresh {
                     // RFC 9406 §4.3: delay increase, enter CSS.
-                    self.css_baseline_min_rtt = Some(cur);
+                    self.css_baseline_min_rtt = OptRtt::some(cur);
                     self.css_rounds = 0;
                     self.phase = Phase::Css;
                 }
             }
             Phase::Css => {
-                if self.css_baseline_min_rtt.is_some_and(|b| cur < b) {
+                if self.css_baseline_min_rtt.get().is_some_and(|b| cur < b) {
                     // RFC 9406 §4.3: the increase was spurious, back to
                     // slow start.
-                    self.css_baseline_min_rtt = None;
+                    self.css_baseline_min_rtt = OptRtt::NONE;
                     self.phase = Phase::SlowStart;
                 }
             }
@@ -128,10 +146,10 @@ impl HyStart {
 
     /// An Application-space packet was acknowledged.
     pub(crate) fn on_packet_acked(&mut self, pkt_num: u64) -> Action {
-        if self.phase == Phase::Done || self.window_end.is_none_or(|w| pkt_num < w) {
+        if self.phase == Phase::Done || self.window_end == NO_ROUND || pkt_num < self.window_end {
             return Action::None;
         }
-        self.window_end = None;
+        self.window_end = NO_ROUND;
         if self.phase == Phase::Css {
             self.css_rounds += 1;
             if self.css_rounds >= CSS_ROUNDS {
@@ -145,6 +163,6 @@ impl HyStart {
     /// Loss or persistent congestion ends HyStart++ (RFC 9406 §4.3).
     pub(crate) fn on_congestion(&mut self) {
         self.phase = Phase::Done;
-        self.window_end = None;
+        self.window_end = NO_ROUND;
     }
 }

@@ -43,6 +43,7 @@ impl<T> Recovery<T> {
         out: &mut AckOutcome<T>,
     ) -> Result<(), Error> {
         out.clear();
+        self.settle_timer();
         self.now_hint = Some(now);
         self.handshake_confirmed |= handshake_confirmed;
         let Some(largest) = self.collect_acked(epoch, ranges, out)? else {
@@ -92,7 +93,10 @@ impl<T> Recovery<T> {
                     .on_packet_acked(epoch, p.pkt_num, p.size, p.time_sent, srtt, now);
             }
         }
-        self.cc.on_ack_end(self.bytes_in_flight());
+        let next_pn = self.spaces[Epoch::Application.idx()]
+            .largest_sent
+            .map_or(0, |l| l + 1);
+        self.cc.on_ack_end(self.bytes_in_flight(), next_pn);
         self.stats.max_cwnd = self.stats.max_cwnd.max(self.cc.cwnd);
         // RFC 9002 A.7: a client unsure whether the server validated its
         // address keeps the PTO backoff.
@@ -232,6 +236,7 @@ impl<T> Recovery<T> {
         peer_completed_address_validation: bool,
         now: Instant,
     ) -> TimeoutOutcome<T> {
+        self.settle_timer();
         self.now_hint = Some(now);
         if (handshake_confirmed && !self.handshake_confirmed)
             || (peer_completed_address_validation && !self.peer_validated)
@@ -341,8 +346,16 @@ impl<T> Recovery<T> {
 
     /// SetLossDetectionTimer (RFC 9002 A.8).
     pub(super) fn set_loss_detection_timer(&mut self, now: Instant) {
-        self.timer_due = None;
+        self.timer_stale = false;
         self.timer = self.compute_loss_detection_timer(now);
+    }
+
+    /// Computes a timer left stale by the last send, as of that send,
+    /// before `now_hint` moves on.
+    pub(super) fn settle_timer(&mut self) {
+        if let (true, Some(at)) = (self.timer_stale, self.now_hint) {
+            self.set_loss_detection_timer(at);
+        }
     }
 
     /// The deadline SetLossDetectionTimer (RFC 9002 A.8) arms at `now`.
@@ -386,7 +399,7 @@ impl<T> Recovery<T> {
         match self.now_hint {
             Some(now) => self.set_loss_detection_timer(now),
             None => {
-                self.timer_due = None;
+                self.timer_stale = false;
                 self.timer = None;
             }
         }

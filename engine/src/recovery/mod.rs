@@ -253,9 +253,9 @@ pub(crate) struct Recovery<T> {
     pacer: Pacer,
     pto_count: u32,
     timer: Option<Instant>,
-    /// When set, `timer` is stale: it is what SetLossDetectionTimer would
-    /// arm at this time (the last send), computed on demand.
-    timer_due: Option<Instant>,
+    /// `timer` is stale: it is what SetLossDetectionTimer would arm at
+    /// `now_hint` (the last send), computed on demand.
+    timer_stale: bool,
     handshake_confirmed: bool,
     peer_validated: bool,
     amplification_blocked: bool,
@@ -281,7 +281,7 @@ impl<T> Recovery<T> {
             pacer: Pacer::new(cfg.pacing, mss),
             pto_count: 0,
             timer: None,
-            timer_due: None,
+            timer_stale: false,
             handshake_confirmed: false,
             peer_validated: false,
             amplification_blocked: false,
@@ -295,7 +295,6 @@ impl<T> Recovery<T> {
     /// space; a packet that does not, or one sent in a discarded space, is
     /// ignored (and logged) since it is a caller bug.
     pub(crate) fn on_packet_sent(&mut self, epoch: Epoch, pkt: SentPacket<T>, now: Instant) {
-        self.now_hint = Some(now);
         let space = &mut self.spaces[epoch.idx()];
         if space.discarded || space.largest_sent.is_some_and(|l| pkt.pkt_num <= l) {
             tracing::error!(
@@ -306,6 +305,9 @@ impl<T> Recovery<T> {
             );
             return;
         }
+        // (A stale timer is recomputed as of this send: what computing it
+        // at every send would have left.)
+        self.now_hint = Some(now);
         self.stats.sent_count += 1;
         self.stats.sent_bytes += pkt.size as u64;
         let (in_flight, pn, size) = (pkt.in_flight, pkt.pkt_num, pkt.size);
@@ -318,14 +320,14 @@ impl<T> Recovery<T> {
         }
         // The timer is set as of this send, but computed when read: a
         // burst of packets costs one computation, not one each.
-        self.timer_due = Some(now);
+        self.timer_stale = true;
     }
 
     /// The loss detection timer's deadline, if armed (RFC 9002 A.8).
     pub(crate) fn loss_detection_timer(&self) -> Option<Instant> {
-        match self.timer_due {
-            Some(now) => self.compute_loss_detection_timer(now),
-            None => self.timer,
+        match self.now_hint {
+            Some(now) if self.timer_stale => self.compute_loss_detection_timer(now),
+            _ => self.timer,
         }
     }
 
@@ -461,6 +463,7 @@ impl<T> Recovery<T> {
     /// The sender had window to use but nothing to send (RFC 9002 §7.8):
     /// the window does not grow until a send fills it again.
     pub(crate) fn on_app_limited(&mut self, now: Instant) {
+        self.settle_timer();
         self.now_hint = Some(now);
         self.cc.on_app_limited(now);
     }
