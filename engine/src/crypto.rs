@@ -115,6 +115,25 @@ impl Algorithm {
     }
 }
 
+/// The HkdfLabel structure (RFC 8446 §7.1) for `label` with an empty
+/// context and an output of `out_len` bytes; returns it and its length.
+fn hkdf_label(label: &[u8], out_len: usize) -> Result<([u8; 2 + 1 + 255 + 1], usize)> {
+    const PREFIX: &[u8] = b"tls13 ";
+    let mut info = [0u8; 2 + 1 + 255 + 1];
+    let label_len = PREFIX.len() + label.len();
+    let out_len = u16::try_from(out_len).map_err(|_| Error::CryptoFail)?;
+    if label_len > 255 {
+        return Err(Error::CryptoFail);
+    }
+    info[..2].copy_from_slice(&out_len.to_be_bytes());
+    info[2] = label_len as u8;
+    info[3..3 + PREFIX.len()].copy_from_slice(PREFIX);
+    info[3 + PREFIX.len()..3 + label_len].copy_from_slice(label);
+    // Zero-length context.
+    info[3 + label_len] = 0;
+    Ok((info, 4 + label_len))
+}
+
 /// HKDF-Expand-Label from TLS 1.3 (RFC 8446 §7.1) with an empty context,
 /// as QUIC uses it (RFC 9001 §5.1).
 pub fn hkdf_expand_label(
@@ -123,21 +142,77 @@ pub fn hkdf_expand_label(
     label: &[u8],
     out: &mut [u8],
 ) -> Result<()> {
-    const PREFIX: &[u8] = b"tls13 ";
-    let mut info = [0u8; 2 + 1 + 255 + 1];
-    let label_len = PREFIX.len() + label.len();
-    if label_len > 255 || out.len() > usize::from(u16::MAX) {
-        return Err(Error::CryptoFail);
-    }
-    info[..2].copy_from_slice(&(out.len() as u16).to_be_bytes());
-    info[2] = label_len as u8;
-    info[3..3 + PREFIX.len()].copy_from_slice(PREFIX);
-    info[3 + PREFIX.len()..3 + label_len].copy_from_slice(label);
-    // Zero-length context.
-    info[3 + label_len] = 0;
+    let (info, n) = hkdf_label(label, out.len())?;
     HkdfSuite::new(alg.digest())
-        .expand(secret, &info[..4 + label_len], out)
+        .expand(secret, &info[..n], out)
         .map_err(|_| Error::CryptoFail)
+}
+
+/// HKDF-Expand-Label (empty context) of one secret for several labels,
+/// each output at most one hash long (QUIC's keys, IVs, header-protection
+/// keys and next secrets: RFC 9001 §5.1, §6.1). The secret's HMAC key
+/// schedule (the ipad/opad blocks) is computed once and rewound for each
+/// label, where [`hkdf_expand_label`] keys HMAC again every time; a
+/// handshake derives some fifteen values per side this way.
+pub fn hkdf_expand_labels(
+    alg: Algorithm,
+    secret: &[u8],
+    outs: &mut [(&[u8], &mut [u8])],
+) -> Result<()> {
+    let md = alg.digest();
+    let hash_len = md.size();
+    // SAFETY (whole block): `ctx` is a local HMAC_CTX that is initialised
+    // before use, never moved while in use, and cleaned up on every path;
+    // every pointer passed comes from a live slice with its length, and
+    // `t` has room for any digest (EVP_MAX_MD_SIZE is 64).
+    unsafe {
+        let mut ctx: ffi::HMAC_CTX = std::mem::zeroed();
+        ffi::HMAC_CTX_init(&mut ctx);
+        let mut ok = ffi::HMAC_Init_ex(
+            &mut ctx,
+            secret.as_ptr().cast(),
+            secret.len(),
+            md.as_ptr(),
+            std::ptr::null_mut(),
+        ) == 1;
+        for (label, out) in outs.iter_mut() {
+            if !ok {
+                break;
+            }
+            let Ok((info, n)) = hkdf_label(label, out.len()) else {
+                ok = false;
+                break;
+            };
+            if out.len() > hash_len {
+                ok = false;
+                break;
+            }
+            // T(1) = HMAC(secret, info || 0x01) (RFC 5869 §2.3); a null key
+            // with the same digest rewinds to the keyed state.
+            let mut t = [0u8; 64];
+            let mut t_len: std::os::raw::c_uint = 0;
+            ok = ffi::HMAC_Init_ex(
+                &mut ctx,
+                std::ptr::null(),
+                0,
+                std::ptr::null(),
+                std::ptr::null_mut(),
+            ) == 1
+                && ffi::HMAC_Update(&mut ctx, info.as_ptr(), n) == 1
+                && ffi::HMAC_Update(&mut ctx, [1u8].as_ptr(), 1) == 1
+                && ffi::HMAC_Final(&mut ctx, t.as_mut_ptr(), &mut t_len) == 1
+                && t_len as usize == hash_len;
+            if ok {
+                out.copy_from_slice(&t[..out.len()]);
+            }
+        }
+        ffi::HMAC_CTX_cleanup(&mut ctx);
+        if !ok {
+            clear_errors();
+            return Err(Error::CryptoFail);
+        }
+    }
+    Ok(())
 }
 
 /// The client and server Initial secrets for a client-chosen destination
@@ -148,8 +223,11 @@ pub fn initial_secrets(dcid: &[u8]) -> Result<([u8; 32], [u8; 32])> {
         .map_err(|_| Error::CryptoFail)?;
     let mut client = [0u8; 32];
     let mut server = [0u8; 32];
-    hkdf_expand_label(Algorithm::Aes128Gcm, &prk, b"client in", &mut client)?;
-    hkdf_expand_label(Algorithm::Aes128Gcm, &prk, b"server in", &mut server)?;
+    hkdf_expand_labels(
+        Algorithm::Aes128Gcm,
+        &prk,
+        &mut [(b"client in", &mut client), (b"server in", &mut server)],
+    )?;
     Ok((client, server))
 }
 
@@ -366,9 +444,11 @@ impl DirectionalKeys {
         let mut hp = [0u8; 32];
         let key = &mut key[..alg.key_len()];
         let hp = &mut hp[..alg.hp_key_len()];
-        hkdf_expand_label(alg, secret, b"quic key", key)?;
-        hkdf_expand_label(alg, secret, b"quic iv", &mut iv)?;
-        hkdf_expand_label(alg, secret, b"quic hp", hp)?;
+        hkdf_expand_labels(
+            alg,
+            secret,
+            &mut [(b"quic key", key), (b"quic iv", &mut iv), (b"quic hp", hp)],
+        )?;
         let mut s = [0u8; MAX_SECRET_LEN];
         s[..secret.len()].copy_from_slice(secret);
         Ok(DirectionalKeys {
@@ -401,13 +481,14 @@ impl DirectionalKeys {
         )?;
         let mut key = [0u8; 32];
         let mut iv = [0u8; NONCE_LEN];
-        hkdf_expand_label(
+        hkdf_expand_labels(
             alg,
             &next[..alg.secret_len()],
-            b"quic key",
-            &mut key[..alg.key_len()],
+            &mut [
+                (b"quic key", &mut key[..alg.key_len()]),
+                (b"quic iv", &mut iv),
+            ],
         )?;
-        hkdf_expand_label(alg, &next[..alg.secret_len()], b"quic iv", &mut iv)?;
         Ok((next, PacketKey::new(alg, &key[..alg.key_len()], &iv)?))
     }
 
@@ -452,6 +533,39 @@ pub fn retry_integrity_tag(pseudo: &[u8]) -> Result<[u8; TAG_LEN]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expanding_several_labels_matches_one_at_a_time() {
+        for alg in [
+            Algorithm::Aes128Gcm,
+            Algorithm::Aes256Gcm,
+            Algorithm::ChaCha20Poly1305,
+        ] {
+            let secret: Vec<u8> = (0..alg.secret_len() as u8)
+                .map(|i| i.wrapping_mul(37))
+                .collect();
+            let labels: [&[u8]; 4] = [b"quic key", b"quic iv", b"quic hp", b"quic ku"];
+            let lens = [alg.key_len(), NONCE_LEN, alg.hp_key_len(), alg.secret_len()];
+            let mut bufs: Vec<Vec<u8>> = lens.iter().map(|&n| vec![0u8; n]).collect();
+            let mut outs: Vec<(&[u8], &mut [u8])> = labels
+                .iter()
+                .copied()
+                .zip(bufs.iter_mut().map(|b| b.as_mut_slice()))
+                .collect();
+            hkdf_expand_labels(alg, &secret, &mut outs).unwrap();
+            for (label, got) in labels.iter().zip(&bufs) {
+                let mut want = vec![0u8; got.len()];
+                hkdf_expand_label(alg, &secret, label, &mut want).unwrap();
+                assert_eq!(got, &want, "{alg:?} {}", String::from_utf8_lossy(label));
+            }
+        }
+        // Longer than one hash: refused, not truncated.
+        let mut long = [0u8; 33];
+        assert_eq!(
+            hkdf_expand_labels(Algorithm::Aes128Gcm, &[1; 32], &mut [(b"x", &mut long)]),
+            Err(Error::CryptoFail)
+        );
+    }
 
     fn h(s: &str) -> Vec<u8> {
         hex::decode(s.replace([' ', '\n'], "")).unwrap()
