@@ -713,3 +713,49 @@ fn random_and_mutated_datagrams_never_panic() {
         }
     }
 }
+
+#[test]
+fn application_limited_sender_keeps_its_window() {
+    // RFC 9002 §7.8: a sender whose application writes 2,000 bytes per
+    // round trip never fills its window, so the window must not grow
+    // however many of those rounds are acknowledged (and the send buffer
+    // sized from it stays small).
+    let link = LinkConfig {
+        delay: std::time::Duration::ZERO,
+        ..LinkConfig::default()
+    };
+    let mut p = Pipe::with_configs(
+        &mut test_config(false).unwrap(),
+        &mut test_config(true).unwrap(),
+        link.clone(),
+        link,
+    )
+    .unwrap();
+    p.handshake().unwrap();
+    let cwnd0 = p.client.path_stats().next().unwrap().cwnd;
+    let mut buf = vec![0u8; 4096];
+    let mut got = 0;
+    for round in 0..300u64 {
+        let chunk = pattern(2000);
+        assert_eq!(p.client.stream_send(0, &chunk, false), Ok(2000));
+        // One round trip: data out, ACK back (no virtual time passes, so
+        // no timer fires).
+        for _ in 0..2 {
+            p.flush().unwrap();
+            p.deliver().unwrap();
+        }
+        while let Ok((n, _)) = p.server.stream_recv(0, &mut buf) {
+            got += n;
+        }
+        assert_eq!(got as u64, (round + 1) * 2000, "round {round}");
+    }
+    let cwnd = p.client.path_stats().next().unwrap().cwnd;
+    assert_eq!(
+        cwnd, cwnd0,
+        "window grew from {cwnd0} to {cwnd} without being used"
+    );
+    // A sender that fills it grows it.
+    let data = pattern(3_000_000);
+    assert!(transfer_on(&mut p, 4, &data, 100_000) == data);
+    assert!(p.client.path_stats().next().unwrap().cwnd > cwnd0);
+}
