@@ -15,8 +15,11 @@ use super::pool;
 use crate::{Error, Result};
 
 /// A run of in-order data up to this size grows as a plain vector: a
-/// little unread data on many streams costs what it weighs.
-const SMALL_RUN: usize = 4 * 1024;
+/// little unread data on many streams costs what it weighs. Half a block,
+/// so a run moved into a block is at least half full: allocation stays
+/// within twice the data held (as with a doubling vector), plus at most
+/// one block for the run at a bulk stream's read offset.
+const SMALL_RUN: usize = pool::BLOCK / 2;
 
 /// Data of one contiguous chunk; `pos` bytes at its front were read.
 #[derive(Clone, Debug)]

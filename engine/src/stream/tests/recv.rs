@@ -260,6 +260,28 @@ fn small_unread_data_stays_small() {
     }
 }
 
+#[test]
+fn scattered_runs_allocate_at_most_twice_what_they_hold() {
+    // A peer sending 9,000-byte runs with gaps (nothing readable): each
+    // run outgrows a plain vector and moves into a block, at least half
+    // full, so allocation stays within twice the data held.
+    let mut b = RecvBuf::new(1 << 20, 1 << 20);
+    for k in 0..20u64 {
+        let base = 1 + k * 20_000;
+        for i in 0..9u64 {
+            let off = base + i * 1000;
+            b.write(off, &pattern(off, 1000), false).unwrap();
+        }
+    }
+    assert_eq!(b.buffered(), 20 * 9000);
+    assert!(
+        b.allocated() <= 2 * b.buffered(),
+        "{} allocated for {}",
+        b.allocated(),
+        b.buffered()
+    );
+}
+
 /// Differential test against a simple model: a byte array plus a bitmap of
 /// received offsets. Random frames (overlapping, duplicated, out of order)
 /// and random reads.
