@@ -4,8 +4,9 @@
 //!   (X25519MLKEM768 first), against the crypto ceiling measured in the
 //!   same run: 2 X25519 key generations + 2 derivations + ECDSA P-256 sign
 //!   and verify;
-//! - bulk goodput of 256 MiB on one stream, against the AEAD ceiling of
-//!   sealing and opening the same number of 1350-byte packets.
+//! - bulk goodput of 256 MiB on one stream, whole flights per step and
+//!   streaming (16 datagrams per batch, ACKs after each), against the AEAD
+//!   ceiling of sealing and opening the same number of 1350-byte packets.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
