@@ -313,16 +313,13 @@ pub fn connect(
     // The client's first DCID is random, at least 8 bytes (RFC 9000 §7.2).
     let mut dcid = [0u8; 16];
     boring::rand::rand_bytes(&mut dcid).map_err(|_| Error::CryptoFail)?;
-    Connection::new(
-        scid,
-        None,
-        None,
+    connect_with_dcid(
         server_name,
+        scid,
+        &ConnectionId::from_ref(&dcid),
         local,
         peer,
         config,
-        false,
-        Some(&dcid),
     )
 }
 

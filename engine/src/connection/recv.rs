@@ -573,7 +573,7 @@ impl Connection {
                 self.flow.on_recv(newly)?;
                 self.flow.add_consumed(newly);
                 self.credit_discarded();
-                self.collect_stream_if_done_pub(stream_id);
+                self.collect_stream_if_done(stream_id);
             }
             Frame::StopSending {
                 stream_id,
@@ -779,7 +779,7 @@ impl Connection {
         // one packet long, so it fits a usize.
         let len = usize::try_from(end - start).unwrap_or(usize::MAX);
         self.streams.on_stream_acked(id, start, len, fin);
-        self.collect_stream_if_done_pub(id);
+        self.collect_stream_if_done(id);
     }
 
     fn on_frame_acked(&mut self, epoch: Epoch, f: &SentFrame) {
@@ -795,18 +795,10 @@ impl Connection {
                 .crypto
                 .send
                 .on_ack(offset, len, false),
-            SentFrame::Stream {
-                id,
-                offset,
-                len,
-                fin,
-            } => {
-                self.streams.on_stream_acked(id, offset, len, fin);
-                self.collect_stream_if_done_pub(id);
-            }
+            // STREAM frames are acknowledged in runs by `handle_ack`.
             SentFrame::ResetStream { id, .. } => {
                 self.streams.on_reset_acked(id);
-                self.collect_stream_if_done_pub(id);
+                self.collect_stream_if_done(id);
             }
             SentFrame::HandshakeDone => self.pending.handshake_done = false,
             _ => (),
@@ -823,10 +815,6 @@ impl Connection {
                 self.pending.max_data = true;
             }
         }
-    }
-
-    pub(crate) fn collect_stream_if_done_pub(&mut self, id: u64) {
-        self.collect_stream_if_done(id);
     }
 
     /// Queues what a lost (or Retry-dropped) packet carried again

@@ -546,7 +546,7 @@ impl Connection {
         msd.sort_unstable();
         msd.dedup();
         let mut left = Vec::new();
-        for id in msd.drain(..) {
+        for id in msd {
             let rtt = self.recovery.rtt().smoothed_rtt;
             let Some(max) = self
                 .streams
@@ -561,12 +561,7 @@ impl Connection {
                 left.push(id);
             }
         }
-        if left.is_empty() {
-            // Keeps the allocation for the next updates.
-            self.pending.max_stream_data = msd;
-        } else {
-            self.pending.max_stream_data = left;
-        }
+        self.pending.max_stream_data = left;
         for bidi in [true, false] {
             let flag = if bidi {
                 &mut self.pending.max_streams_bidi

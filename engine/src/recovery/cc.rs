@@ -44,17 +44,15 @@ pub(crate) struct Congestion {
     /// Highest bytes in flight in this round trip and in the previous one:
     /// whether the sender used its window (RFC 9002 §7.8), whatever held
     /// it back (the application, a pacer, a batching caller). A round ends
-    /// when a packet sent after it began is acknowledged.
-    // (u32: bytes in flight stay far below 4 GiB, and every byte of this
-    // struct is paid per connection.)
+    /// when a packet sent after it began is acknowledged. (u32: bytes in
+    /// flight stay far below 4 GiB, and this struct is paid per
+    /// connection.)
     max_in_flight: u32,
     prev_max_in_flight: u32,
-    /// The round is over once an ACK covers this packet number: the first
-    /// one sent after the round began.
-    /// `u64::MAX` until the first Application packet.
+    /// The round is over once an ACK covers this packet number, the first
+    /// one sent after the round began (`u64::MAX` before any).
     round_end_pn: u64,
-    /// The window when this round began, and when the ACK being processed
-    /// ended the round (before it grew the window).
+    /// The window when this round began.
     round_cwnd: usize,
     /// 0, or the window when the ACK being processed ended the round.
     round_over: usize,
@@ -176,7 +174,7 @@ impl Congestion {
     /// congestion avoidance all but one packet. A window that is not used
     /// is not grown (RFC 9002 §7.8), so a sender held back by its
     /// application or a pacer keeps a window, and send buffers sized from
-    /// it, that match what it really sends (at most about four times it).
+    /// it, that match what it really sends (a few times it at most).
     fn window_used(&self) -> bool {
         let used = self.max_in_flight.max(self.prev_max_in_flight) as usize;
         if self.in_slow_start() {

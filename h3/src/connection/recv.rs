@@ -78,35 +78,28 @@ impl Connection {
                 RecvState::Data(_) | RecvState::Skip(_) if st.fin_pending => {
                     return Err(self.frame_error(conn));
                 }
-                RecvState::Data(rem) => {
-                    if total == out.len() {
-                        break;
-                    }
-                    let n = (out.len() - total).min(usize::try_from(rem).unwrap_or(usize::MAX));
-                    match read(conn, stream_id, &mut out[total..total + n])? {
-                        Read::Got(k, fin) => {
-                            total += k;
-                            st.recv = RecvState::Data(rem - k as u64);
-                            st.fin_pending |= fin;
-                        }
-                        Read::Nothing => {
-                            st.data_event = false;
-                            break;
-                        }
-                        Read::Reset(code) => {
-                            self.on_reset(stream_id, code);
-                            break;
-                        }
-                    }
-                }
-                RecvState::Skip(rem) => {
+                RecvState::Data(rem) | RecvState::Skip(rem) => {
+                    // DATA payload goes to `out`; a frame being skipped
+                    // (unknown type) is read into scratch and dropped.
+                    let skip = matches!(st.recv, RecvState::Skip(_));
                     let mut discard = [0u8; 1024];
-                    let n = discard
-                        .len()
-                        .min(usize::try_from(rem).unwrap_or(usize::MAX));
-                    match read(conn, stream_id, &mut discard[..n])? {
+                    let dst = if skip {
+                        &mut discard[..]
+                    } else if total == out.len() {
+                        break;
+                    } else {
+                        &mut out[total..]
+                    };
+                    let n = dst.len().min(usize::try_from(rem).unwrap_or(usize::MAX));
+                    match read(conn, stream_id, &mut dst[..n])? {
                         Read::Got(k, fin) => {
-                            st.recv = RecvState::Skip(rem - k as u64);
+                            let rem = rem - k as u64;
+                            if skip {
+                                st.recv = RecvState::Skip(rem);
+                            } else {
+                                total += k;
+                                st.recv = RecvState::Data(rem);
+                            }
                             st.fin_pending |= fin;
                         }
                         Read::Nothing => {
