@@ -71,25 +71,20 @@ impl Link {
                 "ip", "link", "add", ia, "address", DPDK_MAC, "netns", a, "type", "veth", "peer",
                 "name", ib, "netns", b,
             ],
-            // No IPv6 chatter (router solicitations, MLD) on the link.
-            vec![
+        ];
+        // No IPv6 chatter (router solicitations, MLD) on the link.
+        for ns in [a, b] {
+            steps.push(vec![
                 "ip",
                 "netns",
                 "exec",
-                a,
+                ns,
                 "sysctl",
                 "-qw",
                 "net.ipv6.conf.all.disable_ipv6=1",
-            ],
-            vec![
-                "ip",
-                "netns",
-                "exec",
-                b,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-            ],
+            ]);
+        }
+        steps.extend([
             vec!["ip", "-n", a, "link", "set", ia, "up"],
             vec!["ip", "-n", b, "link", "set", ib, "up"],
             vec!["ip", "-n", b, "addr", "add", &peer, "dev", ib],
@@ -98,7 +93,7 @@ impl Link {
             // field); a NIC would fill it in. DPDK sees the raw frame, so
             // make the kernel compute it.
             vec!["ip", "netns", "exec", b, "ethtool", "-K", ib, "tx", "off"],
-        ];
+        ]);
         let local_cidr = format!("{local}/24");
         if kernel_ip {
             steps.push(vec!["ip", "-n", a, "addr", "add", &local_cidr, "dev", ia]);
