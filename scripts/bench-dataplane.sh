@@ -3,7 +3,8 @@
 # two namespaces, with the same generator, printed side by side.
 #
 #   scripts/bench-dataplane.sh [--duration S] [--size N] [--gen udp|afxdp] [--queues N]
-#       [--gen-core C] [--rx-core C] [--ring-size N] [--prefill [--prefill-count N]]
+#       [--gen-core C] [--rx-core C] [--softirq-core C] [--ring-size N]
+#       [--prefill [--prefill-count N]]
 #       [--only "udp,afxdp drv,..."]   (comma-separated subset of: udp, afxdp skb, afxdp drv, dpdk)
 #
 # The generator and the receiver are pinned (taskset) to --gen-core (0) and
@@ -18,6 +19,17 @@
 # from the generator's speed (rings hold --ring-size frames; udp socket
 # buffers --ring-size x 2 KiB).
 #
+# --softirq-core C moves the kernel's receive work for namespace B off the
+# generator's core: veth delivers on the sending CPU, so without it the
+# generator's core also runs B's IP/UDP stack (udp receiver) or its XDP
+# program (afxdp/dpdk receivers). With it, RPS steers B's backlog to core C
+# and B's NAPI (created when an XDP program is attached) runs threaded,
+# pinned to C: generator, kernel receive and receiver each get a core, as
+# on a receiving host whose NIC interrupts go to their own core.
+#
+# TARTE_BIN=path uses a prebuilt `tarte` (built with --features dpdk for the
+# dpdk row) instead of building one.
+#
 # Needs root (namespaces, XDP). Builds the release binary (with feature dpdk
 # when libdpdk is installed), brings the link up with scripts/netns.sh, runs
 # each receiver in namespace B while the generator runs in A for a bounded
@@ -31,6 +43,7 @@ gen=udp
 queues=1
 gen_core=0
 rx_core=1
+softirq_core=""
 prefill=0
 prefill_count=200000
 ring=2048
@@ -42,6 +55,7 @@ while [ $# -gt 0 ]; do
         --queues) queues=$2; shift 2 ;;
         --gen-core) gen_core=$2; shift 2 ;;
         --rx-core) rx_core=$2; shift 2 ;;
+        --softirq-core) softirq_core=$2; shift 2 ;;
         --ring-size) ring=$2; shift 2 ;;
         --prefill) prefill=1; shift ;;
         --prefill-count) prefill_count=$2; shift 2 ;;
@@ -55,19 +69,44 @@ features=()
 if pkg-config --exists libdpdk 2>/dev/null && [ -f dataplane/src/backend/dpdk.rs ] && [ "${NO_DPDK:-0}" != 1 ]; then
     features=(--features dpdk)
 fi
-if ! cargo build --release -p tarte-dataplane --bin tarte "${features[@]}" >&2; then
+if [ -n "${TARTE_BIN:-}" ]; then
+    tarte=$TARTE_BIN
+elif cargo build --release -p tarte-dataplane --bin tarte "${features[@]}" >&2; then
+    tarte=$CARGO_TARGET_DIR/release/tarte
+else
     [ ${#features[@]} -gt 0 ] || exit 1
     echo "build with dpdk failed; benchmarking without it" >&2
-    features=()
     cargo build --release -p tarte-dataplane --bin tarte >&2
+    tarte=$CARGO_TARGET_DIR/release/tarte
 fi
-tarte=$CARGO_TARGET_DIR/release/tarte
 
 prefix="tbench$$"
 prefix=${prefix:0:12}
 cleanup() { scripts/netns.sh down --prefix "$prefix" || true; }
 trap cleanup EXIT INT TERM
 eval "$(scripts/netns.sh up --prefix "$prefix" --queues "$queues")"
+
+if [ -n "$softirq_core" ]; then
+    mask=$(printf '%x' $((1 << softirq_core)))
+    ip netns exec "$NS_B" sh -c "for q in /sys/class/net/$IF_B/queues/rx-*; do echo $mask > \$q/rps_cpus; done"
+fi
+# B's NAPI exists once a receiver attached an XDP program: make it threaded
+# and pin its threads (named napi/<dev>-<id>, cut to 15 bytes) to the
+# softirq core. Without an XDP program veth has no NAPI and RPS does the job.
+pin_napi() {
+    [ -n "$softirq_core" ] || return 0
+    ip netns exec "$NS_B" sh -c "echo 1 > /sys/class/net/$IF_B/threaded" 2>/dev/null || return 0
+    local comm_prefix="napi/$IF_B"
+    comm_prefix=${comm_prefix:0:15}
+    local f pid n=0
+    for f in /proc/[0-9]*/comm; do
+        if [[ "$(cat "$f" 2>/dev/null)" == "$comm_prefix"* ]]; then
+            pid=${f#/proc/}; pid=${pid%/comm}
+            taskset -pc "$softirq_core" "$pid" >/dev/null 2>&1 && n=$((n + 1))
+        fi
+    done
+    echo "$1: $n NAPI thread(s) of $IF_B pinned to cpu $softirq_core" >&2
+}
 
 backends=(udp "afxdp skb" "afxdp drv")
 if "$tarte" bench rx --help | grep -q -- --dpdk-args; then
@@ -112,6 +151,7 @@ for b in "${backends[@]}"; do
     ip netns exec "$NS_B" taskset -c "$rx_core" "$tarte" bench rx "${rx_args[@]}" >"$out" 2>/dev/null &
     rx_pid=$!
     sleep 1.5 # let the receiver attach its XDP program / bind
+    pin_napi "$b"
     tx_json=$(ip netns exec "$NS_A" taskset -c "$gen_core" "$tarte" bench tx "${gen_args[@]}" 2>/dev/null || echo '{}')
     wait "$rx_pid" || echo "receiver $b failed" >&2
     rx_json=$(cat "$out"); rm -f "$out"
@@ -124,8 +164,9 @@ done
 
 echo
 what="tx -> rx"
+kernel_rx=${softirq_core:-"$gen_core (the sender's)"}
 [ "$prefill" = 1 ] && what="prefill ($prefill_count sent, then drained)"
-echo "$what over veth ($NS_A -> $NS_B), generator: $gen on cpu $gen_core, receiver on cpu $rx_core, payload $size B, ${duration}s, $queues queue(s), ring $ring"
+echo "$what over veth ($NS_A -> $NS_B), generator: $gen on cpu $gen_core, receiver on cpu $rx_core, kernel rx on cpu $kernel_rx, payload $size B, ${duration}s, $queues queue(s), ring $ring"
 printf '%-10s %9s %10s %9s %10s %6s %8s %9s %8s %9s\n' backend "gen Mpps" "gen pkts" "rx Mpps" "rx pkts" drops "rx ns/p" "xdp drop" "ringfull" "fillempty"
 udp_rx=""
 for r in "${results[@]}"; do
