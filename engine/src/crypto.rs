@@ -516,6 +516,22 @@ impl DirectionalKeys {
         let secret = if is_server { server } else { client };
         DirectionalKeys::from_secret(Algorithm::Aes128Gcm, &secret)
     }
+
+    /// An endpoint's Initial keys in both directions, (open, seal), from
+    /// one HKDF-Extract: a server opens with the client's keys and seals
+    /// with its own, a client the other way round (RFC 9001 §5.2).
+    pub fn initial_pair(dcid: &[u8], is_server: bool) -> Result<(Self, Self)> {
+        let (client, server) = initial_secrets(dcid)?;
+        let (open, seal) = if is_server {
+            (client, server)
+        } else {
+            (server, client)
+        };
+        Ok((
+            DirectionalKeys::from_secret(Algorithm::Aes128Gcm, &open)?,
+            DirectionalKeys::from_secret(Algorithm::Aes128Gcm, &seal)?,
+        ))
+    }
 }
 
 /// The Retry integrity tag over a pseudo-packet (RFC 9001 §5.8):
@@ -600,6 +616,27 @@ mod tests {
         assert_eq!(key.to_vec(), h("cf3a5331653c364c88f0f379b6067e37"));
         assert_eq!(iv.to_vec(), h("0ac1493ca1905853b0bba03e"));
         assert_eq!(hp.to_vec(), h("c206b8d9b9f0f37644430b490eeaa314"));
+    }
+
+    // Both directions from one extract: a server opens with the client's
+    // Initial secret and seals with its own; a client the other way round.
+    #[test]
+    fn initial_pair_directions() {
+        let dcid = h("8394c8f03e515708");
+        let client = h("c00cf151ca5be075ed0ebfb5c80323c42d6b7db67881289af4008f1f6c357aea");
+        let server = h("3c199828fd139efd216c155ad844cc81fb82fa8d7446fa7d78be803acdda951b");
+        let (open, seal) = DirectionalKeys::initial_pair(&dcid, true).unwrap();
+        assert_eq!((open.secret(), seal.secret()), (&client[..], &server[..]));
+        let (open, seal) = DirectionalKeys::initial_pair(&dcid, false).unwrap();
+        assert_eq!((open.secret(), seal.secret()), (&server[..], &client[..]));
+        // And the packet keys agree: what the client seals, the server opens.
+        let (s_open, _) = DirectionalKeys::initial_pair(&dcid, true).unwrap();
+        let mut buf = b"client initial payload".to_vec();
+        let n = buf.len();
+        buf.resize(n + TAG_LEN, 0);
+        seal.packet.seal_in_place(2, b"hdr", &mut buf, n).unwrap();
+        let m = s_open.packet.open_in_place(2, b"hdr", &mut buf).unwrap();
+        assert_eq!(&buf[..m], b"client initial payload");
     }
 
     // RFC 9001 Appendix A.5: ChaCha20-Poly1305 secret, keys and key update.

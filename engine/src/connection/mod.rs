@@ -520,8 +520,9 @@ impl Connection {
     pub(crate) fn install_initial_keys(&mut self, dcid: &[u8]) -> Result<()> {
         use crate::crypto::DirectionalKeys;
         let sp = &mut self.spaces[Epoch::Initial as usize];
-        sp.open = Some(Box::new(DirectionalKeys::initial(dcid, !self.is_server)?));
-        sp.seal = Some(Box::new(DirectionalKeys::initial(dcid, self.is_server)?));
+        let (open, seal) = DirectionalKeys::initial_pair(dcid, self.is_server)?;
+        sp.open = Some(Box::new(open));
+        sp.seal = Some(Box::new(seal));
         Ok(())
     }
 
