@@ -83,7 +83,8 @@ pub struct Stats {
     pub sent: usize,
     /// Packets declared lost.
     pub lost: usize,
-    /// Packets retransmitted (carrying retransmitted data).
+    /// Packets sent that carry stream or CRYPTO data sent before (a
+    /// retransmission of lost or probed data).
     pub retrans: usize,
     /// Bytes sent (UDP payloads).
     pub sent_bytes: u64,
@@ -91,7 +92,7 @@ pub struct Stats {
     pub recv_bytes: u64,
     /// Bytes of lost packets.
     pub lost_bytes: u64,
-    /// Stream bytes retransmitted.
+    /// Stream bytes sent again (counted when sent, not when lost).
     pub stream_retrans_bytes: u64,
     /// Number of known paths.
     pub paths_count: usize,

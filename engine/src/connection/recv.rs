@@ -833,10 +833,7 @@ impl Connection {
                     offset,
                     len,
                     fin,
-                } => {
-                    self.stats.stream_retrans_bytes += len as u64;
-                    self.streams.on_stream_lost(id, offset, len, fin);
-                }
+                } => self.streams.on_stream_lost(id, offset, len, fin),
                 SentFrame::ResetStream {
                     id,
                     error_code,

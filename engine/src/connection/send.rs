@@ -213,6 +213,8 @@ impl Connection {
         let mut frames = SentFrames::new();
         let mut ack_eliciting = false;
         let mut in_flight = false;
+        // Whether the packet carries stream or CRYPTO data sent before.
+        let mut resent = false;
 
         let cwnd_ok =
             self.recovery.cwnd_available() >= MIN_PACKET_ROOM || self.spaces[ei].probes > 0;
@@ -239,9 +241,10 @@ impl Connection {
                 self.write_close(epoch, &mut w)?;
                 frames.push(SentFrame::Close);
             } else if cwnd_ok {
-                let (ae, inf) = self.write_frames(epoch, &mut w, &mut frames)?;
+                let (ae, inf, re) = self.write_frames(epoch, &mut w, &mut frames)?;
                 ack_eliciting |= ae;
                 in_flight |= inf;
+                resent |= re;
                 // A probe must be ack-eliciting (RFC 9002 §6.2.4).
                 let sp = &mut self.spaces[ei];
                 if sp.probes > 0 && !ack_eliciting && w.cap() > 0 {
@@ -310,6 +313,9 @@ impl Connection {
                 self.key_update.first_sent_pn = Some(pn);
             }
             self.stats.sent += 1;
+            if resent {
+                self.stats.retrans += 1;
+            }
             if ack_eliciting && !self.ack_eliciting_sent_since_recv {
                 // RFC 9000 §10.1: also restart the idle timer when sending
                 // the first ack-eliciting packet after receiving.
@@ -455,15 +461,16 @@ impl Connection {
     }
 
     /// Writes everything but ACK and CLOSE. Returns (ack-eliciting,
-    /// in-flight).
+    /// in-flight, carries stream or CRYPTO data sent before).
     fn write_frames(
         &mut self,
         epoch: Epoch,
         w: &mut OctetsMut<'_>,
         frames: &mut SentFrames,
-    ) -> Result<(bool, bool)> {
+    ) -> Result<(bool, bool, bool)> {
         let ei = epoch as usize;
         let mut any = false;
+        let mut resent = false;
 
         if epoch == Epoch::Application {
             any |= self.write_control_frames(w, frames)?;
@@ -487,9 +494,11 @@ impl Connection {
             w.put_varint(frame::types::CRYPTO)?;
             w.put_varint(off)?;
             w.put_varint(len as u64)?;
-            sp.crypto
+            resent |= sp
+                .crypto
                 .send
-                .emit(off, len, false, &mut w.rest_mut()[..len])?;
+                .emit(off, len, false, &mut w.rest_mut()[..len])?
+                > 0;
             w.skip(len)?;
             frames.push(SentFrame::Crypto { offset: off, len });
             any = true;
@@ -497,9 +506,11 @@ impl Connection {
 
         if epoch == Epoch::Application {
             any |= self.write_datagrams(w, frames)?;
-            any |= self.write_stream_frames(w, frames)?;
+            let (stream_any, stream_resent) = self.write_stream_frames(w, frames)?;
+            any |= stream_any;
+            resent |= stream_resent;
         }
-        Ok((any, any))
+        Ok((any, any, resent))
     }
 
     /// Flow-control, stream-control and connection-ID frames.
@@ -705,13 +716,15 @@ impl Connection {
         Ok(any)
     }
 
-    /// STREAM frames in priority order until the packet is full.
+    /// STREAM frames in priority order until the packet is full. Returns
+    /// (any written, any carrying bytes sent before).
     fn write_stream_frames(
         &mut self,
         w: &mut OctetsMut<'_>,
         frames: &mut SentFrames,
-    ) -> Result<bool> {
+    ) -> Result<(bool, bool)> {
         let mut any = false;
+        let mut resent = false;
         let mut guard = 0;
         while let Some(id) = self.streams.peek_flushable() {
             guard += 1;
@@ -749,8 +762,12 @@ impl Connection {
                 w.put_varint(off)?;
             }
             w.put_varint_with_len(len as u64, 2)?;
-            send.emit(off, len, fin, &mut w.rest_mut()[..len])?;
+            let again = send.emit(off, len, fin, &mut w.rest_mut()[..len])?;
             w.skip(len)?;
+            if again > 0 {
+                self.stats.stream_retrans_bytes += again as u64;
+                resent = true;
+            }
             let m = Membership::refresh(stream);
             frames.push(SentFrame::Stream {
                 id,
@@ -763,7 +780,7 @@ impl Connection {
             // for incremental streams) or out of the set when done.
             self.streams.on_flushed_with(id, m);
         }
-        Ok(any)
+        Ok((any, resent))
     }
 
     /// The time flow-control auto-tuning uses (last packet receipt).

@@ -92,6 +92,9 @@ fn small_stream_transfer() {
     let data = pattern(100_000);
     let got = transfer(&mut p, &data, 100_000);
     assert!(got == data);
+    // Nothing was lost, so nothing was sent twice.
+    let s = p.client.stats();
+    assert_eq!((s.lost, s.retrans, s.stream_retrans_bytes), (0, 0, 0));
 }
 
 #[test]
@@ -120,6 +123,12 @@ fn ten_megabytes_with_loss_and_reordering() {
         p.c2s.dropped, p.c2s.sent
     );
     assert!(s.lost > 0, "the link lost packets and recovery saw it");
+    // What was lost went out again, counted when sent.
+    assert!(s.retrans > 0 && s.retrans <= s.sent, "{s:?}");
+    assert!(
+        s.stream_retrans_bytes > 0 && s.stream_retrans_bytes < data.len() as u64,
+        "{s:?}"
+    );
 }
 
 #[test]

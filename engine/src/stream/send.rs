@@ -184,24 +184,26 @@ impl SendBuf {
     /// Copies `[offset, offset + len)` into `out` and records it (and the
     /// FIN if `fin`) as sent. The range must lie between the acked prefix
     /// and `off_back` (normally what [`SendBuf::next_chunk`] returned, or a
-    /// prefix of it).
+    /// prefix of it). Returns how many of the bytes had been sent before:
+    /// a retransmission.
     pub(crate) fn emit(
         &mut self,
         offset: u64,
         len: usize,
         fin: bool,
         out: &mut [u8],
-    ) -> Result<()> {
+    ) -> Result<usize> {
         if out.len() < len {
             return Err(Error::BufferTooShort);
         }
-        self.mark_sent(offset, len, fin)?;
+        let resent = self.mark_sent(offset, len, fin)?;
         self.copy_to(offset, &mut out[..len]);
-        Ok(())
+        Ok(resent)
     }
 
-    /// Records `[offset, offset + len)` (and the FIN if `fin`) as sent.
-    fn mark_sent(&mut self, offset: u64, len: usize, fin: bool) -> Result<()> {
+    /// Records `[offset, offset + len)` (and the FIN if `fin`) as sent;
+    /// returns how many of the bytes had been sent before.
+    fn mark_sent(&mut self, offset: u64, len: usize, fin: bool) -> Result<usize> {
         let end = offset + len as u64;
         if offset < self.acked_front || end > self.off_back {
             return Err(Error::InvalidState);
@@ -212,12 +214,14 @@ impl SendBuf {
         if !self.lost.is_empty() {
             self.lost.remove(offset..end);
         }
+        // At most `len` (a usize).
+        let resent = (end.min(self.emit_off).saturating_sub(offset)) as usize;
         self.emit_off = self.emit_off.max(end);
         if fin {
             self.fin_sent = true;
             self.fin_lost = false;
         }
-        Ok(())
+        Ok(resent)
     }
 
     /// [`SendBuf::next_chunk`] then [`SendBuf::emit`] into `out`.
