@@ -75,6 +75,28 @@ pub struct RelayStats {
     pub s2c: DirStats,
 }
 
+impl RelayStats {
+    /// Whether each direction saw a drop, a reordered or delayed datagram
+    /// and a duplicate: the peers really crossed an impaired path.
+    pub fn impaired_both_ways(&self) -> bool {
+        [self.c2s, self.s2c]
+            .iter()
+            .all(|d| d.dropped > 0 && d.reordered + d.delayed > 0 && d.duplicated > 0)
+    }
+}
+
+/// The impairment of the interop tests: 5% loss, 5% reordering and 1%
+/// duplication in each direction.
+pub fn lossy(seed: u64) -> RelayConfig {
+    RelayConfig {
+        loss: 0.05,
+        reorder: 0.05,
+        duplicate: 0.01,
+        seed,
+        ..Default::default()
+    }
+}
+
 /// A running relay; stopped on drop.
 pub struct Relay {
     /// Where clients send to.

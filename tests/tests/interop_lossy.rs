@@ -15,29 +15,9 @@ use tarte_tests::interop::{
     random_bytes, run_aioquic_client, serial, sha256_hex, write_cert, AioquicServer, TarteServer,
     TempDir,
 };
-use tarte_tests::relay::{Relay, RelayConfig, RelayStats};
+use tarte_tests::relay::{lossy, Relay};
 
 const TEN_MB: usize = 10 * 1024 * 1024;
-
-fn impaired(seed: u64) -> RelayConfig {
-    RelayConfig {
-        loss: 0.05,
-        reorder: 0.05,
-        duplicate: 0.01,
-        seed,
-        ..Default::default()
-    }
-}
-
-/// The relay really impaired both directions.
-fn assert_impaired(s: &RelayStats) {
-    for (name, d) in [("c2s", s.c2s), ("s2c", s.s2c)] {
-        assert!(
-            d.dropped > 0 && d.reordered + d.delayed > 0 && d.duplicated > 0,
-            "{name}: {d:?}"
-        );
-    }
-}
 
 #[test]
 fn tarte_client_aioquic_server_10mb_through_loss() {
@@ -48,7 +28,7 @@ fn tarte_client_aioquic_server_10mb_through_loss() {
     let body = random_bytes(TEN_MB);
     std::fs::write(root.join("big.bin"), &body).unwrap();
     let server = AioquicServer::start(dir.path(), &root, &[]);
-    let relay = Relay::start(server.addr, impaired(11)).unwrap();
+    let relay = Relay::start(server.addr, lossy(11)).unwrap();
     let opts = ClientOptions {
         verify: false,
         timeout: Duration::from_secs(120),
@@ -67,7 +47,7 @@ fn tarte_client_aioquic_server_10mb_through_loss() {
     assert_eq!(got.len(), TEN_MB);
     assert_eq!(sha256_hex(got), sha256_hex(&body));
     let stats = relay.stop().unwrap();
-    assert_impaired(&stats);
+    assert!(stats.impaired_both_ways(), "{stats:?}");
     eprintln!(
         "tarte client <- aioquic server through the relay: 10 MiB in {:.2} s; client sent {} packets ({} lost, {} retransmitted); relay {stats:?}",
         (report.elapsed - report.handshake_time).as_secs_f64(),
@@ -93,7 +73,7 @@ fn aioquic_client_tarte_server_10mb_through_loss() {
         retry: false,
         idle_timeout_ms: 30_000,
     });
-    let relay = Relay::start(server.addr, impaired(12)).unwrap();
+    let relay = Relay::start(server.addr, lossy(12)).unwrap();
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     let args = vec![
@@ -107,7 +87,7 @@ fn aioquic_client_tarte_server_10mb_through_loss() {
     assert_eq!(got.len(), TEN_MB);
     assert_eq!(sha256_hex(&got), sha256_hex(&body));
     let stats = relay.stop().unwrap();
-    assert_impaired(&stats);
+    assert!(stats.impaired_both_ways(), "{stats:?}");
     let responses = server
         .stats
         .responses
