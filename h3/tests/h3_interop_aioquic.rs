@@ -143,6 +143,16 @@ fn tarte_client(port: u16, paths: &[String]) -> client::ClientOptions {
     o
 }
 
+/// A 200 response whose body is the 10 MB `/bytes/10000000` pattern.
+fn assert_10mb_pattern(r: &client::Response) {
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 10_000_000);
+    assert_eq!(
+        hex(&Sha256::digest(&r.body)),
+        hex(&Sha256::digest(pattern(10_000_000)))
+    );
+}
+
 // ---- tarte client ↔ aioquic server ----
 
 #[test]
@@ -157,12 +167,7 @@ fn tarte_client_gets_small_and_10mb_from_aioquic() {
     assert_eq!(out.responses[0].status, 200);
     assert_eq!(out.responses[0].body, b"hello from aioquic /hello\n");
     let big = &out.responses[1];
-    assert_eq!(big.status, 200);
-    assert_eq!(big.body.len(), 10_000_000);
-    assert_eq!(
-        hex(&Sha256::digest(&big.body)),
-        hex(&Sha256::digest(pattern(10_000_000)))
-    );
+    assert_10mb_pattern(big);
 }
 
 #[test]
@@ -406,12 +411,7 @@ fn tarte_client_gets_10mb_from_aioquic_through_loss() {
     o.timeout = Duration::from_secs(120);
     let out = client::fetch(&o).unwrap();
     let big = &out.responses[0];
-    assert_eq!(big.status, 200);
-    assert_eq!(big.body.len(), 10_000_000);
-    assert_eq!(
-        hex(&Sha256::digest(&big.body)),
-        hex(&Sha256::digest(pattern(10_000_000)))
-    );
+    assert_10mb_pattern(big);
     let stats = relay.stop().unwrap();
     assert!(stats.impaired_both_ways(), "{stats:?}");
 }
