@@ -1,0 +1,99 @@
+//! One-shot report of the connection benchmarks as ratios against their
+//! ceilings, each pair measured interleaved in the same run (so that the
+//! machine's drift hits both sides alike):
+//! - handshakes/s (X25519 + ECDSA P-256) against 2 X25519 key generations
+//!   + 2 derivations + ECDSA P-256 sign and verify;
+//! - bulk goodput of 256 MiB (whole flights, and streaming in batches of
+//!   16 datagrams) against BoringSSL AES-128-GCM seal + open of the same
+//!   number of 1350-byte packets.
+//!
+//! Each figure is the best of `ROUNDS` rounds. Run with
+//! `cargo bench -p tarte-benches --bench conn_ratios`; the criterion
+//! benches in `conn` measure the same workloads with statistics.
+#![allow(missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use boring::ec::{EcGroup, EcKey};
+use boring::nid::Nid;
+use tarte_benches::{
+    aead_ceiling, bulk_once, bulk_streaming_once, configs, crypto_ceiling_once, handshake_once,
+    BULK,
+};
+
+const ROUNDS: usize = 10;
+const HANDSHAKES_PER_ROUND: u32 = 1000;
+
+fn per_op(n: u32, f: impl FnMut()) -> Duration {
+    let mut f = f;
+    let start = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    start.elapsed() / n
+}
+
+fn gbit_s(d: Duration) -> f64 {
+    BULK as f64 * 8.0 / d.as_secs_f64() / 1e9
+}
+
+fn main() {
+    // Criterion-style flags (`--bench`) are passed by `cargo bench`;
+    // nothing to parse.
+    let (mut c, mut s) = configs(Some("X25519"));
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("P-256");
+    let ec = EcKey::generate(&group).expect("P-256 key");
+    let digest = [7u8; 32];
+    // Warm-up: caches, allocator, BoringSSL's one-time set-up.
+    per_op(200, || handshake_once(&mut c, &mut s));
+    per_op(200, || crypto_ceiling_once(&ec, &digest));
+    let (mut hs, mut hs_ceiling) = (Duration::MAX, Duration::MAX);
+    for _ in 0..ROUNDS {
+        hs = hs.min(per_op(HANDSHAKES_PER_ROUND, || {
+            handshake_once(&mut c, &mut s)
+        }));
+        hs_ceiling = hs_ceiling.min(per_op(HANDSHAKES_PER_ROUND, || {
+            crypto_ceiling_once(&ec, &digest)
+        }));
+    }
+
+    let (_, packets, _, _) = bulk_once();
+    let (_, stream_packets, _, _) = bulk_streaming_once(16);
+    let (mut flights, mut streaming) = (Duration::MAX, Duration::MAX);
+    let (mut ceiling, mut stream_ceiling) = (Duration::MAX, Duration::MAX);
+    for _ in 0..ROUNDS {
+        flights = flights.min(bulk_once().0);
+        ceiling = ceiling.min(aead_ceiling(packets));
+        streaming = streaming.min(bulk_streaming_once(16).0);
+        stream_ceiling = stream_ceiling.min(aead_ceiling(stream_packets));
+    }
+
+    let pct = |ceiling: Duration, d: Duration| 100.0 * ceiling.as_secs_f64() / d.as_secs_f64();
+    println!("workload                          tarte                 ceiling               ratio");
+    println!(
+        "handshakes/s (X25519, P-256)      {:>9.0}/s ({:>6.1} µs) {:>9.0}/s ({:>6.1} µs) {:>5.1}%",
+        1.0 / hs.as_secs_f64(),
+        hs.as_secs_f64() * 1e6,
+        1.0 / hs_ceiling.as_secs_f64(),
+        hs_ceiling.as_secs_f64() * 1e6,
+        pct(hs_ceiling, hs)
+    );
+    for (name, d, ceil, n) in [
+        ("bulk 256 MiB, whole flights", flights, ceiling, packets),
+        (
+            "bulk 256 MiB, streaming 16",
+            streaming,
+            stream_ceiling,
+            stream_packets,
+        ),
+    ] {
+        println!(
+            "{name:<33} {:>6.2} Gbit/s ({:>5.1} ms) {:>6.2} Gbit/s ({:>5.1} ms) {:>5.1}%  ({n} packets)",
+            gbit_s(d),
+            d.as_secs_f64() * 1e3,
+            gbit_s(ceil),
+            ceil.as_secs_f64() * 1e3,
+            pct(ceil, d)
+        );
+    }
+}
