@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tarte_dataplane::backend::BackendKind;
 use tarte_dataplane::serve::app::{pattern_byte, INDEX_HTML};
 use tarte_dataplane::serve::{ServeOptions, Server};
+use tarte_tests::relay::{lossy, Relay};
 
 fn start(f: impl FnOnce(&mut ServeOptions)) -> Server {
     let mut o = ServeOptions::new(BackendKind::Udp, "127.0.0.1:0".parse().unwrap());
@@ -282,6 +283,43 @@ fn aioquic_client_fifty_requests() {
     }
     wait_for(&server, "50 requests", |c| {
         c.requests == 50 && c.conns_accepted == 1
+    });
+}
+
+// Loss, reordering and duplication between aioquic and `tarte serve`
+// (two workers): 10 MB must still arrive byte-exact.
+#[test]
+fn aioquic_client_10mb_through_loss() {
+    let server = start(|o| o.workers = 2);
+    let relay = Relay::start(server.local_addr(), lossy(41)).unwrap();
+    let out = Command::new(python())
+        .arg(workspace().join("scripts/interop/aioquic_h3_client.py"))
+        .args(["--port", &relay.addr.port().to_string()])
+        .args(["--path", "/bytes/10000000"])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "aioquic client failed");
+    let first: serde_json::Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (first["len"].as_u64(), first["sha256"].as_str()),
+        (
+            Some(10_000_000),
+            Some(&sha256_hex(&pattern(10_000_000))[..])
+        ),
+        "{first}"
+    );
+    let stats = relay.stop().unwrap();
+    assert!(stats.impaired_both_ways(), "{stats:?}");
+    wait_for(&server, "1 request", |c| {
+        c.requests == 1 && c.conns_accepted == 1
     });
 }
 
