@@ -103,6 +103,11 @@ impl Connection {
             {
                 self.recovery.on_app_limited(now);
             }
+            // Idle: what a finished burst grew goes back (memory per idle
+            // connection matters at the edge).
+            if self.recovery.bytes_in_flight() == 0 {
+                self.recovery.release_idle_memory();
+            }
             return Err(Error::Done);
         }
         if closing {

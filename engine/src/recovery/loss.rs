@@ -5,8 +5,8 @@ use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use super::{
-    AckOutcome, Epoch, Recovery, SentPacket, TimeoutOutcome, MAX_PTO_BACKOFF_SHIFT,
-    PACKET_THRESHOLD,
+    AckOutcome, Epoch, Recovery, SentPacket, TimeoutOutcome, MAX_PACKET_THRESHOLD,
+    MAX_PTO_BACKOFF_SHIFT, MAX_TIME_THRESHOLD_EIGHTHS, TIME_THRESHOLD_STEP_EIGHTHS,
 };
 use crate::Error;
 
@@ -134,7 +134,25 @@ impl<T> Recovery<T> {
                 largest = Some(hi);
                 space.largest_acked = Some(space.largest_acked.map_or(hi, |l| l.max(hi)));
             }
-            self.stats.spurious_lost_count += space.take_spurious(lo, hi) as u64;
+            let spurious = space.take_spurious(lo, hi);
+            if spurious.count > 0 {
+                self.stats.spurious_lost_count += spurious.count as u64;
+                // RFC 9002 §6.1.1, §6.1.2: "Implementations can detect
+                // spurious retransmissions and increase the packet or time
+                // reordering threshold to reduce future spurious
+                // retransmissions and loss events."
+                if spurious.max_distance > 0 {
+                    let t = (spurious.max_distance + 1)
+                        .clamp(u64::from(self.packet_threshold), MAX_PACKET_THRESHOLD);
+                    // At most MAX_PACKET_THRESHOLD, which fits.
+                    self.packet_threshold = t as u16;
+                }
+                if spurious.by_time {
+                    self.time_threshold_eighths =
+                        (u32::from(self.time_threshold_eighths) + TIME_THRESHOLD_STEP_EIGHTHS)
+                            .min(MAX_TIME_THRESHOLD_EIGHTHS) as u8;
+                }
+            }
             let mut i = space.lower_bound(lo);
             while i < space.sent.len() && space.sent[i].pn <= hi {
                 if let Some(p) = space.take(i) {
@@ -157,8 +175,9 @@ impl<T> Recovery<T> {
         now: Instant,
         lost: &mut Vec<SentPacket<T>>,
     ) -> bool {
-        let loss_delay = self.rtt.loss_delay();
+        let loss_delay = self.rtt.loss_delay(u32::from(self.time_threshold_eighths));
         let lost_send_time = now.checked_sub(loss_delay);
+        let threshold = u64::from(self.packet_threshold);
         let pc_duration = self.rtt.persistent_congestion_duration();
         let first_sample = self.rtt.first_sample_time;
         let space = &mut self.spaces[epoch.idx()];
@@ -183,12 +202,13 @@ impl<T> Recovery<T> {
             };
             // RFC 9002 §6.1: lost by packet threshold or time threshold.
             let by_time = lost_send_time.is_some_and(|l| p.time_sent <= l);
-            if !by_time && largest_acked - p.pkt_num < PACKET_THRESHOLD {
+            let distance = largest_acked - p.pkt_num;
+            if !by_time && distance < threshold {
                 space.loss_time = p.time_sent.checked_add(loss_delay);
                 break;
             }
             let Some(p) = space.take(i) else { break };
-            space.note_lost(p.pkt_num);
+            space.note_lost(p.pkt_num, if distance >= threshold { distance } else { 0 });
             // RFC 9002 §7.6.2: both ends ack-eliciting and sent after the
             // first RTT sample.
             if p.ack_eliciting && first_sample.is_some_and(|f| p.time_sent > f) {

@@ -53,8 +53,20 @@ use sent::Space;
 
 use crate::Error;
 
-/// kPacketThreshold (RFC 9002 §6.1.1).
+/// kPacketThreshold (RFC 9002 §6.1.1): where the packet threshold starts,
+/// and its floor ("SHOULD NOT use a packet threshold less than 3").
 const PACKET_THRESHOLD: u64 = 3;
+
+/// The packet threshold grows no further than this on spurious losses;
+/// beyond it the time threshold alone declares reordered packets lost.
+const MAX_PACKET_THRESHOLD: u64 = 256;
+
+/// kTimeThreshold (RFC 9002 §6.1.2) in eighths of an RTT: 9/8 to start,
+/// growing by a quarter RTT per spurious loss the time threshold caused,
+/// up to twice the RTT.
+const TIME_THRESHOLD_EIGHTHS: u32 = 9;
+const TIME_THRESHOLD_STEP_EIGHTHS: u32 = 2;
+const MAX_TIME_THRESHOLD_EIGHTHS: u32 = 16;
 
 /// The PTO backoff exponent stops growing here so that timers stay finite.
 const MAX_PTO_BACKOFF_SHIFT: u32 = 20;
@@ -252,6 +264,13 @@ pub(crate) struct Recovery<T> {
     cc: Congestion,
     pacer: Pacer,
     pto_count: u32,
+    /// The packet reordering threshold: kPacketThreshold, raised past the
+    /// reordering distance of packets found to be lost spuriously (RFC 9002
+    /// §6.1.1 allows it).
+    packet_threshold: u16,
+    /// The time threshold in eighths of an RTT (kTimeThreshold = 9/8),
+    /// raised likewise (§6.1.2).
+    time_threshold_eighths: u8,
     timer: Option<Instant>,
     /// `timer` is stale: it is what SetLossDetectionTimer would arm at
     /// `now_hint` (the last send), computed on demand.
@@ -280,6 +299,8 @@ impl<T> Recovery<T> {
             cc,
             pacer: Pacer::new(cfg.pacing, mss),
             pto_count: 0,
+            packet_threshold: PACKET_THRESHOLD as u16,
+            time_threshold_eighths: TIME_THRESHOLD_EIGHTHS as u8,
             timer: None,
             timer_stale: false,
             handshake_confirmed: false,
@@ -289,6 +310,15 @@ impl<T> Recovery<T> {
             now_hint: None,
             stats,
         }
+    }
+
+    /// Entries the sent-packet and recently-lost queues have room for,
+    /// summed over the spaces (memory held; tests check idle release).
+    #[cfg(test)]
+    pub(crate) fn retained_capacity(&self) -> (usize, usize) {
+        self.spaces.iter().fold((0, 0), |(a, b), s| {
+            (a + s.sent.capacity(), b + s.recently_lost.capacity())
+        })
     }
 
     /// OnPacketSent (RFC 9002 A.5). Packet numbers must increase within a
@@ -466,6 +496,14 @@ impl<T> Recovery<T> {
         self.settle_timer();
         self.now_hint = Some(now);
         self.cc.on_app_limited(now);
+    }
+
+    /// The sender has nothing in flight and nothing to send: the spaces
+    /// give back the queue memory a burst grew.
+    pub(crate) fn release_idle_memory(&mut self) {
+        for s in &mut self.spaces {
+            s.release_idle();
+        }
     }
 
     /// Whether the sender is currently application-limited.

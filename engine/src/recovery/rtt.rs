@@ -97,10 +97,10 @@ impl RttStats {
     }
 
     /// The loss delay for time-threshold loss detection (RFC 9002 §6.1.2):
-    /// kTimeThreshold (9/8) * max(smoothed_rtt, latest_rtt), at least
-    /// kGranularity.
-    pub(crate) fn loss_delay(&self) -> Duration {
-        (self.latest_rtt.max(self.smoothed_rtt) * 9 / 8).max(GRANULARITY)
+    /// `eighths`/8 (kTimeThreshold = 9/8, raised after spurious losses) of
+    /// max(smoothed_rtt, latest_rtt), at least kGranularity.
+    pub(crate) fn loss_delay(&self, eighths: u32) -> Duration {
+        (self.latest_rtt.max(self.smoothed_rtt) * eighths / 8).max(GRANULARITY)
     }
 
     /// The persistent congestion duration (RFC 9002 §7.6.1) with

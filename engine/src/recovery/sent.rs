@@ -16,6 +16,28 @@ use super::SentPacket;
 /// How many recently lost packet numbers are kept to spot spurious losses.
 const RECENTLY_LOST_CAP: usize = 64;
 
+/// A packet declared lost: its number and how it was declared.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct LostMark {
+    pub(super) pn: u64,
+    /// How many packet numbers above it had been acknowledged when it was
+    /// declared lost by the packet threshold; 0 when the time threshold
+    /// declared it.
+    pub(super) distance: u64,
+}
+
+/// Spurious losses found in one acknowledged range.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Spurious {
+    /// How many.
+    pub(super) count: usize,
+    /// The largest reordering distance among those the packet threshold
+    /// declared (0 if none).
+    pub(super) max_distance: u64,
+    /// Whether the time threshold declared any of them.
+    pub(super) by_time: bool,
+}
+
 #[derive(Debug)]
 pub(super) struct Entry<T> {
     pub(super) pn: u64,
@@ -37,9 +59,9 @@ pub(super) struct Space<T> {
     pub(super) ack_eliciting_in_flight: usize,
     /// Bytes in flight of this space.
     pub(super) bytes_in_flight: usize,
-    /// Packet numbers declared lost lately, ascending, to count spurious
-    /// losses when they are acknowledged after all.
-    pub(super) recently_lost: VecDeque<u64>,
+    /// Packets declared lost lately, ascending by number, to spot
+    /// spurious losses when they are acknowledged after all.
+    pub(super) recently_lost: VecDeque<LostMark>,
     pub(super) discarded: bool,
 }
 
@@ -95,29 +117,56 @@ impl<T> Space<T> {
         }
     }
 
+    /// Called when the sender is idle (nothing in flight, nothing to
+    /// send): gives back what a burst grew (a window of 2,000 packets holds
+    /// some 240 KB here), so that a connection idle after a transfer costs
+    /// what an idle connection costs. Packets still tracked then are ACK-
+    /// only ones the peer has no reason to acknowledge soon; they keep an
+    /// exact allocation. With none, the recently-lost marks go too: late
+    /// acknowledgements of them are not worth keeping memory for.
+    pub(super) fn release_idle(&mut self) {
+        if self.sent.is_empty() {
+            if self.sent.capacity() > 0 {
+                self.sent = VecDeque::new();
+            }
+            if self.recently_lost.capacity() > 0 {
+                self.recently_lost = VecDeque::new();
+            }
+        } else if self.sent.capacity() > 2 * self.sent.len() {
+            self.sent.shrink_to_fit();
+        }
+    }
+
     /// The index of the first entry with a number >= `pn`.
     pub(super) fn lower_bound(&self, pn: u64) -> usize {
         self.sent.partition_point(|e| e.pn < pn)
     }
 
-    pub(super) fn note_lost(&mut self, pn: u64) {
+    /// Records that `pn` was declared lost (`distance`: see [`LostMark`]).
+    pub(super) fn note_lost(&mut self, pn: u64, distance: u64) {
         if self.recently_lost.len() == RECENTLY_LOST_CAP {
             self.recently_lost.pop_front();
         }
-        self.recently_lost.push_back(pn);
+        self.recently_lost.push_back(LostMark { pn, distance });
     }
 
-    /// How many recently lost packets fall in `lo..=hi` (and forgets them).
-    pub(super) fn take_spurious(&mut self, lo: u64, hi: u64) -> usize {
+    /// The recently lost packets that fall in `lo..=hi` (forgotten here):
+    /// they were not lost after all.
+    pub(super) fn take_spurious(&mut self, lo: u64, hi: u64) -> Spurious {
+        let mut out = Spurious::default();
         if self.recently_lost.is_empty() {
-            return 0;
+            return out;
         }
-        let a = self.recently_lost.partition_point(|&p| p < lo);
-        let b = self.recently_lost.partition_point(|&p| p <= hi);
-        if a < b {
-            self.recently_lost.drain(a..b);
+        let a = self.recently_lost.partition_point(|m| m.pn < lo);
+        let b = self.recently_lost.partition_point(|m| m.pn <= hi);
+        for m in self.recently_lost.drain(a..b) {
+            out.count += 1;
+            if m.distance == 0 {
+                out.by_time = true;
+            }
+            out.max_distance = out.max_distance.max(m.distance);
         }
-        b - a
+        out
     }
 
     /// Removes every packet, returning them in packet number order.

@@ -740,6 +740,51 @@ fn spurious_losses_are_counted() {
     assert_eq!(s.r.stats().spurious_lost_count, 2);
 }
 
+// A packet the packet threshold declared lost that is acknowledged after
+// all raises the threshold past its reordering distance (RFC 9002
+// §6.1.1), so the same reordering is not taken for loss again.
+#[test]
+fn spurious_loss_raises_the_packet_threshold() {
+    let mut s = Sim::reno();
+    s.send_n(Epoch::Application, 0, 5);
+    let o = s.ack(Epoch::Application, &[4..=4], 50);
+    // Distances 4 and 3 from the largest acknowledged.
+    assert_eq!(pns(&o.lost), vec![0, 1]);
+    let o = s.ack(Epoch::Application, &[0..=4], 51);
+    assert_eq!(pns(&o.acked), vec![2, 3]);
+    assert_eq!(s.r.stats().spurious_lost_count, 2);
+    // Threshold now 5: with 10 acknowledged, 5 (distance 5) is lost but
+    // 6 and 7 (distances 4 and 3, lost under kPacketThreshold) are not.
+    s.send_n(Epoch::Application, 52, 6);
+    let o = s.ack(Epoch::Application, &[10..=10], 60);
+    assert_eq!(pns(&o.lost), vec![5]);
+}
+
+// A packet the time threshold declared lost that is acknowledged after
+// all lengthens the time threshold by a quarter RTT (RFC 9002 §6.1.2).
+#[test]
+fn spurious_loss_raises_the_time_threshold() {
+    let mut s = Sim::reno();
+    s.send(Epoch::Application, 0);
+    s.send(Epoch::Application, 1);
+    s.ack(Epoch::Application, &[1..=1], 100);
+    // latest = smoothed = 99 ms: 9/8 of it after packet 0.
+    let deadline = s.at(0) + Duration::from_micros(111_375);
+    assert_eq!(s.r.loss_detection_timer(), Some(deadline));
+    assert!(matches!(
+        s.r.on_loss_detection_timeout(true, true, deadline),
+        TimeoutOutcome::Lost { .. }
+    ));
+    s.ack(Epoch::Application, &[0..=1], 120);
+    assert_eq!(s.r.stats().spurious_lost_count, 1);
+    // Same RTT (the late ACK gave no sample): now 11/8 of it.
+    s.send(Epoch::Application, 200);
+    s.send(Epoch::Application, 200);
+    s.ack(Epoch::Application, &[3..=3], 299);
+    let rtt = s.r.rtt().latest_rtt.max(s.r.rtt().smoothed_rtt);
+    assert_eq!(s.r.loss_detection_timer(), Some(s.at(200) + rtt * 11 / 8));
+}
+
 #[test]
 fn datagram_size_change_recomputes_initial_window() {
     let mut s = Sim::reno();

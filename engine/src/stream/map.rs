@@ -501,6 +501,12 @@ impl StreamMap {
         self.uni.blocked_reported = self.uni.blocked;
     }
 
+    /// Slots the stream tables have room for (tests check they shrink).
+    #[cfg(test)]
+    pub(crate) fn table_capacity(&self) -> usize {
+        self.streams.capacity() + self.flushable_at.capacity()
+    }
+
     /// Whether `id` was collected (late frames for it are ignored).
     pub(crate) fn is_collected(&self, id: u64) -> bool {
         self.collected[(id & 3) as usize].contains(id >> 2)
@@ -513,6 +519,19 @@ impl StreamMap {
             return false;
         }
         self.update(id);
+        // A burst of streams grew the tables (a slot holds a whole stream,
+        // some 400 bytes): once most are gone, give the room back, so a
+        // connection idle after the burst holds what its live streams
+        // need (none when no stream is left). Shrinking to twice what is
+        // left keeps this amortised.
+        let live = self.streams.len();
+        if live == 0 || self.streams.capacity() > 4 * live + 8 {
+            self.streams.shrink_to(2 * live);
+        }
+        let queued = self.flushable_at.len();
+        if queued == 0 || self.flushable_at.capacity() > 4 * queued + 8 {
+            self.flushable_at.shrink_to(2 * queued);
+        }
         let idx = id >> 2;
         self.collected[(id & 3) as usize].insert(idx..idx + 1);
         if !is_local(id, self.is_server) {
@@ -611,6 +630,10 @@ impl StreamMap {
             }
             if b.rr.is_empty() && b.fifo.is_empty() {
                 self.flushable.remove(&urgency);
+                if self.flushable.is_empty() {
+                    // As in `set_member`: no root node kept for nothing.
+                    self.flushable = BTreeMap::new();
+                }
             }
         }
     }
@@ -712,5 +735,10 @@ fn set_member(set: &mut BTreeSet<u64>, id: u64, member: bool) {
         set.insert(id);
     } else {
         set.remove(&id);
+        // An emptied B-tree keeps its root node: free it, an idle
+        // connection holds no set memory.
+        if set.is_empty() {
+            *set = BTreeSet::new();
+        }
     }
 }
