@@ -47,6 +47,13 @@ pub fn test_config(is_server: bool) -> Result<Config> {
     Ok(c)
 }
 
+/// Bytes the calling thread's pool of stream buffer blocks holds: memory
+/// that belongs to the thread, not to any connection (benchmarks of memory
+/// per connection subtract it).
+pub fn stream_pool_bytes() -> usize {
+    crate::stream::pooled_bytes()
+}
+
 /// Impairments of one direction of the link.
 #[derive(Clone, Debug)]
 pub struct LinkConfig {

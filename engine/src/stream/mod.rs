@@ -12,6 +12,8 @@ mod flow;
 mod map;
 mod ops;
 mod pool;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use pool::pooled_bytes;
 mod recv;
 mod send;
 

@@ -48,6 +48,12 @@ pub(crate) fn give(mut v: Vec<u8>) {
     });
 }
 
+/// Bytes this thread's pool holds (for memory accounting).
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn pooled_bytes() -> usize {
+    POOL.try_with(|p| p.borrow().len() * BLOCK).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
