@@ -266,10 +266,16 @@ impl Connection {
         let sp = &mut self.spaces[epoch as usize];
         sp.recv_pkt_num.insert(u.pn..u.pn + 1);
         sp.recv_pkt_need_ack.insert(u.pn..u.pn + 1);
+        // RFC 9000 §13.2.1: an ack-eliciting packet below the largest
+        // received, or above it with packets missing in between, SHOULD be
+        // acknowledged without delay (the sender learns of loss or
+        // reordering a max_ack_delay sooner).
+        let out_of_order = sp.largest_rx.is_some_and(|(l, _)| u.pn < l || u.pn > l + 1);
         if sp.largest_rx.is_none_or(|(l, _)| u.pn > l) {
             sp.largest_rx = Some((u.pn, now));
         }
         if ack_eliciting {
+            sp.ack_now |= out_of_order;
             sp.ack_elicited = true;
             sp.ack_eliciting_unacked += 1;
             if sp.first_unacked_at.is_none() {

@@ -232,6 +232,7 @@ impl Connection {
             let sp = &self.spaces[ei];
             let want_ack = sp.ack_elicited
                 && (epoch != Epoch::Application
+                    || sp.ack_now
                     || sp.ack_eliciting_unacked >= 2
                     || self.ack_deadline().is_some_and(|t| now >= t)
                     || cwnd_ok && self.app_has_data()
@@ -428,6 +429,7 @@ impl Connection {
         f.to_bytes(w)?;
         let sp = &mut self.spaces[ei];
         sp.ack_elicited = false;
+        sp.ack_now = false;
         sp.ack_eliciting_unacked = 0;
         sp.first_unacked_at = None;
         self.ack_scratch = ranges;

@@ -73,6 +73,9 @@ pub(crate) struct PacketSpace {
     pub(crate) ack_elicited: bool,
     /// Ack-eliciting packets received since our last ACK.
     pub(crate) ack_eliciting_unacked: u32,
+    /// An ack-eliciting packet arrived out of order or after a gap: ACK
+    /// without delay (RFC 9000 §13.2.1).
+    pub(crate) ack_now: bool,
     /// When the first unacknowledged ack-eliciting packet arrived.
     pub(crate) first_unacked_at: Option<Instant>,
     /// CRYPTO data of this level, both ways; freed with the space.
@@ -95,6 +98,7 @@ impl PacketSpace {
             recv_pkt_num: RangeSet::new(MAX_ACK_RANGES * 4),
             ack_elicited: false,
             ack_eliciting_unacked: 0,
+            ack_now: false,
             first_unacked_at: None,
             crypto: CryptoSlot(Some(Box::default())),
             discarded: false,
@@ -108,6 +112,7 @@ impl PacketSpace {
         self.seal = None;
         self.discarded = true;
         self.ack_elicited = false;
+        self.ack_now = false;
         self.probes = 0;
         // Free every buffer the space held.
         self.crypto = CryptoSlot(None);

@@ -838,3 +838,46 @@ fn idle_after_a_transfer_holds_no_burst_memory() {
     assert_eq!(p.client.streams.table_capacity(), 0);
     assert_eq!(p.server.streams.table_capacity(), 0);
 }
+
+// RFC 9000 §13.2.1: one ack-eliciting packet in order may wait for a
+// second or for max_ack_delay, but one that arrives after a gap is
+// acknowledged without delay, and so is the one that fills the gap.
+#[test]
+fn out_of_order_packets_are_acknowledged_at_once() {
+    let mut p = Pipe::with_configs(
+        &mut test_config(false).unwrap(),
+        &mut test_config(true).unwrap(),
+        LinkConfig {
+            delay: std::time::Duration::ZERO,
+            ..LinkConfig::default()
+        },
+        LinkConfig::default(),
+    )
+    .unwrap();
+    p.handshake().unwrap();
+    // Settle HANDSHAKE_DONE and the last ACKs without moving the clock.
+    for _ in 0..4 {
+        p.flush().unwrap();
+        p.deliver().unwrap();
+    }
+    let info = p.c2s_info();
+    let now = p.now;
+    let mut out = vec![0u8; 1500];
+    let mut next_packet = |p: &mut Pipe| -> Vec<u8> {
+        let (n, _) = p.client.send_at(&mut out, now).unwrap();
+        out[..n].to_vec()
+    };
+    p.client.stream_send(0, &[7u8; 4000], false).unwrap();
+    let mut first = next_packet(&mut p);
+    let mut second = next_packet(&mut p);
+    let mut third = next_packet(&mut p);
+    // In order: the first packet alone waits (delayed ACK).
+    p.server.recv_at(&mut first, info, now).unwrap();
+    assert!(matches!(p.server.send_at(&mut out, now), Err(Error::Done)));
+    // The third, with the second missing: an ACK right away.
+    p.server.recv_at(&mut third, info, now).unwrap();
+    assert!(p.server.send_at(&mut out, now).is_ok());
+    // The second, filling the gap: again right away.
+    p.server.recv_at(&mut second, info, now).unwrap();
+    assert!(p.server.send_at(&mut out, now).is_ok());
+}
