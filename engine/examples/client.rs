@@ -38,6 +38,10 @@ struct Args {
     /// TLS key-exchange groups, e.g. `X25519`.
     #[arg(long)]
     curves: Option<String>,
+    /// Initiate a key update each time this many more response bytes
+    /// have arrived (RFC 9001 §6).
+    #[arg(long, value_name = "BYTES")]
+    key_update_every: Option<usize>,
     /// URLs, `https://host:port/path`, all on the same host and port.
     #[arg(required = true)]
     urls: Vec<String>,
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         ca: args.ca,
         timeout: args.timeout,
         curves: args.curves,
+        key_update_every: args.key_update_every,
         ..Default::default()
     };
     let report = match hq::client::fetch(&args.urls, &opts) {

@@ -129,6 +129,33 @@ fn tarte_client_aioquic_server_10mb_sha256() {
     );
 }
 
+// RFC 9001 §6 against an independent peer: the tarte client updates its
+// keys every 2 MiB of a 10 MiB response; aioquic must follow each update
+// (it answers in the new phase) for the body to arrive.
+#[test]
+fn tarte_client_aioquic_server_key_updates() {
+    let _g = serial();
+    let body = random_bytes(TEN_MB);
+    let dir = TempDir::new("aioq-ku");
+    let root = dir.path().join("www");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("big.bin"), &body).unwrap();
+    let server = AioquicServer::start(dir.path(), &root, &[]);
+    let opts = ClientOptions {
+        key_update_every: Some(2 * 1024 * 1024),
+        ..client_opts(120)
+    };
+    let report = fetch(&[server.url("/big.bin")], &opts)
+        .unwrap_or_else(|e| panic!("tarte client: {e:#}\naioquic:\n{}", server.proc.log()));
+    let got = report.responses[0].result.as_ref().unwrap();
+    assert_eq!(sha256_hex(got), sha256_hex(&body));
+    assert!(report.stats.key_updates >= 3, "{:?}", report.stats);
+    eprintln!(
+        "tarte client <- aioquic server: 10 MiB with {} key updates",
+        report.stats.key_updates
+    );
+}
+
 #[test]
 fn tarte_client_aioquic_server_100_streams() {
     let _g = serial();

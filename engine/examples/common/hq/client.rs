@@ -25,6 +25,10 @@ pub struct ClientOptions {
     /// TLS key-exchange groups, e.g. `X25519` (BoringSSL's default when
     /// absent).
     pub curves: Option<String>,
+    /// Initiate a key update (RFC 9001 §6) each time this many more
+    /// response bytes have arrived (the interop runner's `keyupdate`
+    /// case); an update waits until the previous one was acknowledged.
+    pub key_update_every: Option<usize>,
 }
 
 impl Default for ClientOptions {
@@ -35,6 +39,7 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(30),
             idle_timeout_ms: 30_000,
             curves: None,
+            key_update_every: None,
         }
     }
 }
@@ -152,7 +157,15 @@ pub fn fetch(urls: &[String], opts: &ClientOptions) -> anyhow::Result<Report> {
     let mut conn = tarte::connect(Some(&first.host), &scid, local, peer, &mut config)?;
     let start = Instant::now();
     let deadline = start + opts.timeout;
-    let handshake_time = run(&socket, &mut conn, local, &mut reqs, deadline, opts.timeout)?;
+    let handshake_time = run(
+        &socket,
+        &mut conn,
+        local,
+        &mut reqs,
+        deadline,
+        opts.timeout,
+        opts.key_update_every,
+    )?;
     Ok(Report {
         elapsed: start.elapsed(),
         handshake_time: handshake_time.saturating_duration_since(start),
@@ -181,8 +194,11 @@ fn run(
     reqs: &mut [Request],
     deadline: Instant,
     timeout: Duration,
+    key_update_every: Option<usize>,
 ) -> anyhow::Result<Instant> {
     let mut buf = vec![0u8; RECV_BUF_LEN];
+    // Response bytes at which the next key update is due.
+    let mut next_key_update = key_update_every;
     let mut out = vec![0u8; RECV_BUF_LEN];
     let mut by_stream: HashMap<u64, usize> = HashMap::new();
     let mut next_req = 0;
@@ -229,6 +245,14 @@ fn run(
         if established_at.is_some() {
             open_streams(conn, reqs, &mut by_stream, &mut next_req, &mut next_stream);
             read_streams(conn, reqs, &by_stream, &mut buf);
+            if let (Some(due), Some(every)) = (next_key_update, key_update_every) {
+                let got: usize = reqs.iter().map(|r| r.body.len()).sum();
+                // Refused (Error::KeyUpdate) until the previous update
+                // was acknowledged: tried again on the next pass.
+                if got >= due && conn.initiate_key_update().is_ok() {
+                    next_key_update = Some(got + every);
+                }
+            }
             if reqs.iter().all(|r| r.result.is_some()) {
                 // Done: close and send the CONNECTION_CLOSE once; the server
                 // tolerates its loss (it idles out).
