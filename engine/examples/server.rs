@@ -43,6 +43,10 @@ struct Args {
     /// Idle timeout in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     idle_timeout: u64,
+    /// Initiate a key update on each connection each time it has sent
+    /// this many more bytes (RFC 9001 §6).
+    #[arg(long, value_name = "BYTES")]
+    key_update_every: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         root: args.root,
         retry: args.retry && !args.no_retry,
         idle_timeout_ms: args.idle_timeout,
+        key_update_every: args.key_update_every,
     };
     let mut server = hq::server::Server::bind(args.listen, &opts)?;
     eprintln!(

@@ -23,6 +23,7 @@ fn server(dir: &TempDir, retry: bool, files: &[(String, Vec<u8>)]) -> TarteServe
         root,
         retry,
         idle_timeout_ms: 10_000,
+        key_update_every: None,
     })
 }
 

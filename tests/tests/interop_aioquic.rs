@@ -243,6 +243,14 @@ struct TarteSide {
 
 impl TarteSide {
     fn start(retry: bool, files: &[(&str, &[u8])]) -> TarteSide {
+        Self::start_with(retry, files, None)
+    }
+
+    fn start_with(
+        retry: bool,
+        files: &[(&str, &[u8])],
+        key_update_every: Option<u64>,
+    ) -> TarteSide {
         let dir = TempDir::new("tarte-srv");
         let (cert, key) = write_cert(dir.path());
         let root = dir.path().join("www");
@@ -256,6 +264,7 @@ impl TarteSide {
             root,
             retry,
             idle_timeout_ms: 30_000,
+            key_update_every,
         });
         TarteSide { dir, server }
     }
@@ -319,6 +328,22 @@ fn aioquic_client_tarte_server_10mb_sha256() {
         elapsed.as_secs_f64(),
         mbit_s(TEN_MB, elapsed)
     );
+}
+
+// The other way round: the tarte server updates its keys every 2 MiB
+// sent; aioquic's client must follow.
+#[test]
+fn aioquic_client_tarte_server_key_updates() {
+    let _g = serial();
+    let body = random_bytes(TEN_MB);
+    let side = TarteSide::start_with(false, &[("big.bin", &body)], Some(2 * 1024 * 1024));
+    let out = side.out();
+    aioquic_client_run(&side.server, &out, &["/big.bin".into()], &[], 120);
+    let got = std::fs::read(out.join("big.bin")).unwrap();
+    assert_eq!(sha256_hex(&got), sha256_hex(&body));
+    let updates = load(&side.stats().key_updates);
+    assert!(updates >= 3, "{updates} key updates");
+    eprintln!("aioquic client <- tarte server: 10 MiB with {updates} key updates");
 }
 
 #[test]

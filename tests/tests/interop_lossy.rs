@@ -72,6 +72,7 @@ fn aioquic_client_tarte_server_10mb_through_loss() {
         root,
         retry: false,
         idle_timeout_ms: 30_000,
+        key_update_every: None,
     });
     let relay = Relay::start(server.addr, lossy(12)).unwrap();
     let out = dir.path().join("out");

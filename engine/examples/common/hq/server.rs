@@ -38,6 +38,10 @@ pub struct ServerOptions {
     pub retry: bool,
     /// Idle timeout in milliseconds.
     pub idle_timeout_ms: u64,
+    /// Initiate a key update (RFC 9001 §6) on each connection each time
+    /// it has sent this many more bytes; an update waits until the
+    /// previous one was acknowledged.
+    pub key_update_every: Option<u64>,
 }
 
 /// Counters the server keeps (read by the tests and the example).
@@ -61,6 +65,8 @@ pub struct ServerStats {
     pub responses: AtomicU64,
     /// Requests refused (missing file, traversal, malformed).
     pub refused: AtomicU64,
+    /// Key updates this server initiated (`key_update_every`).
+    pub key_updates: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -81,6 +87,8 @@ struct ServerConn {
     handled: std::collections::HashSet<u64>,
     responses: HashMap<u64, Response>,
     established: bool,
+    /// Bytes sent at which the next key update is due.
+    next_key_update: Option<u64>,
 }
 
 /// The hq-interop server.
@@ -90,6 +98,7 @@ pub struct Server {
     config: tarte::Config,
     root: PathBuf,
     retry: bool,
+    key_update_every: Option<u64>,
     key: TokenKey,
     conns: HashMap<ConnectionId<'static>, ServerConn>,
     stats: Arc<ServerStats>,
@@ -133,6 +142,7 @@ impl Server {
             config,
             root,
             retry: opts.retry,
+            key_update_every: opts.key_update_every,
             key: TokenKey::random()?,
             conns: HashMap::new(),
             stats: Arc::default(),
@@ -192,6 +202,15 @@ impl Server {
             }
             if sc.established {
                 serve_streams(sc, &self.root, &self.stats, &mut self.stream_buf);
+                if let (Some(due), Some(every)) = (sc.next_key_update, self.key_update_every) {
+                    let sent = sc.conn.stats().sent_bytes;
+                    // Refused until the handshake is confirmed and the
+                    // previous update acknowledged: tried again next pass.
+                    if sent >= due && sc.conn.initiate_key_update().is_ok() {
+                        sc.next_key_update = Some(sent + every);
+                        bump(&self.stats.key_updates);
+                    }
+                }
             }
             flush(&self.socket, &mut sc.conn, &mut self.out)?;
         }
@@ -334,6 +353,7 @@ impl Server {
                 handled: Default::default(),
                 responses: HashMap::new(),
                 established: false,
+                next_key_update: self.key_update_every,
             },
         );
         Ok(Some(scid))
