@@ -368,18 +368,32 @@ fn serve_streams(sc: &mut ServerConn, root: &Path, stats: &ServerStats, buf: &mu
                 Ok((n, fin)) => {
                     // Only client-initiated bidirectional streams carry
                     // requests (stream ID bits 0b00, RFC 9000 §2.1).
-                    if id % 4 != 0 || sc.handled.contains(&id) {
+                    if id % 4 != 0 {
+                        continue;
+                    }
+                    if sc.handled.contains(&id) {
+                        // Nothing can follow the FIN: forget the stream, so
+                        // a long connection's set does not grow per request.
+                        if fin {
+                            sc.handled.remove(&id);
+                        }
                         continue;
                     }
                     let req = sc.requests.entry(id).or_default();
                     req.extend_from_slice(&buf[..n]);
+                    // Handled streams are remembered only while more data
+                    // can still come (until their FIN).
                     if req.len() > MAX_REQUEST_LEN {
                         sc.requests.remove(&id);
-                        sc.handled.insert(id);
+                        if !fin {
+                            sc.handled.insert(id);
+                        }
                         refuse(&mut sc.conn, id, stats, "request too long");
                     } else if fin || req.windows(2).any(|w| w == b"\r\n") {
                         let req = sc.requests.remove(&id).unwrap_or_default();
-                        sc.handled.insert(id);
+                        if !fin {
+                            sc.handled.insert(id);
+                        }
                         start_response(sc, id, &req, root, stats);
                     }
                 }
