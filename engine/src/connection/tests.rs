@@ -81,6 +81,23 @@ fn transfer_impl(
     got
 }
 
+/// An established pair whose links both impair as `link`, the server's
+/// direction with its own seed.
+fn established_over(link: LinkConfig, reverse_seed: u64) -> Pipe {
+    let mut p = Pipe::with_configs(
+        &mut test_config(false).unwrap(),
+        &mut test_config(true).unwrap(),
+        link.clone(),
+        LinkConfig {
+            seed: reverse_seed,
+            ..link
+        },
+    )
+    .unwrap();
+    p.handshake().unwrap();
+    p
+}
+
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
@@ -105,14 +122,7 @@ fn ten_megabytes_with_loss_and_reordering() {
         seed: 7,
         ..LinkConfig::default()
     };
-    let mut p = Pipe::with_configs(
-        &mut test_config(false).unwrap(),
-        &mut test_config(true).unwrap(),
-        link.clone(),
-        LinkConfig { seed: 9, ..link },
-    )
-    .unwrap();
-    p.handshake().unwrap();
+    let mut p = established_over(link, 9);
     let data = pattern(10 * 1024 * 1024);
     let got = transfer(&mut p, &data, 2_000_000);
     assert_eq!(got.len(), data.len());
@@ -781,14 +791,7 @@ fn reordering_is_not_taken_for_loss() {
         seed: 3,
         ..LinkConfig::default()
     };
-    let mut p = Pipe::with_configs(
-        &mut test_config(false).unwrap(),
-        &mut test_config(true).unwrap(),
-        link.clone(),
-        LinkConfig { seed: 4, ..link },
-    )
-    .unwrap();
-    p.handshake().unwrap();
+    let mut p = established_over(link, 4);
     let data = pattern(4 * 1024 * 1024);
     let got = transfer(&mut p, &data, 4_000_000);
     assert!(got == data, "payload differs");
