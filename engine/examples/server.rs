@@ -14,7 +14,7 @@
 mod hq;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
@@ -47,6 +47,26 @@ struct Args {
     /// this many more bytes (RFC 9001 §6).
     #[arg(long, value_name = "BYTES")]
     key_update_every: Option<u64>,
+    /// File holding the server's static secret, 64 hex digits: with the
+    /// same secret a restarted server resets the connections it lost
+    /// (stateless reset, RFC 9000 §10.3) and accepts its Retry tokens.
+    /// A random secret when absent.
+    #[arg(long, value_name = "PATH")]
+    secret_file: Option<PathBuf>,
+}
+
+fn read_secret(path: &Path) -> anyhow::Result<[u8; 32]> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let hex = text.trim();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        anyhow::bail!("{}: expected 64 hex digits", path.display());
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
+    }
+    Ok(out)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,6 +85,7 @@ fn main() -> anyhow::Result<()> {
         retry: args.retry && !args.no_retry,
         idle_timeout_ms: args.idle_timeout,
         key_update_every: args.key_update_every,
+        secret: args.secret_file.as_deref().map(read_secret).transpose()?,
     };
     let mut server = hq::server::Server::bind(args.listen, &opts)?;
     eprintln!(

@@ -32,7 +32,7 @@ pub use crate::connection::{
 };
 pub use crate::error::{Error, Result, TransportError, TransportErrorCode};
 pub use crate::packet::{
-    negotiate_version, retry, version_is_supported, Header, Type, PROTOCOL_VERSION,
+    negotiate_version, retry, stateless_reset, version_is_supported, Header, Type, PROTOCOL_VERSION,
 };
 pub use crate::recovery::CongestionControlAlgorithm;
 pub use crate::transport_params::TransportParams;

@@ -463,6 +463,37 @@ pub fn retry(
     Ok(len + TAG_LEN)
 }
 
+/// Smallest Stateless Reset: 5 unpredictable bytes (the first two bits
+/// fixed) and the 16-byte token (RFC 9000 §10.3).
+pub const MIN_STATELESS_RESET_LEN: usize = 21;
+
+/// Length of the Stateless Resets sent in answer to datagrams larger than
+/// it plus one: 43 bytes look like a short-header packet with a 20-byte
+/// connection ID (RFC 9000 §10.3 asks for at least 41 to avoid standing
+/// out).
+const STATELESS_RESET_LEN: usize = 43;
+
+/// Writes a Stateless Reset (RFC 9000 §10.3) carrying `token`, in answer
+/// to a datagram of `trigger_len` bytes that belongs to no connection.
+/// It is always shorter than the trigger, so two endpoints that lost state
+/// cannot reset each other forever (§10.3.3 "MUST ensure that every
+/// Stateless Reset that it sends is smaller than the packet that
+/// triggered it"): 43 bytes, or one byte less than a shorter trigger.
+/// `Err(Done)` when the trigger is too short to answer (22 bytes or
+/// less); `Err(BufferTooShort)` when `out` is.
+pub fn stateless_reset(token: u128, trigger_len: usize, out: &mut [u8]) -> Result<usize> {
+    let len = trigger_len.saturating_sub(1).min(STATELESS_RESET_LEN);
+    if len < MIN_STATELESS_RESET_LEN {
+        return Err(Error::Done);
+    }
+    let out = out.get_mut(..len).ok_or(Error::BufferTooShort)?;
+    boring::rand::rand_bytes(&mut out[..len - 16]).map_err(|_| Error::CryptoFail)?;
+    // A short header: form bit 0, fixed bit 1, the rest unpredictable.
+    out[0] = (out[0] & 0x3f) | FIXED_BIT;
+    out[len - 16..].copy_from_slice(&token.to_be_bytes());
+    Ok(len)
+}
+
 /// The Retry integrity tag for a Retry packet (without its tag) sent in
 /// answer to a client whose original DCID was `odcid` (RFC 9001 §5.8).
 pub fn retry_tag(odcid: &[u8], retry_without_tag: &[u8]) -> Result<[u8; TAG_LEN]> {

@@ -16,6 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::cid::{ConnectionId, MAX_CONN_ID_LEN};
 
 const LABEL: &[u8] = b"tarte retry token v1";
+/// Domain separation of stateless reset tokens from the other derivations.
+const RESET_LABEL: &[u8] = b"tarte stateless reset v1";
 const MAC_LEN: usize = 32;
 
 /// How long a Retry token stays valid: a client answers a Retry within one
@@ -93,6 +95,20 @@ impl TokenKey {
         boring::hash::hmac_sha256(&self.key, &parts.concat()).map_err(|_| TokenError::Crypto)
     }
 
+    /// The stateless reset token of connection ID `cid` under this key
+    /// (RFC 9000 §10.3.2: HMAC(static_key, connection_id) truncated to 16
+    /// bytes), so that a server that lost a connection's state can still
+    /// reset it. Use it for every connection ID the server issues (the
+    /// first through [`crate::Config::set_stateless_reset_token`], later
+    /// ones through `new_scid`), and never reuse a connection ID under the
+    /// same key.
+    pub fn reset_token(&self, cid: &[u8]) -> Result<u128, TokenError> {
+        let d = self.derive(&[RESET_LABEL, cid])?;
+        let mut t = [0u8; 16];
+        t.copy_from_slice(&d[..16]);
+        Ok(u128::from_be_bytes(t))
+    }
+
     fn mac(
         &self,
         issued: &[u8; 8],
@@ -165,6 +181,32 @@ impl TokenKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // RFC 9000 §10.3.2: a function of the static key and the connection ID,
+    // the same after a restart, different for another ID or key.
+    #[test]
+    fn reset_tokens_follow_key_and_cid() {
+        let k = TokenKey::from_secret([1; 32]);
+        let t = k.reset_token(b"\x01\x02\x03\x04").unwrap();
+        assert_eq!(
+            TokenKey::from_secret([1; 32])
+                .reset_token(b"\x01\x02\x03\x04")
+                .unwrap(),
+            t
+        );
+        assert_ne!(k.reset_token(b"\x01\x02\x03\x05").unwrap(), t);
+        assert_ne!(
+            TokenKey::from_secret([2; 32])
+                .reset_token(b"\x01\x02\x03\x04")
+                .unwrap(),
+            t
+        );
+        // Not the Retry-token or CID derivations of the same key.
+        assert_ne!(
+            &k.derive(&[b"\x01\x02\x03\x04"]).unwrap()[..16],
+            &t.to_be_bytes()
+        );
+    }
 
     #[test]
     fn token_round_trip_and_rejections() {

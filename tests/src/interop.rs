@@ -296,11 +296,16 @@ pub struct TarteServer {
 impl TarteServer {
     /// Starts it on a free port of 127.0.0.1.
     pub fn start(opts: ServerOptions) -> TarteServer {
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), opts)
+    }
+
+    /// Starts it on `addr` (a restarted server takes its old port).
+    pub fn start_at(addr: SocketAddr, opts: ServerOptions) -> TarteServer {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
         let stop2 = stop.clone();
         let thread = std::thread::spawn(move || {
-            let mut server = match Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), &opts) {
+            let mut server = match Server::bind(addr, &opts) {
                 Ok(s) => s,
                 Err(e) => {
                     let _ = tx.send(Err(e.to_string()));

@@ -1,6 +1,7 @@
 //! The examples' hq-interop client against the examples' server, both
 //! in-process: concurrent connections through Retry, the client's
-//! certificate check and its time bound.
+//! certificate check and its time bound, and a restarted server resetting
+//! the connection it lost.
 
 use std::net::UdpSocket;
 use std::sync::atomic::Ordering;
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tarte_tests::hq::client::{fetch, ClientOptions};
 use tarte_tests::hq::server::ServerOptions;
-use tarte_tests::interop::{random_bytes, write_cert, TarteServer, TempDir};
+use tarte_tests::interop::{random_bytes, serial, write_cert, TarteServer, TempDir};
 
 fn server(dir: &TempDir, retry: bool, files: &[(String, Vec<u8>)]) -> TarteServer {
     let (cert, key) = write_cert(dir.path());
@@ -24,6 +25,7 @@ fn server(dir: &TempDir, retry: bool, files: &[(String, Vec<u8>)]) -> TarteServe
         retry,
         idle_timeout_ms: 10_000,
         key_update_every: None,
+        secret: None,
     })
 }
 
@@ -100,4 +102,105 @@ fn client_gives_up_at_its_timeout() {
         "Initial datagrams are padded to 1200 bytes, got {n}"
     );
     assert_eq!(buf[0] & 0xf0, 0xc0, "long header, Initial");
+}
+
+/// Drives `conn` over `socket` until `done` holds or `limit` passes;
+/// returns whether `done` held.
+fn drive(
+    socket: &UdpSocket,
+    conn: &mut tarte::Connection,
+    limit: Duration,
+    mut done: impl FnMut(&mut tarte::Connection) -> bool,
+) -> bool {
+    let local = socket.local_addr().unwrap();
+    let end = Instant::now() + limit;
+    let (mut buf, mut out) = (vec![0u8; 65_536], vec![0u8; 65_536]);
+    while Instant::now() < end {
+        if done(conn) {
+            return true;
+        }
+        tarte_tests::hq::recv_batch(socket, &mut buf, Duration::from_millis(5), |pkt, from| {
+            let _ = conn.recv(pkt, tarte::RecvInfo { from, to: local });
+        })
+        .unwrap();
+        if conn.timeout_instant().is_some_and(|t| t <= Instant::now()) {
+            conn.on_timeout();
+        }
+        tarte_tests::hq::flush(socket, conn, &mut out).unwrap();
+    }
+    done(conn)
+}
+
+// A server restarted with the same secret answers a packet of a connection
+// it lost with a Stateless Reset (RFC 9000 §10.3), so the client learns at
+// once instead of after its 30 s idle timeout.
+#[test]
+fn restarted_server_resets_the_connections_it_lost() {
+    let _g = serial();
+    let dir = TempDir::new("reset");
+    let (cert, key) = write_cert(dir.path());
+    let root = dir.path().join("www");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), b"first").unwrap();
+    let opts = ServerOptions {
+        cert,
+        key,
+        root,
+        retry: false,
+        idle_timeout_ms: 30_000,
+        key_update_every: None,
+        secret: Some([0x42; 32]),
+    };
+    let first = TarteServer::start(opts.clone());
+    let addr = first.addr;
+
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut config = tarte_tests::hq::client::client_config(&ClientOptions {
+        verify: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let scid = [9u8; tarte_tests::hq::CID_LEN];
+    let mut conn = tarte::connect(
+        Some("localhost"),
+        &tarte::ConnectionId::from_ref(&scid),
+        socket.local_addr().unwrap(),
+        addr,
+        &mut config,
+    )
+    .unwrap();
+    assert!(drive(&socket, &mut conn, Duration::from_secs(10), |c| {
+        c.is_established()
+    }));
+    conn.stream_send(0, b"GET /a.txt\r\n", true).unwrap();
+    let mut body = Vec::new();
+    assert!(drive(&socket, &mut conn, Duration::from_secs(10), |c| {
+        let mut b = [0u8; 64];
+        while let Ok((n, _)) = c.stream_recv(0, &mut b) {
+            body.extend_from_slice(&b[..n]);
+        }
+        c.stream_finished(0)
+    }));
+    assert_eq!(body, b"first");
+
+    // The server goes away and comes back on the same port with the same
+    // secret, but without the connection. Its goodbye (CONNECTION_CLOSE)
+    // is thrown away unread, as if it had crashed.
+    first.stop().unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let mut scratch = [0u8; 2048];
+    while socket.recv_from(&mut scratch).is_ok() {}
+    socket.set_nonblocking(false).unwrap();
+    let second = TarteServer::start_at(addr, opts);
+    conn.stream_send(4, b"GET /a.txt\r\n", true).unwrap();
+    assert!(
+        drive(&socket, &mut conn, Duration::from_secs(5), |c| c
+            .peer_error()
+            .is_some()),
+        "no stateless reset within 5 s"
+    );
+    assert_eq!(conn.peer_error().unwrap().reason, b"stateless reset");
+    assert!(conn.is_draining() || conn.is_closed());
+    let resets = second.stats.stateless_resets.load(Ordering::Relaxed);
+    assert!(resets >= 1);
 }

@@ -265,6 +265,7 @@ impl TarteSide {
             retry,
             idle_timeout_ms: 30_000,
             key_update_every,
+            secret: None,
         });
         TarteSide { dir, server }
     }

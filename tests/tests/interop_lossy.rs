@@ -73,6 +73,7 @@ fn aioquic_client_tarte_server_10mb_through_loss() {
         retry: false,
         idle_timeout_ms: 30_000,
         key_update_every: None,
+        secret: None,
     });
     let relay = Relay::start(server.addr, lossy(12)).unwrap();
     let out = dir.path().join("out");

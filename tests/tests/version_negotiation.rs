@@ -50,6 +50,7 @@ fn example_server_answers_unknown_version_with_version_negotiation() {
         retry: false,
         idle_timeout_ms: 5_000,
         key_update_every: None,
+        secret: None,
     });
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();

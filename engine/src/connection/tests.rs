@@ -884,3 +884,33 @@ fn out_of_order_packets_are_acknowledged_at_once() {
     p.server.recv_at(&mut second, info, now).unwrap();
     assert!(p.server.send_at(&mut out, now).is_ok());
 }
+
+// RFC 9000 §10.3.1: a datagram that ends in the reset token the peer gave
+// for the connection ID in use closes the connection (draining, no more
+// packets); the same datagram with another token is just undecryptable.
+#[test]
+fn stateless_reset_closes_the_connection() {
+    let token = 0x5e5e_0000_1111_2222_3333_4444_5555_6666u128;
+    let mut server_config = test_config(true).unwrap();
+    server_config.set_stateless_reset_token(Some(token));
+    let mut p = Pipe::with_configs(
+        &mut test_config(false).unwrap(),
+        &mut server_config,
+        LinkConfig::default(),
+        LinkConfig::default(),
+    )
+    .unwrap();
+    p.handshake().unwrap();
+    let (info, now) = (p.s2c_info(), p.now);
+    let mut reset = [0u8; 64];
+    let n = crate::stateless_reset(token ^ 1, 1200, &mut reset).unwrap();
+    p.client.recv_at(&mut reset[..n], info, now).unwrap();
+    assert!(!p.client.is_closed() && !p.client.is_draining());
+    let n = crate::stateless_reset(token, 1200, &mut reset).unwrap();
+    p.client.recv_at(&mut reset[..n], info, now).unwrap();
+    assert!(p.client.is_draining() || p.client.is_closed());
+    let e = p.client.peer_error().unwrap();
+    assert_eq!(e.reason, b"stateless reset");
+    let mut out = [0u8; 1500];
+    assert_eq!(p.client.send_at(&mut out, now), Err(Error::Done));
+}

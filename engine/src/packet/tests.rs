@@ -365,3 +365,30 @@ fn retry_rejects_bad_arguments() {
         Err(Error::BufferTooShort)
     );
 }
+
+// RFC 9000 §10.3: a short header with the fixed bit, unpredictable bytes,
+// the token last; always shorter than its trigger (§10.3.3), 43 bytes at
+// most, never under 21.
+#[test]
+fn stateless_reset_sizes_and_layout() {
+    let token = 0x0011_2233_4455_6677_8899_aabb_ccdd_eeffu128;
+    let mut out = [0u8; 64];
+    for (trigger, want) in [(1200, 43), (44, 43), (43, 42), (30, 29), (22, 21)] {
+        let n = stateless_reset(token, trigger, &mut out).unwrap();
+        assert_eq!(n, want, "trigger {trigger}");
+        assert_eq!(out[0] & 0xc0, 0x40, "short header, fixed bit");
+        assert_eq!(&out[n - 16..n], &token.to_be_bytes());
+    }
+    assert_eq!(stateless_reset(token, 21, &mut out), Err(Error::Done));
+    assert_eq!(stateless_reset(token, 0, &mut out), Err(Error::Done));
+    assert_eq!(
+        stateless_reset(token, 100, &mut out[..30]),
+        Err(Error::BufferTooShort)
+    );
+    // The bytes before the token are random, not a fixed pattern.
+    let mut a = [0u8; 64];
+    let mut b = [0u8; 64];
+    stateless_reset(token, 100, &mut a).unwrap();
+    stateless_reset(token, 100, &mut b).unwrap();
+    assert_ne!(a[1..27], b[1..27]);
+}

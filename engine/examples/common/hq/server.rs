@@ -26,7 +26,7 @@ const POLL: Duration = Duration::from_millis(100);
 pub const NOT_FOUND_CODE: u64 = 0x404;
 
 /// Server settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerOptions {
     /// Certificate chain, PEM.
     pub cert: PathBuf,
@@ -42,6 +42,25 @@ pub struct ServerOptions {
     /// it has sent this many more bytes; an update waits until the
     /// previous one was acknowledged.
     pub key_update_every: Option<u64>,
+    /// The server's static secret (Retry tokens, connection IDs, stateless
+    /// reset tokens); the same across restarts lets a restarted server
+    /// reset the connections it lost (RFC 9000 §10.3). Random when absent.
+    pub secret: Option<[u8; 32]>,
+}
+
+// By hand: the secret stays out of logs.
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("root", &self.root)
+            .field("retry", &self.retry)
+            .field("idle_timeout_ms", &self.idle_timeout_ms)
+            .field("key_update_every", &self.key_update_every)
+            .field("secret", &self.secret.map(|_| "(set)"))
+            .finish()
+    }
 }
 
 /// Counters the server keeps (read by the tests and the example).
@@ -67,6 +86,8 @@ pub struct ServerStats {
     pub refused: AtomicU64,
     /// Key updates this server initiated (`key_update_every`).
     pub key_updates: AtomicU64,
+    /// Stateless Resets sent for packets of unknown connections.
+    pub stateless_resets: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -143,7 +164,10 @@ impl Server {
             root,
             retry: opts.retry,
             key_update_every: opts.key_update_every,
-            key: TokenKey::random()?,
+            key: match opts.secret {
+                Some(s) => TokenKey::from_secret(s),
+                None => TokenKey::random()?,
+            },
             conns: HashMap::new(),
             stats: Arc::default(),
             out: vec![0u8; RECV_BUF_LEN],
@@ -254,6 +278,16 @@ impl Server {
         };
         let key = if self.conns.contains_key(&hdr.dcid) {
             hdr.dcid.clone()
+        } else if hdr.ty == Type::Short {
+            // A connection we do not know (lost in a restart, or long
+            // gone): tell the client at once with a Stateless Reset rather
+            // than let it wait for its idle timeout (RFC 9000 §10.3).
+            let token = self.key.reset_token(&hdr.dcid)?;
+            if let Ok(n) = tarte::stateless_reset(token, len, &mut self.out) {
+                bump(&self.stats.stateless_resets);
+                self.send_to(n, from)?;
+            }
+            return Ok(());
         } else {
             match self.new_connection(&hdr, len, from)? {
                 Some(k) => k,
@@ -342,6 +376,10 @@ impl Server {
         } else {
             (derived, None)
         };
+        // The token our first connection ID carries (transport parameter)
+        // is derived, so a restarted server can still reset it.
+        self.config
+            .set_stateless_reset_token(Some(self.key.reset_token(&scid)?));
         let conn = tarte::accept(&scid, odcid.as_ref(), self.local, from, &mut self.config)?;
         tracing::info!(%from, trace_id = conn.trace_id(), retry = odcid.is_some(), "new connection");
         bump(&self.stats.connections);

@@ -21,6 +21,19 @@ impl TokenKey {
         })
     }
 
+    /// A key from a 32-byte secret, the same across restarts (so that the
+    /// server can reset the connections it lost: RFC 9000 §10.3).
+    pub fn from_secret(secret: [u8; 32]) -> TokenKey {
+        TokenKey {
+            inner: tarte::token::TokenKey::from_secret(secret),
+        }
+    }
+
+    /// The stateless reset token of one of our connection IDs.
+    pub fn reset_token(&self, cid: &[u8]) -> anyhow::Result<u128> {
+        Ok(self.inner.reset_token(cid)?)
+    }
+
     /// The server's connection ID for a client's first DCID: the same for
     /// every Initial of one attempt, so that a ClientHello spread over
     /// several Initial packets reaches one connection.
