@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tarte_dataplane::backend::BackendKind;
 use tarte_dataplane::serve::app::{pattern_byte, INDEX_HTML};
 use tarte_dataplane::serve::{ServeOptions, Server};
+use tarte_tests::interop::drive;
 use tarte_tests::relay::{lossy, Relay};
 
 fn start(f: impl FnOnce(&mut ServeOptions)) -> Server {
@@ -321,6 +322,67 @@ fn aioquic_client_10mb_through_loss() {
     wait_for(&server, "1 request", |c| {
         c.requests == 1 && c.conns_accepted == 1
     });
+}
+
+// RFC 9000 §10.3: a connection's reset token comes from the server's
+// static secret and its connection ID, and a short-header packet for an
+// ID no connection holds (as after a restart) gets a Stateless Reset with
+// that token, shorter than the packet; one too short to undercut does not.
+#[test]
+fn unknown_connections_get_a_stateless_reset() {
+    let secret = [0x17u8; 32];
+    let key = tarte::token::TokenKey::from_secret(secret);
+    let server = start(|o| o.secret = Some(secret));
+
+    // A real connection advertises the derived token for its ID.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut config = tarte::Config::new(tarte::PROTOCOL_VERSION).unwrap();
+    config.verify_peer(false);
+    config.set_application_protos(&[b"h3"]).unwrap();
+    config.set_max_idle_timeout(10_000);
+    let scid = [3u8; 16];
+    let mut conn = tarte::connect(
+        Some("localhost"),
+        &tarte::ConnectionId::from_ref(&scid),
+        socket.local_addr().unwrap(),
+        server.local_addr(),
+        &mut config,
+    )
+    .unwrap();
+    assert!(drive(&socket, &mut conn, Duration::from_secs(10), |c| {
+        c.is_established()
+    }));
+    let server_cid = conn.destination_id().to_vec();
+    let advertised = conn
+        .peer_transport_params()
+        .and_then(|tp| tp.stateless_reset_token);
+    assert_eq!(advertised, Some(key.reset_token(&server_cid).unwrap()));
+
+    // A packet for an ID of worker 0 that no connection holds.
+    let mut dcid = [0u8; 16];
+    dcid[1..].copy_from_slice(&[0x5a; 15]);
+    let mut pkt = vec![0x41u8; 100];
+    pkt[1..17].copy_from_slice(&dcid);
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    probe.send_to(&pkt, server.local_addr()).unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, _) = probe.recv_from(&mut buf).unwrap();
+    assert_eq!(n, 43);
+    assert_eq!(buf[0] & 0xc0, 0x40, "a short header");
+    assert_eq!(
+        &buf[n - 16..n],
+        &key.reset_token(&dcid).unwrap().to_be_bytes()
+    );
+    // 22 bytes: a reset would have to be 21 or less to be shorter.
+    probe.send_to(&pkt[..21], server.local_addr()).unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(probe.recv_from(&mut buf).is_err(), "no answer to 21 bytes");
+    wait_for(&server, "1 reset", |c| c.stateless_resets == 1);
 }
 
 /// The binary: `tarte serve --listen ... --duration` answers, then exits 0.

@@ -4,7 +4,7 @@
 //! a thread of the test process.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -352,4 +352,31 @@ impl Drop for TarteServer {
     fn drop(&mut self) {
         let _ = self.stop_inner();
     }
+}
+
+/// Drives `conn` over `socket` until `done` holds or `limit` passes;
+/// returns whether `done` held.
+pub fn drive(
+    socket: &UdpSocket,
+    conn: &mut tarte::Connection,
+    limit: Duration,
+    mut done: impl FnMut(&mut tarte::Connection) -> bool,
+) -> bool {
+    let local = socket.local_addr().unwrap();
+    let end = Instant::now() + limit;
+    let (mut buf, mut out) = (vec![0u8; 65_536], vec![0u8; 65_536]);
+    while Instant::now() < end {
+        if done(conn) {
+            return true;
+        }
+        crate::hq::recv_batch(socket, &mut buf, Duration::from_millis(5), |pkt, from| {
+            let _ = conn.recv(pkt, tarte::RecvInfo { from, to: local });
+        })
+        .unwrap();
+        if conn.timeout_instant().is_some_and(|t| t <= Instant::now()) {
+            conn.on_timeout();
+        }
+        crate::hq::flush(socket, conn, &mut out).unwrap();
+    }
+    done(conn)
 }

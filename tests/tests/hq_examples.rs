@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tarte_tests::hq::client::{fetch, ClientOptions};
 use tarte_tests::hq::server::ServerOptions;
-use tarte_tests::interop::{random_bytes, serial, write_cert, TarteServer, TempDir};
+use tarte_tests::interop::{drive, random_bytes, serial, write_cert, TarteServer, TempDir};
 
 fn server(dir: &TempDir, retry: bool, files: &[(String, Vec<u8>)]) -> TarteServer {
     let (cert, key) = write_cert(dir.path());
@@ -102,33 +102,6 @@ fn client_gives_up_at_its_timeout() {
         "Initial datagrams are padded to 1200 bytes, got {n}"
     );
     assert_eq!(buf[0] & 0xf0, 0xc0, "long header, Initial");
-}
-
-/// Drives `conn` over `socket` until `done` holds or `limit` passes;
-/// returns whether `done` held.
-fn drive(
-    socket: &UdpSocket,
-    conn: &mut tarte::Connection,
-    limit: Duration,
-    mut done: impl FnMut(&mut tarte::Connection) -> bool,
-) -> bool {
-    let local = socket.local_addr().unwrap();
-    let end = Instant::now() + limit;
-    let (mut buf, mut out) = (vec![0u8; 65_536], vec![0u8; 65_536]);
-    while Instant::now() < end {
-        if done(conn) {
-            return true;
-        }
-        tarte_tests::hq::recv_batch(socket, &mut buf, Duration::from_millis(5), |pkt, from| {
-            let _ = conn.recv(pkt, tarte::RecvInfo { from, to: local });
-        })
-        .unwrap();
-        if conn.timeout_instant().is_some_and(|t| t <= Instant::now()) {
-            conn.on_timeout();
-        }
-        tarte_tests::hq::flush(socket, conn, &mut out).unwrap();
-    }
-    done(conn)
 }
 
 // A server restarted with the same secret answers a packet of a connection

@@ -88,6 +88,10 @@ pub struct ServeOptions {
     pub idle_timeout_ms: u64,
     /// Spin on empty polls instead of backing off.
     pub busy_poll: bool,
+    /// Static secret of Retry tokens and stateless reset tokens; the same
+    /// across restarts lets a restarted server reset the connections it
+    /// lost (RFC 9000 §10.3). `None`: a random one.
+    pub secret: Option<[u8; 32]>,
 }
 
 impl ServeOptions {
@@ -104,6 +108,7 @@ impl ServeOptions {
             max_conns_per_worker: 10_000,
             idle_timeout_ms: 30_000,
             busy_poll: false,
+            secret: None,
         }
     }
 }
@@ -207,7 +212,10 @@ impl Server {
         }
         let shared = Arc::new(Shared {
             app: App::new(opts.root.clone()),
-            token_key: TokenKey::random()?,
+            token_key: match opts.secret {
+                Some(s) => TokenKey::from_secret(s),
+                None => TokenKey::random()?,
+            },
             retry: opts.retry,
             max_conns: opts.max_conns_per_worker,
             busy_poll: opts.busy_poll,

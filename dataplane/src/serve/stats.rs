@@ -61,6 +61,8 @@ counters! {
     version_negotiations,
     /// Retry packets sent.
     retries,
+    /// Stateless Resets sent for packets of unknown connections.
+    stateless_resets,
     /// Initials with an invalid or expired Retry token.
     tokens_rejected,
     /// Initials refused because the worker was at its connection limit.

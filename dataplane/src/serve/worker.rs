@@ -46,8 +46,15 @@ enum Route {
     Handoff(usize),
     VersionNegotiation,
     Accept,
+    /// A short header for a connection we do not have: Stateless Reset.
+    Reset,
     Drop,
 }
+
+/// Stateless Resets a worker sends per second at most: each is smaller
+/// than its trigger (no amplification), the bound keeps a flood of junk
+/// from costing a reset each.
+const RESETS_PER_SEC: u32 = 1_000;
 
 /// Everything but the backend, so that rx/tx callbacks can borrow it.
 struct State {
@@ -61,8 +68,12 @@ struct State {
     by_odcid: HashMap<Vec<u8>, usize>,
     timers: BTreeSet<(Instant, usize)>,
     dirty: Vec<usize>,
-    /// Stateless answers (Version Negotiation, Retry) waiting for tx.
+    /// Stateless answers (Version Negotiation, Retry, Stateless Reset)
+    /// waiting for tx.
     stateless: Vec<(Vec<u8>, SocketAddr)>,
+    /// Start of the current second of the reset budget, and resets sent
+    /// in it.
+    reset_window: (Instant, u32),
     scratch: Vec<u8>,
     c: Counters,
 }
@@ -98,6 +109,7 @@ impl Worker {
                 timers: BTreeSet::new(),
                 dirty: Vec::new(),
                 stateless: Vec::new(),
+                reset_window: (Instant::now(), 0),
                 scratch: vec![0; 65_536],
                 c: Counters::default(),
             },
@@ -188,6 +200,9 @@ impl State {
             // the kernel or NIC steered it elsewhere (e.g. a NAT rebinding).
             Some(Type::Handshake | Type::Short) => match cid_worker(p.dcid) {
                 Some(w) if w != self.index && w < self.shared.handoff.len() => Route::Handoff(w),
+                // One of our connection IDs (by its length) that no
+                // connection holds: lost in a restart or long closed.
+                Some(_) if p.ty == Some(Type::Short) => Route::Reset,
                 _ => Route::Drop,
             },
         }
@@ -211,6 +226,7 @@ impl State {
                 }
             }
             Route::VersionNegotiation => self.version_negotiation(buf, meta),
+            Route::Reset => self.stateless_reset(buf, meta),
             Route::Accept => {
                 if let Some(i) = self.accept(buf, meta) {
                     self.recv(i, buf, meta);
@@ -247,6 +263,39 @@ impl State {
                 self.stateless.push((out, meta.src));
                 self.c.version_negotiations += 1;
             }
+            Err(_) => self.c.dropped += 1,
+        }
+    }
+
+    /// Answers a short-header packet of a connection we do not have with a
+    /// Stateless Reset (RFC 9000 §10.3), so its client stops at once
+    /// instead of after its idle timeout; within the per-second budget.
+    fn stateless_reset(&mut self, buf: &[u8], meta: &DgramMeta) {
+        let now = Instant::now();
+        if now.duration_since(self.reset_window.0) >= Duration::from_secs(1) {
+            self.reset_window = (now, 0);
+        }
+        if self.reset_window.1 >= RESETS_PER_SEC {
+            self.c.dropped += 1;
+            return;
+        }
+        let Ok(p) = tarte::packet::peek(buf, CID_LEN) else {
+            self.c.dropped += 1;
+            return;
+        };
+        let Ok(token) = self.shared.token_key.reset_token(p.dcid) else {
+            self.c.dropped += 1;
+            return;
+        };
+        let mut out = vec![0u8; tarte::packet::MIN_STATELESS_RESET_LEN + 64];
+        match tarte::stateless_reset(token, buf.len(), &mut out) {
+            Ok(n) => {
+                out.truncate(n);
+                self.stateless.push((out, meta.src));
+                self.reset_window.1 += 1;
+                self.c.stateless_resets += 1;
+            }
+            // Too short to answer with anything shorter.
             Err(_) => self.c.dropped += 1,
         }
     }
@@ -298,6 +347,10 @@ impl State {
             (new_cid(self.index).ok()?, None)
         };
         let odcid_ref = odcid.as_deref().map(ConnectionId::from_ref);
+        // Our connection ID's reset token comes from the static key, so
+        // that a restarted server can still reset the connection.
+        self.config
+            .set_stateless_reset_token(self.shared.token_key.reset_token(&our_cid).ok());
         let conn = match tarte::accept(
             &ConnectionId::from_ref(&our_cid),
             odcid_ref.as_ref(),

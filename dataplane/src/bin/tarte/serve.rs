@@ -44,6 +44,11 @@ pub(crate) struct ServeArgs {
     /// Validate client addresses with Retry before accepting.
     #[arg(long)]
     retry: bool,
+    /// File holding the server's static secret, 64 hex digits (Retry and
+    /// stateless reset tokens): with the same secret a restarted server
+    /// resets the connections it lost. Default: a random secret.
+    #[arg(long, value_name = "PATH")]
+    secret_file: Option<PathBuf>,
     /// Open connections per worker.
     #[arg(long, default_value_t = 10_000)]
     max_conns: usize,
@@ -59,10 +64,27 @@ pub(crate) struct ServeArgs {
     stats_interval: f64,
 }
 
+/// 32 bytes from a file of 64 hex digits (surrounding whitespace allowed).
+fn read_secret(path: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let hex = text.trim();
+    anyhow::ensure!(
+        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "--secret-file {}: expected 64 hex digits",
+        path.display()
+    );
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
+    }
+    Ok(out)
+}
+
 fn line(t: &Counters, prev: &Counters, secs: f64) -> String {
     let rate = |a: u64, b: u64| (a - b) as f64 / secs.max(1e-9);
     format!(
-        "conns {} open ({} accepted) | req {} ({:.0}/s) | rx {} pkts {:.1} Mbit/s | tx {} pkts {:.1} Mbit/s | vn {} retry {} refused {} dropped {} handoff {} tx_err {}",
+        "conns {} open ({} accepted) | req {} ({:.0}/s) | rx {} pkts {:.1} Mbit/s | tx {} pkts {:.1} Mbit/s | vn {} retry {} reset {} refused {} dropped {} handoff {} tx_err {}",
         t.conns_active,
         t.conns_accepted,
         t.requests,
@@ -73,6 +95,7 @@ fn line(t: &Counters, prev: &Counters, secs: f64) -> String {
         rate(t.tx_bytes, prev.tx_bytes) * 8e-6,
         t.version_negotiations,
         t.retries,
+        t.stateless_resets,
         t.refused,
         t.dropped,
         t.handed_off,
@@ -92,6 +115,9 @@ pub(crate) fn run(a: ServeArgs) -> anyhow::Result<()> {
     opts.retry = a.retry;
     opts.max_conns_per_worker = a.max_conns;
     opts.busy_poll = a.busy_poll;
+    if let Some(f) = &a.secret_file {
+        opts.secret = Some(read_secret(f)?);
+    }
     if let (Some(c), Some(k)) = (&a.cert, &a.key) {
         let cert = std::fs::read(c).with_context(|| format!("reading {}", c.display()))?;
         let key = std::fs::read(k).with_context(|| format!("reading {}", k.display()))?;
