@@ -68,7 +68,13 @@ impl Connection {
             // otherwise (it is most 1-RTT datagrams).
             let later_has_data = (needs_pad || epoch == Epoch::Initial && !self.is_server)
                 && self.later_space_has_data(epoch, closing);
-            let pad_to = if needs_pad && !later_has_data {
+            // RFC 9000 §8.2.2: "An endpoint MUST expand datagrams that
+            // contain a PATH_RESPONSE frame to at least ... 1200 bytes,
+            // unless the anti-amplification limit for the path does not
+            // permit" (`limit` already holds that allowance).
+            let path_response =
+                epoch == Epoch::Application && !self.pending.path_responses.is_empty();
+            let pad_to = if (needs_pad || path_response) && !later_has_data {
                 Some(MIN_INITIAL_DATAGRAM.min(limit).saturating_sub(written))
             } else if epoch == Epoch::Initial && !self.is_server && !later_has_data {
                 Some(MIN_INITIAL_DATAGRAM.min(limit))

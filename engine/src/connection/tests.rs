@@ -914,3 +914,34 @@ fn stateless_reset_closes_the_connection() {
     let mut out = [0u8; 1500];
     assert_eq!(p.client.send_at(&mut out, now), Err(Error::Done));
 }
+
+// RFC 9000 §8.2.2: the datagram that carries a PATH_RESPONSE is padded to
+// at least 1200 bytes; an ordinary ACK is not.
+#[test]
+fn path_response_datagrams_are_padded_to_1200_bytes() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    for _ in 0..4 {
+        p.flush().unwrap();
+        p.deliver().unwrap();
+    }
+    let (info, now) = (p.s2c_info(), p.now);
+    let mut out = vec![0u8; 1500];
+    // PING: answered by a small ACK-only datagram.
+    let mut ping = forge_1rtt(&mut p.server, &[0x01]);
+    p.client.recv_at(&mut ping, info, now).unwrap();
+    p.client
+        .on_timeout_at(now + std::time::Duration::from_millis(30));
+    let (n, _) = p
+        .client
+        .send_at(&mut out, now + std::time::Duration::from_millis(30))
+        .unwrap();
+    assert!(n < 100, "{n}");
+    // PATH_CHALLENGE: the PATH_RESPONSE comes in a padded datagram.
+    let mut challenge = vec![0x1a];
+    challenge.extend_from_slice(&[7u8; 8]);
+    let mut pkt = forge_1rtt(&mut p.server, &challenge);
+    p.client.recv_at(&mut pkt, info, now).unwrap();
+    let (n, _) = p.client.send_at(&mut out, now).unwrap();
+    assert!(n >= 1200, "{n}");
+}
