@@ -298,6 +298,12 @@ impl Pipe {
         Ok(n)
     }
 
+    /// From now on the server sees the client's datagrams come from `addr`,
+    /// as after a NAT rebinding (the client's own view does not change).
+    pub fn rebind_client(&mut self, addr: SocketAddr) {
+        self.client_addr = addr;
+    }
+
     /// The [`RecvInfo`] of a datagram from the client to the server (for
     /// callers handing datagrams over themselves).
     pub fn c2s_info(&self) -> RecvInfo {

@@ -177,8 +177,19 @@ pub(crate) enum SentFrame {
     },
     HandshakeDone,
     Ping,
+    PathChallenge,
     Datagram,
     Close,
+}
+
+/// A peer address being validated after the peer moved to it (RFC 9000
+/// §9.3): boxed, since connections rarely have one.
+#[derive(Debug)]
+pub(crate) struct PathValidation {
+    /// The PATH_CHALLENGE data we sent (or will send).
+    pub(crate) challenge: [u8; 8],
+    /// A PATH_CHALLENGE is to be sent (first time, or its packet was lost).
+    pub(crate) send: bool,
 }
 
 /// The frames of one sent packet: most carry one or two (an ACK and a
@@ -228,7 +239,7 @@ pub(crate) struct TlsInfo {
 pub struct Connection {
     pub(crate) is_server: bool,
     pub(crate) version: u32,
-    pub(crate) trace_id: String,
+    pub(crate) trace_id: Box<str>,
 
     pub(crate) cids: Cids,
     /// The DCID of the client's first Initial (sets Initial keys, and is
@@ -268,11 +279,13 @@ pub struct Connection {
     pub(crate) peer_addr: SocketAddr,
     /// Server: whether the client's address is validated (RFC 9000 §8.1).
     pub(crate) address_validated: bool,
+    /// Validation of the address the peer migrated to, if under way.
+    pub(crate) path_validation: Option<Box<PathValidation>>,
     /// Client: whether the server validated our address (we got a
     /// Handshake or 1-RTT packet: RFC 9002 §6.2.2.1).
     pub(crate) peer_validated_address: bool,
-    pub(crate) bytes_recv_unvalidated: u64,
-    pub(crate) bytes_sent_unvalidated: u64,
+    pub(crate) bytes_recv_unvalidated: u32,
+    pub(crate) bytes_sent_unvalidated: u32,
 
     pub(crate) idle_timeout: Option<Duration>,
     /// When the idle timer last restarted; the deadline is computed when
@@ -445,7 +458,7 @@ impl Connection {
             config.max_stream_window,
         );
         let flow = FlowControl::new(local_params.initial_max_data, config.max_connection_window);
-        let trace_id = format!("{scid}");
+        let trace_id = format!("{scid}").into_boxed_str();
         let reset_token = local_params.stateless_reset_token;
         let mut conn = Connection {
             is_server,
@@ -483,6 +496,7 @@ impl Connection {
             local_addr: local,
             peer_addr: peer,
             address_validated: !is_server || odcid.is_some(),
+            path_validation: None,
             peer_validated_address: is_server,
             bytes_recv_unvalidated: 0,
             bytes_sent_unvalidated: 0,

@@ -1,5 +1,6 @@
 //! Receiving: datagrams → packets → frames (`handle_*`).
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{CloseState, Connection, ConnectionError, RecvInfo, SentFrame, TlsInfo};
@@ -27,7 +28,10 @@ impl Connection {
         }
         let len = buf.len();
         if self.is_server && !self.address_validated {
-            self.bytes_recv_unvalidated += len as u64;
+            // u32 (memory per connection): saturates far above the 3x
+            // allowance anyone waits for.
+            let len = u32::try_from(len).unwrap_or(u32::MAX);
+            self.bytes_recv_unvalidated = self.bytes_recv_unvalidated.saturating_add(len);
         }
         self.stats.recv_bytes += len as u64;
         let mut off = 0;
@@ -260,10 +264,11 @@ impl Connection {
         }
 
         let payload_range = u.payload_off..u.payload_off + u.payload_len;
-        let ack_eliciting =
+        let (ack_eliciting, non_probing) =
             self.handle_frames(epoch, hdr.ty, &hdr.dcid, &mut buf[payload_range], now)?;
 
         let sp = &mut self.spaces[epoch as usize];
+        let newest = sp.largest_rx.is_none_or(|(l, _)| u.pn > l);
         sp.recv_pkt_num.insert(u.pn..u.pn + 1);
         sp.recv_pkt_need_ack.insert(u.pn..u.pn + 1);
         // RFC 9000 §13.2.1: an ack-eliciting packet below the largest
@@ -288,11 +293,48 @@ impl Connection {
         self.ack_eliciting_sent_since_recv = false;
         self.restart_idle_timer(now);
 
-        if self.is_server && epoch == Epoch::Application && info.from != self.peer_addr {
-            // Migration is not supported yet: stay on the validated path.
-            tracing::debug!(trace_id = %self.trace_id, from = %info.from, "packet from a new address ignored for path purposes");
+        // RFC 9000 §9.3: a non-probing packet from a new address, the
+        // highest-numbered so far, means the peer moved there (a NAT
+        // rebinding, typically): follow it, and validate it.
+        if self.is_server
+            && epoch == Epoch::Application
+            && info.from != self.peer_addr
+            && non_probing
+            && newest
+            && self.handshake_confirmed
+        {
+            self.on_peer_address_change(info.from, datagram_len, now)?;
         }
         Ok(pkt_end)
+    }
+
+    /// The peer now sends from `to` (RFC 9000 §9.3): "it MUST send
+    /// subsequent packets to the new peer address and MUST initiate path
+    /// validation (Section 8.2)"; until the PATH_RESPONSE comes back it
+    /// sends at most three times what it received there (§9.3.1, §8).
+    /// Congestion control and RTT restart unless only the port changed
+    /// (§9.4).
+    fn on_peer_address_change(
+        &mut self,
+        to: SocketAddr,
+        datagram_len: usize,
+        now: Instant,
+    ) -> Result<()> {
+        let from = std::mem::replace(&mut self.peer_addr, to);
+        tracing::debug!(trace_id = %self.trace_id, %from, %to, "peer address changed; validating");
+        if from.ip() != to.ip() {
+            self.recovery.reset_for_new_path(now);
+        }
+        let mut challenge = [0u8; 8];
+        boring::rand::rand_bytes(&mut challenge).map_err(|_| Error::CryptoFail)?;
+        self.path_validation = Some(Box::new(super::PathValidation {
+            challenge,
+            send: true,
+        }));
+        self.address_validated = false;
+        self.bytes_recv_unvalidated = u32::try_from(datagram_len).unwrap_or(u32::MAX);
+        self.bytes_sent_unvalidated = 0;
+        Ok(())
     }
 
     /// Whether `dcid` is one of our connection IDs (or, for a server
@@ -511,7 +553,7 @@ impl Connection {
         recv_dcid: &[u8],
         payload: &mut [u8],
         now: Instant,
-    ) -> Result<bool> {
+    ) -> Result<(bool, bool)> {
         // RFC 9000 §12.4: "An endpoint MUST treat receipt of a packet
         // containing no frames as a connection error of type
         // PROTOCOL_VIOLATION."
@@ -520,6 +562,9 @@ impl Connection {
         }
         let mut b = Octets::with_slice(payload);
         let mut ack_eliciting = false;
+        // RFC 9000 §9.1: all but PATH_CHALLENGE, PATH_RESPONSE,
+        // NEW_CONNECTION_ID and PADDING are non-probing frames.
+        let mut non_probing = false;
         while b.cap() > 0 {
             let frame_type = b.peek_u8().map(u64::from).unwrap_or(0);
             let f = match Frame::from_bytes(&mut b, ty) {
@@ -530,6 +575,13 @@ impl Connection {
                 }
             };
             ack_eliciting |= f.ack_eliciting();
+            non_probing |= !matches!(
+                f,
+                Frame::PathChallenge { .. }
+                    | Frame::PathResponse { .. }
+                    | Frame::NewConnectionId { .. }
+                    | Frame::Padding { .. }
+            );
             if let Err(e) = self.handle_frame(f, epoch, recv_dcid, now) {
                 if e == Error::Done {
                     continue;
@@ -541,7 +593,7 @@ impl Connection {
                 break;
             }
         }
-        Ok(ack_eliciting)
+        Ok((ack_eliciting, non_probing))
     }
 
     fn handle_frame(
@@ -633,7 +685,19 @@ impl Connection {
                     self.pending.path_responses.push_back(data);
                 }
             }
-            Frame::PathResponse { .. } => (),
+            Frame::PathResponse { data } => {
+                // RFC 9000 §8.2.3: a PATH_RESPONSE echoing our challenge
+                // validates the path; other data is ignored.
+                if self
+                    .path_validation
+                    .as_ref()
+                    .is_some_and(|v| v.challenge == data)
+                {
+                    self.path_validation = None;
+                    self.address_validated = true;
+                    tracing::debug!(trace_id = %self.trace_id, peer = %self.peer_addr, "new peer address validated");
+                }
+            }
             Frame::ConnectionClose {
                 error_code, reason, ..
             } => self.handle_close(false, error_code, reason, now),
@@ -864,6 +928,12 @@ impl Connection {
                 }
                 SentFrame::RetireConnectionId { seq } => self.pending.retire_cids.push_back(seq),
                 SentFrame::HandshakeDone => self.pending.handshake_done = true,
+                // Sent again while the path is still being validated.
+                SentFrame::PathChallenge => {
+                    if let Some(v) = self.path_validation.as_mut() {
+                        v.send = true;
+                    }
+                }
                 SentFrame::DataBlocked
                 | SentFrame::StreamDataBlocked
                 | SentFrame::StreamsBlocked

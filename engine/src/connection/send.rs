@@ -41,8 +41,8 @@ impl Connection {
         // MUST NOT send more than three times as many bytes as the number
         // of bytes they have received."
         if self.is_server && !self.address_validated {
-            let allowance =
-                (3 * self.bytes_recv_unvalidated).saturating_sub(self.bytes_sent_unvalidated);
+            let allowance = (3 * u64::from(self.bytes_recv_unvalidated))
+                .saturating_sub(u64::from(self.bytes_sent_unvalidated));
             limit = limit.min(allowance as usize);
             if limit < MIN_PACKET_ROOM {
                 return Err(Error::Done);
@@ -72,8 +72,10 @@ impl Connection {
             // contain a PATH_RESPONSE frame to at least ... 1200 bytes,
             // unless the anti-amplification limit for the path does not
             // permit" (`limit` already holds that allowance).
-            let path_response =
-                epoch == Epoch::Application && !self.pending.path_responses.is_empty();
+            // §8.2.1 asks the same of PATH_CHALLENGE.
+            let path_response = epoch == Epoch::Application
+                && (!self.pending.path_responses.is_empty()
+                    || self.path_validation.as_ref().is_some_and(|v| v.send));
             let pad_to = if (needs_pad || path_response) && !later_has_data {
                 Some(MIN_INITIAL_DATAGRAM.min(limit).saturating_sub(written))
             } else if epoch == Epoch::Initial && !self.is_server && !later_has_data {
@@ -123,7 +125,8 @@ impl Connection {
         // the Initial was written) is padded inside the Initial already;
         // nothing may follow the packets themselves.
         if self.is_server && !self.address_validated {
-            self.bytes_sent_unvalidated += written as u64;
+            let written = u32::try_from(written).unwrap_or(u32::MAX);
+            self.bytes_sent_unvalidated = self.bytes_sent_unvalidated.saturating_add(written);
         }
         self.stats.sent_bytes += written as u64;
         let at = self.recovery.next_send_time(now);
@@ -178,6 +181,7 @@ impl Connection {
             || !p.retire_cids.is_empty()
             || p.handshake_done
             || !p.path_responses.is_empty()
+            || self.path_validation.as_ref().is_some_and(|v| v.send)
             || self.streams.has_blocked()
             || self.streams.streams_blocked_bidi().is_some()
             || self.streams.streams_blocked_uni().is_some()
@@ -549,6 +553,13 @@ impl Connection {
             frames.push(SentFrame::HandshakeDone);
             self.pending.handshake_done = false;
             any = true;
+        }
+        if let Some(v) = self.path_validation.as_mut() {
+            if v.send && put(w, Frame::PathChallenge { data: v.challenge })? {
+                v.send = false;
+                frames.push(SentFrame::PathChallenge);
+                any = true;
+            }
         }
         while let Some(data) = self.pending.path_responses.front().copied() {
             if !put(w, Frame::PathResponse { data })? {

@@ -945,3 +945,89 @@ fn path_response_datagrams_are_padded_to_1200_bytes() {
     let (n, _) = p.client.send_at(&mut out, now).unwrap();
     assert!(n >= 1200, "{n}");
 }
+
+// RFC 9000 §9.3: a NAT rebinding on the client's side. The server follows
+// the first non-probing packet from the new address, validates it with
+// PATH_CHALLENGE (sending at most three times what it received there
+// meanwhile), and the transfer carries on to the new address. A port-only
+// change keeps the congestion window (§9.4).
+#[test]
+fn server_follows_a_nat_rebinding() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    let data = pattern(300_000);
+    assert!(transfer(&mut p, &data[..100_000], 1_000_000) == data[..100_000]);
+    let cwnd_before = p.server.path_stats().next().unwrap().cwnd;
+    let (old, _) = Pipe::addrs();
+    let new = std::net::SocketAddr::from(([127, 0, 0, 1], 5555));
+    assert_eq!(p.server.path_stats().next().unwrap().peer_addr, old);
+
+    p.rebind_client(new);
+    p.client
+        .stream_send(4, b"after the rebinding", false)
+        .unwrap();
+    for _ in 0..100 {
+        if p.server.path_stats().next().unwrap().peer_addr == new {
+            break;
+        }
+        p.advance().unwrap();
+    }
+    let s = p.server.path_stats().next().unwrap();
+    assert_eq!((s.peer_addr, s.validated), (new, false));
+    assert_eq!(s.cwnd, cwnd_before, "only the port changed");
+    let mut out = vec![0u8; 1500];
+    let (n, info) = p.server.send_at(&mut out, p.now).unwrap();
+    assert_eq!(info.to, new);
+    // The PATH_CHALLENGE, at most three times what came from there.
+    assert!(n <= 3 * 100, "{n}");
+    p.s2c.push(out[..n].to_vec(), p.now);
+
+    // The client answers the challenge; the rest flows to the new address.
+    let got = transfer_on(&mut p, 8, &data[100_000..], 1_000_000);
+    assert!(got[..] == data[100_000..]);
+    let s = p.server.path_stats().next().unwrap();
+    assert_eq!((s.peer_addr, s.validated), (new, true));
+}
+
+// A new IP address (not just a port) restarts congestion control and the
+// RTT estimate (RFC 9000 §9.4); a probing-only packet from elsewhere, or an
+// older one, moves nothing (§9.3: "only ... the highest-numbered
+// non-probing packet").
+#[test]
+fn peer_address_changes_follow_the_rules() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    let data = pattern(200_000);
+    assert!(transfer(&mut p, &data, 1_000_000) == data);
+    let (old, _) = Pipe::addrs();
+    let now = p.now;
+    let elsewhere = std::net::SocketAddr::from(([10, 9, 8, 7], 4444));
+
+    // PATH_CHALLENGE alone: a probe, not a migration.
+    let mut probe = vec![0x1a];
+    probe.extend_from_slice(&[1u8; 8]);
+    let mut pkt = forge_1rtt(&mut p.client, &probe);
+    let info = crate::RecvInfo {
+        from: elsewhere,
+        to: p.c2s_info().to,
+    };
+    p.server.recv_at(&mut pkt, info, now).unwrap();
+    assert_eq!(p.server.path_stats().next().unwrap().peer_addr, old);
+
+    // An older packet from elsewhere: ignored for the path.
+    let mut older = forge_1rtt(&mut p.client, &[0x01]);
+    let mut newer = forge_1rtt(&mut p.client, &[0x01]);
+    p.server.recv_at(&mut newer, p.c2s_info(), now).unwrap();
+    p.server.recv_at(&mut older, info, now).unwrap();
+    assert_eq!(p.server.path_stats().next().unwrap().peer_addr, old);
+
+    // A newer PING from another IP: the server moves, and starts over.
+    let fresh = Pipe::new().unwrap().server.path_stats().next().unwrap();
+    let measured = p.server.path_stats().next().unwrap().rtt;
+    assert_ne!(measured, fresh.rtt);
+    let mut ping = forge_1rtt(&mut p.client, &[0x01]);
+    p.server.recv_at(&mut ping, info, now).unwrap();
+    let s = p.server.path_stats().next().unwrap();
+    assert_eq!((s.peer_addr, s.validated), (elsewhere, false));
+    assert_eq!((s.cwnd, s.rtt), (fresh.cwnd, fresh.rtt));
+}

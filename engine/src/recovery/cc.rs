@@ -57,6 +57,8 @@ pub(crate) struct Congestion {
     /// 0, or the window when the ACK being processed ended the round.
     round_over: usize,
     pacing: bool,
+    /// HyStart++ configured (its phase says only whether it still runs).
+    hystart_enabled: bool,
     pub(crate) cubic: Cubic,
     pub(crate) hystart: HyStart,
     pub(crate) congestion_events: u64,
@@ -64,6 +66,12 @@ pub(crate) struct Congestion {
 }
 
 impl Congestion {
+    /// The same controller at its initial state (a new path: RFC 9000
+    /// §9.4).
+    pub(crate) fn fresh(&self) -> Self {
+        Congestion::new(self.algo, self.mss, self.hystart_enabled, self.pacing)
+    }
+
     pub(crate) fn new(
         algo: CongestionControlAlgorithm,
         mss: usize,
@@ -87,6 +95,7 @@ impl Congestion {
             round_cwnd: initial_window(mss),
             round_over: 0,
             pacing,
+            hystart_enabled: hystart,
             cubic: Cubic::default(),
             hystart: HyStart::new(hystart),
             congestion_events: 0,

@@ -271,6 +271,8 @@ pub(crate) struct Recovery<T> {
     /// The time threshold in eighths of an RTT (kTimeThreshold = 9/8),
     /// raised likewise (§6.1.2).
     time_threshold_eighths: u8,
+    /// kInitialRtt as configured, in microseconds (for a new path).
+    initial_rtt_us: u32,
     timer: Option<Instant>,
     /// `timer` is stale: it is what SetLossDetectionTimer would arm at
     /// `now_hint` (the last send), computed on demand.
@@ -301,6 +303,7 @@ impl<T> Recovery<T> {
             pto_count: 0,
             packet_threshold: PACKET_THRESHOLD as u16,
             time_threshold_eighths: TIME_THRESHOLD_EIGHTHS as u8,
+            initial_rtt_us: u32::try_from(cfg.initial_rtt.as_micros()).unwrap_or(u32::MAX),
             timer: None,
             timer_stale: false,
             handshake_confirmed: false,
@@ -496,6 +499,21 @@ impl<T> Recovery<T> {
         self.settle_timer();
         self.now_hint = Some(now);
         self.cc.on_app_limited(now);
+    }
+
+    /// The peer's address changed beyond its port (RFC 9000 §9.4): the
+    /// congestion controller, the pacer and the RTT estimator restart
+    /// from their initial values (the peer's max_ack_delay is kept);
+    /// packets in flight stay tracked for loss detection.
+    pub(crate) fn reset_for_new_path(&mut self, now: Instant) {
+        self.cc = self.cc.fresh();
+        self.pacer = Pacer::new(self.pacer.enabled(), self.cc.mss);
+        let max_ack_delay = self.rtt.max_ack_delay;
+        self.rtt = RttStats::new(Duration::from_micros(u64::from(self.initial_rtt_us)));
+        self.rtt.max_ack_delay = max_ack_delay;
+        self.pto_count = 0;
+        self.now_hint = Some(now);
+        self.set_loss_detection_timer(now);
     }
 
     /// The sender has nothing in flight and nothing to send: the spaces
