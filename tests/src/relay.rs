@@ -2,9 +2,10 @@
 //! under loss, reordering and duplication (the engine's own `Pipe` tests
 //! these against itself only).
 //!
-//! One socket on 127.0.0.1: datagrams from the server's address go to the
-//! client (the last other address seen), everything else goes to the
-//! server. Each direction drops, holds back (reorders) and duplicates
+//! Two sockets on 127.0.0.1: clients send to one (and get the server's
+//! datagrams from it, for the last client address seen); the other talks
+//! to the server, and can be replaced by one on a new port mid-run, as a
+//! NAT rebinding. Each direction drops, holds back (reorders) and duplicates
 //! datagrams independently, from a seeded generator so that a failure
 //! can be replayed. A held datagram goes out right after the next one in
 //! its direction, or after [`RelayConfig::hold`] when none follows. The
@@ -33,6 +34,11 @@ pub struct RelayConfig {
     pub seed: u64,
     /// The relay stops by itself after this long.
     pub lifetime: Duration,
+    /// After this many client datagrams, the relay talks to the server
+    /// from a new port, as a NAT whose mapping changed: the server sees
+    /// its client move (RFC 9000 §9.3) and what it still sends to the old
+    /// port is lost.
+    pub rebind_after: Option<u64>,
 }
 
 impl Default for RelayConfig {
@@ -44,6 +50,7 @@ impl Default for RelayConfig {
             hold: Duration::from_millis(5),
             seed: 1,
             lifetime: Duration::from_secs(300),
+            rebind_after: None,
         }
     }
 }
@@ -73,6 +80,8 @@ pub struct RelayStats {
     pub c2s: DirStats,
     /// Server to client.
     pub s2c: DirStats,
+    /// Times the server-facing port changed.
+    pub rebinds: u64,
 }
 
 impl RelayStats {
@@ -127,14 +136,14 @@ struct Direction {
 impl Relay {
     /// Starts a relay in front of `server`.
     pub fn start(server: SocketAddr, cfg: RelayConfig) -> std::io::Result<Relay> {
-        let sock = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        sock.set_read_timeout(Some(Duration::from_millis(1)))?;
-        let addr = sock.local_addr()?;
+        let client_side = bound()?;
+        let server_side = bound()?;
+        let addr = client_side.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
             .name("relay".into())
-            .spawn(move || run(sock, server, cfg, &stop2))?;
+            .spawn(move || run(client_side, server_side, server, cfg, &stop2))?;
         Ok(Relay {
             addr,
             stop,
@@ -169,8 +178,28 @@ impl Drop for Relay {
     }
 }
 
+/// A non-blocking socket on a free port of 127.0.0.1.
+fn bound() -> std::io::Result<UdpSocket> {
+    let s = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+/// One datagram from `sock`, if any.
+fn recv(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<Option<(usize, SocketAddr)>> {
+    match sock.recv_from(buf) {
+        Ok(x) => Ok(Some(x)),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(None),
+        // A peer that went away (ICMP unreachable) is not the relay's
+        // failure.
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn run(
-    sock: UdpSocket,
+    client_side: UdpSocket,
+    mut server_side: UdpSocket,
     server: SocketAddr,
     cfg: RelayConfig,
     stop: &AtomicBool,
@@ -178,6 +207,7 @@ fn run(
     let end = Instant::now() + cfg.lifetime;
     let mut rng = Rng(cfg.seed);
     let mut client: Option<SocketAddr> = None;
+    let mut rebinds = 0;
     // 0: client to server, 1: server to client.
     let mut dirs = [
         Direction {
@@ -190,65 +220,115 @@ fn run(
         },
     ];
     let mut buf = vec![0u8; 65536];
+    // Which side is read first alternates, so neither starves the other.
+    let mut client_first = true;
     while !stop.load(Ordering::Relaxed) && Instant::now() < end {
-        let got = match sock.recv_from(&mut buf) {
-            Ok((n, from)) => Some((n, from)),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
-            // A peer that went away (ICMP unreachable) is not the relay's
-            // failure.
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => None,
-            Err(e) => return Err(e),
-        };
+        client_first = !client_first;
+        let mut got = None;
+        for side in [client_first, !client_first] {
+            if side {
+                if let Some((n, from)) = recv(&client_side, &mut buf)? {
+                    client = Some(from);
+                    got = Some((0, n));
+                    break;
+                }
+            } else if let Some((n, from)) = recv(&server_side, &mut buf)? {
+                if from == server {
+                    got = Some((1, n));
+                    break;
+                }
+            }
+        }
         let now = Instant::now();
-        if let Some((n, from)) = got {
-            let d = if from == server {
+        let Some((d, n)) = got else {
+            // Nothing to read: send what is overdue, then nap briefly.
+            flush_held(
+                &mut dirs,
+                &client_side,
+                &server_side,
+                server,
+                client,
+                &cfg,
+                now,
+            )?;
+            std::thread::sleep(Duration::from_micros(100));
+            continue;
+        };
+        if d == 0 && rebinds == 0 && cfg.rebind_after == Some(dirs[0].stats.received) {
+            server_side = bound()?;
+            rebinds += 1;
+        }
+        let (sock, to) = if d == 0 {
+            (&server_side, Some(server))
+        } else {
+            (&client_side, client)
+        };
+        let dir = &mut dirs[d];
+        dir.stats.received += 1;
+        let Some(to) = to else {
+            continue;
+        };
+        if rng.next_f64() < cfg.loss {
+            dir.stats.dropped += 1;
+        } else if dir.held.is_none() && rng.next_f64() < cfg.reorder {
+            dir.held = Some((buf[..n].to_vec(), now));
+        } else {
+            let copies = if rng.next_f64() < cfg.duplicate {
+                dir.stats.duplicated += 1;
+                2
+            } else {
                 1
-            } else {
-                client = Some(from);
-                0
             };
-            let to = if d == 0 { Some(server) } else { client };
-            let dir = &mut dirs[d];
-            dir.stats.received += 1;
-            let Some(to) = to else {
-                continue;
-            };
-            if rng.next_f64() < cfg.loss {
-                dir.stats.dropped += 1;
-            } else if dir.held.is_none() && rng.next_f64() < cfg.reorder {
-                dir.held = Some((buf[..n].to_vec(), now));
-            } else {
-                let copies = if rng.next_f64() < cfg.duplicate {
-                    dir.stats.duplicated += 1;
-                    2
-                } else {
-                    1
-                };
-                for _ in 0..copies {
-                    send(&sock, &buf[..n], to, &mut dir.stats)?;
-                }
-                if let Some((held, _)) = dir.held.take() {
-                    dir.stats.reordered += 1;
-                    send(&sock, &held, to, &mut dir.stats)?;
-                }
+            for _ in 0..copies {
+                send(sock, &buf[..n], to, &mut dir.stats)?;
+            }
+            if let Some((held, _)) = dir.held.take() {
+                dir.stats.reordered += 1;
+                send(sock, &held, to, &mut dir.stats)?;
             }
         }
-        // Held datagrams with no successor within `hold` go out late.
-        for (d, dir) in dirs.iter_mut().enumerate() {
-            let to = if d == 0 { Some(server) } else { client };
-            if let (Some(to), Some((_, since))) = (to, &dir.held) {
-                if now.duration_since(*since) >= cfg.hold {
-                    let (held, _) = dir.held.take().expect("checked above");
-                    dir.stats.delayed += 1;
-                    send(&sock, &held, to, &mut dir.stats)?;
-                }
-            }
-        }
+        flush_held(
+            &mut dirs,
+            &client_side,
+            &server_side,
+            server,
+            client,
+            &cfg,
+            now,
+        )?;
     }
     Ok(RelayStats {
         c2s: dirs[0].stats,
         s2c: dirs[1].stats,
+        rebinds,
     })
+}
+
+/// Held datagrams with no successor within `hold` go out late.
+fn flush_held(
+    dirs: &mut [Direction; 2],
+    client_side: &UdpSocket,
+    server_side: &UdpSocket,
+    server: SocketAddr,
+    client: Option<SocketAddr>,
+    cfg: &RelayConfig,
+    now: Instant,
+) -> std::io::Result<()> {
+    for (d, dir) in dirs.iter_mut().enumerate() {
+        let (sock, to) = if d == 0 {
+            (server_side, Some(server))
+        } else {
+            (client_side, client)
+        };
+        if let (Some(to), Some((_, since))) = (to, &dir.held) {
+            if now.duration_since(*since) >= cfg.hold {
+                let (held, _) = dir.held.take().expect("checked above");
+                dir.stats.delayed += 1;
+                send(sock, &held, to, &mut dir.stats)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn send(

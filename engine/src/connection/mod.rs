@@ -186,10 +186,30 @@ pub(crate) enum SentFrame {
 /// §9.3): boxed, since connections rarely have one.
 #[derive(Debug)]
 pub(crate) struct PathValidation {
-    /// The PATH_CHALLENGE data we sent (or will send).
-    pub(crate) challenge: [u8; 8],
-    /// A PATH_CHALLENGE is to be sent (first time, or its packet was lost).
+    /// The data of the PATH_CHALLENGE frames sent, newest last (a few are
+    /// kept: a response to any of them validates the path).
+    pub(crate) challenges: Vec<[u8; 8]>,
+    /// A PATH_CHALLENGE is to be sent: the first one, or another after
+    /// one was lost, or acknowledged with no response.
     pub(crate) send: bool,
+}
+
+impl PathValidation {
+    /// Challenges remembered at most.
+    const KEPT: usize = 4;
+
+    /// Fresh unpredictable data for the next PATH_CHALLENGE (RFC 9000
+    /// §8.2.1: "MUST use unpredictable data in every PATH_CHALLENGE
+    /// frame"), remembered for the response.
+    pub(crate) fn next_challenge(&mut self) -> Result<[u8; 8]> {
+        let mut data = [0u8; 8];
+        boring::rand::rand_bytes(&mut data).map_err(|_| Error::CryptoFail)?;
+        if self.challenges.len() == Self::KEPT {
+            self.challenges.remove(0);
+        }
+        self.challenges.push(data);
+        Ok(data)
+    }
 }
 
 /// The frames of one sent packet: most carry one or two (an ACK and a

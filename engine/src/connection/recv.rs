@@ -325,10 +325,8 @@ impl Connection {
         if from.ip() != to.ip() {
             self.recovery.reset_for_new_path(now);
         }
-        let mut challenge = [0u8; 8];
-        boring::rand::rand_bytes(&mut challenge).map_err(|_| Error::CryptoFail)?;
         self.path_validation = Some(Box::new(super::PathValidation {
-            challenge,
+            challenges: Vec::new(),
             send: true,
         }));
         self.address_validated = false;
@@ -691,7 +689,7 @@ impl Connection {
                 if self
                     .path_validation
                     .as_ref()
-                    .is_some_and(|v| v.challenge == data)
+                    .is_some_and(|v| v.challenges.contains(&data))
                 {
                     self.path_validation = None;
                     self.address_validated = true;
@@ -871,6 +869,13 @@ impl Connection {
                 self.collect_stream_if_done(id);
             }
             SentFrame::HandshakeDone => self.pending.handshake_done = false,
+            // The peer got our challenge; if no response came with the
+            // acknowledgement (responses are not retransmitted), ask again.
+            SentFrame::PathChallenge => {
+                if let Some(v) = self.path_validation.as_mut() {
+                    v.send = true;
+                }
+            }
             _ => (),
         }
     }
@@ -960,6 +965,11 @@ impl Connection {
                 // resend the oldest unacknowledged CRYPTO data.
                 if epoch != Epoch::Application {
                     sp.crypto.send.retransmit_unacked();
+                } else if let Some(v) = self.path_validation.as_mut() {
+                    // The probe asks the new path again: a lost challenge
+                    // must not leave the path unvalidated for good (the
+                    // peer may have nothing else to say).
+                    v.send = true;
                 }
             }
             TimeoutOutcome::None => (),

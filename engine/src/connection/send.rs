@@ -72,8 +72,11 @@ impl Connection {
             // contain a PATH_RESPONSE frame to at least ... 1200 bytes,
             // unless the anti-amplification limit for the path does not
             // permit" (`limit` already holds that allowance).
-            // §8.2.1 asks the same of PATH_CHALLENGE.
+            // §8.2.1 asks the same of PATH_CHALLENGE. When the allowance
+            // is smaller the datagram is not padded at all: what is left
+            // of it pays for a repeated challenge if this one is lost.
             let path_response = epoch == Epoch::Application
+                && limit >= MIN_INITIAL_DATAGRAM
                 && (!self.pending.path_responses.is_empty()
                     || self.path_validation.as_ref().is_some_and(|v| v.send));
             let pad_to = if (needs_pad || path_response) && !later_has_data {
@@ -523,9 +526,13 @@ impl Connection {
 
         if epoch == Epoch::Application {
             any |= self.write_datagrams(w, frames)?;
-            let (stream_any, stream_resent) = self.write_stream_frames(w, frames)?;
-            any |= stream_any;
-            resent |= stream_resent;
+            // While a new peer address is being validated, the little the
+            // anti-amplification limit allows goes to the validation.
+            if self.path_validation.is_none() {
+                let (stream_any, stream_resent) = self.write_stream_frames(w, frames)?;
+                any |= stream_any;
+                resent |= stream_resent;
+            }
         }
         Ok((any, any, resent))
     }
@@ -555,7 +562,10 @@ impl Connection {
             any = true;
         }
         if let Some(v) = self.path_validation.as_mut() {
-            if v.send && put(w, Frame::PathChallenge { data: v.challenge })? {
+            // PATH_CHALLENGE is 9 bytes on the wire.
+            if v.send && w.cap() >= 9 {
+                let data = v.next_challenge()?;
+                put(w, Frame::PathChallenge { data })?;
                 v.send = false;
                 frames.push(SentFrame::PathChallenge);
                 any = true;
