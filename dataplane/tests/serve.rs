@@ -324,6 +324,47 @@ fn aioquic_client_10mb_through_loss() {
     });
 }
 
+// A NAT rebinding mid-download (RFC 9000 §9.3), on top of loss: the
+// worker that owns the connection follows the client to its new port.
+#[test]
+fn aioquic_client_10mb_across_a_nat_rebinding() {
+    let server = start(|o| o.workers = 2);
+    let relay = Relay::start(
+        server.local_addr(),
+        tarte_tests::relay::RelayConfig {
+            rebind_after: Some(100),
+            ..lossy(43)
+        },
+    )
+    .unwrap();
+    let out = Command::new(python())
+        .arg(workspace().join("scripts/interop/aioquic_h3_client.py"))
+        .args(["--port", &relay.addr.port().to_string()])
+        .args(["--path", "/bytes/10000000"])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "aioquic client failed");
+    let first: serde_json::Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (first["len"].as_u64(), first["sha256"].as_str()),
+        (
+            Some(10_000_000),
+            Some(&sha256_hex(&pattern(10_000_000))[..])
+        ),
+        "{first}"
+    );
+    let stats = relay.stop().unwrap();
+    assert_eq!(stats.rebinds, 1, "{stats:?}");
+}
+
 // RFC 9000 §10.3: a connection's reset token comes from the server's
 // static secret and its connection ID, and a short-header packet for an
 // ID no connection holds (as after a restart) gets a Stateless Reset with
