@@ -258,11 +258,7 @@ fn run(
             server_side = bound()?;
             rebinds += 1;
         }
-        let (sock, to) = if d == 0 {
-            (&server_side, Some(server))
-        } else {
-            (&client_side, client)
-        };
+        let (sock, to) = route(d, &client_side, &server_side, server, client);
         let dir = &mut dirs[d];
         dir.stats.received += 1;
         let Some(to) = to else {
@@ -304,6 +300,22 @@ fn run(
     })
 }
 
+/// The socket a datagram of direction `d` (0: to the server, 1: to the
+/// client) leaves from, and where it goes (no client seen yet: nowhere).
+fn route<'a>(
+    d: usize,
+    client_side: &'a UdpSocket,
+    server_side: &'a UdpSocket,
+    server: SocketAddr,
+    client: Option<SocketAddr>,
+) -> (&'a UdpSocket, Option<SocketAddr>) {
+    if d == 0 {
+        (server_side, Some(server))
+    } else {
+        (client_side, client)
+    }
+}
+
 /// Held datagrams with no successor within `hold` go out late.
 fn flush_held(
     dirs: &mut [Direction; 2],
@@ -315,11 +327,7 @@ fn flush_held(
     now: Instant,
 ) -> std::io::Result<()> {
     for (d, dir) in dirs.iter_mut().enumerate() {
-        let (sock, to) = if d == 0 {
-            (server_side, Some(server))
-        } else {
-            (client_side, client)
-        };
+        let (sock, to) = route(d, client_side, server_side, server, client);
         if let (Some(to), Some((_, since))) = (to, &dir.held) {
             if now.duration_since(*since) >= cfg.hold {
                 let (held, _) = dir.held.take().expect("checked above");
