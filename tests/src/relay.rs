@@ -240,47 +240,34 @@ fn run(
             }
         }
         let now = Instant::now();
-        let Some((d, n)) = got else {
-            // Nothing to read: send what is overdue, then nap briefly.
-            flush_held(
-                &mut dirs,
-                &client_side,
-                &server_side,
-                server,
-                client,
-                &cfg,
-                now,
-            )?;
-            std::thread::sleep(Duration::from_micros(100));
-            continue;
-        };
-        if d == 0 && rebinds == 0 && cfg.rebind_after == Some(dirs[0].stats.received) {
-            server_side = bound()?;
-            rebinds += 1;
-        }
-        let (sock, to) = route(d, &client_side, &server_side, server, client);
-        let dir = &mut dirs[d];
-        dir.stats.received += 1;
-        let Some(to) = to else {
-            continue;
-        };
-        if rng.next_f64() < cfg.loss {
-            dir.stats.dropped += 1;
-        } else if dir.held.is_none() && rng.next_f64() < cfg.reorder {
-            dir.held = Some((buf[..n].to_vec(), now));
-        } else {
-            let copies = if rng.next_f64() < cfg.duplicate {
-                dir.stats.duplicated += 1;
-                2
-            } else {
-                1
-            };
-            for _ in 0..copies {
-                send(sock, &buf[..n], to, &mut dir.stats)?;
+        if let Some((d, n)) = got {
+            if d == 0 && rebinds == 0 && cfg.rebind_after == Some(dirs[0].stats.received) {
+                server_side = bound()?;
+                rebinds += 1;
             }
-            if let Some((held, _)) = dir.held.take() {
-                dir.stats.reordered += 1;
-                send(sock, &held, to, &mut dir.stats)?;
+            let (sock, to) = route(d, &client_side, &server_side, server, client);
+            let dir = &mut dirs[d];
+            dir.stats.received += 1;
+            if let Some(to) = to {
+                if rng.next_f64() < cfg.loss {
+                    dir.stats.dropped += 1;
+                } else if dir.held.is_none() && rng.next_f64() < cfg.reorder {
+                    dir.held = Some((buf[..n].to_vec(), now));
+                } else {
+                    let copies = if rng.next_f64() < cfg.duplicate {
+                        dir.stats.duplicated += 1;
+                        2
+                    } else {
+                        1
+                    };
+                    for _ in 0..copies {
+                        send(sock, &buf[..n], to, &mut dir.stats)?;
+                    }
+                    if let Some((held, _)) = dir.held.take() {
+                        dir.stats.reordered += 1;
+                        send(sock, &held, to, &mut dir.stats)?;
+                    }
+                }
             }
         }
         flush_held(
@@ -292,6 +279,10 @@ fn run(
             &cfg,
             now,
         )?;
+        if got.is_none() {
+            // Nothing to read: nap briefly.
+            std::thread::sleep(Duration::from_micros(100));
+        }
     }
     Ok(RelayStats {
         c2s: dirs[0].stats,
