@@ -192,6 +192,10 @@ pub(crate) struct PathValidation {
     /// A PATH_CHALLENGE is to be sent: the first one, or another after
     /// one was lost, or acknowledged with no response.
     pub(crate) send: bool,
+    /// The last validated peer address, to go back to if this one fails.
+    pub(crate) fallback: SocketAddr,
+    /// When validation is given up (RFC 9000 §8.2.4).
+    pub(crate) deadline: Instant,
 }
 
 impl PathValidation {
@@ -1015,6 +1019,7 @@ impl Connection {
         min(self.recovery.loss_detection_timer());
         min(self.ack_deadline());
         min(self.key_update.prev_open.as_ref().map(|(_, t)| *t));
+        min(self.path_validation.as_ref().map(|v| v.deadline));
         t
     }
 
@@ -1061,6 +1066,13 @@ impl Connection {
             .is_some_and(|(_, t)| now >= *t)
         {
             self.key_update.prev_open = None;
+        }
+        if self
+            .path_validation
+            .as_ref()
+            .is_some_and(|v| now >= v.deadline)
+        {
+            self.abandon_path_validation();
         }
         if self
             .recovery

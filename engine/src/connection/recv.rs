@@ -325,9 +325,26 @@ impl Connection {
         if from.ip() != to.ip() {
             self.recovery.reset_for_new_path(now);
         }
+        // Back to the last validated address if this one fails, not to
+        // one that was itself still being validated.
+        let fallback = self.path_validation.as_ref().map_or(from, |v| v.fallback);
+        if to == fallback {
+            // The peer is back on its validated address (say, after a
+            // spoofed packet moved us away): nothing to validate (§9.3,
+            // "MAY skip validation of a peer address if that address has
+            // been seen recently"; §9.3.2 abandons the spurious one).
+            self.path_validation = None;
+            self.address_validated = true;
+            return Ok(());
+        }
+        // RFC 9000 §8.2.4: give up after three times the larger of the
+        // current PTO and that of a new path (kInitialRtt 333 ms: ~1 s).
+        let pto = self.recovery.pto().max(Duration::from_secs(1));
         self.path_validation = Some(Box::new(super::PathValidation {
             challenges: Vec::new(),
             send: true,
+            fallback,
+            deadline: now + 3 * pto,
         }));
         self.address_validated = false;
         self.bytes_recv_unvalidated = u32::try_from(datagram_len).unwrap_or(u32::MAX);
@@ -973,6 +990,18 @@ impl Connection {
                 }
             }
             TimeoutOutcome::None => (),
+        }
+    }
+
+    /// Path validation failed: "an endpoint MUST revert to using the last
+    /// validated peer address when validation of a new peer address
+    /// fails" (RFC 9000 §9.3.2); that address needs no amplification
+    /// limit.
+    pub(crate) fn abandon_path_validation(&mut self) {
+        if let Some(v) = self.path_validation.take() {
+            tracing::debug!(trace_id = %self.trace_id, failed = %self.peer_addr, back_to = %v.fallback, "path validation failed");
+            self.peer_addr = v.fallback;
+            self.address_validated = true;
         }
     }
 

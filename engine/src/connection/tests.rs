@@ -1031,3 +1031,62 @@ fn peer_address_changes_follow_the_rules() {
     assert_eq!((s.peer_addr, s.validated), (elsewhere, false));
     assert_eq!((s.cwnd, s.rtt), (fresh.cwnd, fresh.rtt));
 }
+
+// RFC 9000 §9.3.2: a spoofed packet moves the server away; when the real
+// client's next packet comes from its validated address the server goes
+// straight back (no validation needed), and if nothing answers the
+// challenges the server reverts once validation times out (§8.2.4).
+#[test]
+fn spoofed_migrations_are_undone() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    let data = pattern(50_000);
+    assert!(transfer(&mut p, &data, 1_000_000) == data);
+    let (old, _) = Pipe::addrs();
+    let spoofed = crate::RecvInfo {
+        from: std::net::SocketAddr::from(([10, 6, 6, 6], 666)),
+        to: p.c2s_info().to,
+    };
+    let now = p.now;
+
+    // Moved by a spoofed copy, back with the next genuine packet.
+    let mut copy = forge_1rtt(&mut p.client, &[0x01]);
+    p.server.recv_at(&mut copy, spoofed, now).unwrap();
+    assert_eq!(
+        p.server.path_stats().next().unwrap().peer_addr,
+        spoofed.from
+    );
+    let mut genuine = forge_1rtt(&mut p.client, &[0x01]);
+    p.server.recv_at(&mut genuine, p.c2s_info(), now).unwrap();
+    let s = p.server.path_stats().next().unwrap();
+    assert_eq!((s.peer_addr, s.validated), (old, true));
+
+    // Moved again, and nobody answers: back when validation times out.
+    let mut copy = forge_1rtt(&mut p.client, &[0x01]);
+    p.server.recv_at(&mut copy, spoofed, now).unwrap();
+    assert_eq!(
+        p.server.path_stats().next().unwrap().peer_addr,
+        spoofed.from
+    );
+    let mut out = vec![0u8; 1500];
+    let mut t = now;
+    for _ in 0..100 {
+        while p.server.send_at(&mut out, t).is_ok() {}
+        let Some(next) = p.server.timeout_instant() else {
+            break;
+        };
+        t = next;
+        p.server.on_timeout_at(t);
+        if p.server.path_stats().next().unwrap().peer_addr == old {
+            break;
+        }
+    }
+    let s = p.server.path_stats().next().unwrap();
+    assert_eq!((s.peer_addr, s.validated), (old, true));
+    assert!(!p.server.is_closed());
+    assert!(
+        t - now >= std::time::Duration::from_secs(3),
+        "{:?}",
+        t - now
+    );
+}
