@@ -36,3 +36,10 @@ pub use crate::packet::{
 };
 pub use crate::recovery::CongestionControlAlgorithm;
 pub use crate::transport_params::TransportParams;
+
+/// `v` as a u32, at most `u32::MAX`: counters kept in u32 to save memory
+/// per connection (bytes in flight, anti-amplification bytes) saturate
+/// far above any value they are compared with.
+pub(crate) fn saturating_u32(v: usize) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}

@@ -101,6 +101,27 @@ pub fn write_cert(dir: &Path) -> (PathBuf, PathBuf) {
     (c, k)
 }
 
+/// Options for the examples' server on `dir`: the test certificate
+/// written there, `dir/www` holding `files`; no Retry, no key updates, a
+/// random secret, 30 s idle timeout (change fields as needed).
+pub fn server_options(dir: &Path, files: &[(&str, &[u8])]) -> ServerOptions {
+    let (cert, key) = write_cert(dir);
+    let root = dir.join("www");
+    std::fs::create_dir_all(&root).expect("creating www");
+    for (name, body) in files {
+        std::fs::write(root.join(name), body).expect("writing a served file");
+    }
+    ServerOptions {
+        cert,
+        key,
+        root,
+        retry: false,
+        idle_timeout_ms: 30_000,
+        key_update_every: None,
+        secret: None,
+    }
+}
+
 /// `len` random bytes.
 pub fn random_bytes(len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];

@@ -9,23 +9,17 @@ use std::time::{Duration, Instant};
 
 use tarte_tests::hq::client::{fetch, ClientOptions};
 use tarte_tests::hq::server::ServerOptions;
-use tarte_tests::interop::{drive, random_bytes, serial, write_cert, TarteServer, TempDir};
+use tarte_tests::interop::{drive, random_bytes, serial, server_options, TarteServer, TempDir};
 
 fn server(dir: &TempDir, retry: bool, files: &[(String, Vec<u8>)]) -> TarteServer {
-    let (cert, key) = write_cert(dir.path());
-    let root = dir.path().join("www");
-    std::fs::create_dir_all(&root).unwrap();
-    for (name, body) in files {
-        std::fs::write(root.join(name), body).unwrap();
-    }
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
     TarteServer::start(ServerOptions {
-        cert,
-        key,
-        root,
         retry,
         idle_timeout_ms: 10_000,
-        key_update_every: None,
-        secret: None,
+        ..server_options(dir.path(), &files)
     })
 }
 
@@ -111,18 +105,9 @@ fn client_gives_up_at_its_timeout() {
 fn restarted_server_resets_the_connections_it_lost() {
     let _g = serial();
     let dir = TempDir::new("reset");
-    let (cert, key) = write_cert(dir.path());
-    let root = dir.path().join("www");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("a.txt"), b"first").unwrap();
     let opts = ServerOptions {
-        cert,
-        key,
-        root,
-        retry: false,
-        idle_timeout_ms: 30_000,
-        key_update_every: None,
         secret: Some([0x42; 32]),
+        ..server_options(dir.path(), &[("a.txt", b"first")])
     };
     let first = TarteServer::start(opts.clone());
     let addr = first.addr;

@@ -13,8 +13,8 @@ use std::time::Duration;
 use tarte_tests::hq::client::{fetch, ClientOptions, Report};
 use tarte_tests::hq::server::{ServerOptions, ServerStats};
 use tarte_tests::interop::{
-    random_bytes, run_aioquic_client, serial, sha256_hex, write_cert, AioquicServer, TarteServer,
-    TempDir,
+    random_bytes, run_aioquic_client, serial, server_options, sha256_hex, AioquicServer,
+    TarteServer, TempDir,
 };
 
 const TEN_MB: usize = 10 * 1024 * 1024;
@@ -252,20 +252,12 @@ impl TarteSide {
         key_update_every: Option<u64>,
     ) -> TarteSide {
         let dir = TempDir::new("tarte-srv");
-        let (cert, key) = write_cert(dir.path());
-        let root = dir.path().join("www");
-        std::fs::create_dir_all(root.join("out")).unwrap();
-        for (name, body) in files {
-            std::fs::write(root.join(name), body).unwrap();
-        }
+        let opts = server_options(dir.path(), files);
+        std::fs::create_dir_all(opts.root.join("out")).unwrap();
         let server = TarteServer::start(ServerOptions {
-            cert,
-            key,
-            root,
             retry,
-            idle_timeout_ms: 30_000,
             key_update_every,
-            secret: None,
+            ..opts
         });
         TarteSide { dir, server }
     }

@@ -10,10 +10,9 @@
 use std::time::Duration;
 
 use tarte_tests::hq::client::{fetch, ClientOptions, Report};
-use tarte_tests::hq::server::ServerOptions;
 use tarte_tests::interop::{
-    random_bytes, run_aioquic_client, serial, sha256_hex, write_cert, AioquicServer, TarteServer,
-    TempDir,
+    random_bytes, run_aioquic_client, serial, server_options, sha256_hex, AioquicServer,
+    TarteServer, TempDir,
 };
 use tarte_tests::relay::{lossy, Relay, RelayConfig, RelayStats};
 
@@ -69,20 +68,8 @@ fn tarte_client_aioquic_server_10mb_through_loss() {
 /// answered once. Returns the relay's counts and the client's ELAPSED line.
 fn aioquic_client_gets_10mb_from_tarte(tag: &str, cfg: RelayConfig) -> (RelayStats, String) {
     let dir = TempDir::new(tag);
-    let (cert, key) = write_cert(dir.path());
-    let root = dir.path().join("www");
-    std::fs::create_dir_all(&root).unwrap();
     let body = random_bytes(TEN_MB);
-    std::fs::write(root.join("big.bin"), &body).unwrap();
-    let server = TarteServer::start(ServerOptions {
-        cert,
-        key,
-        root,
-        retry: false,
-        idle_timeout_ms: 30_000,
-        key_update_every: None,
-        secret: None,
-    });
+    let server = TarteServer::start(server_options(dir.path(), &[("big.bin", &body)]));
     let relay = Relay::start(server.addr, cfg).unwrap();
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();

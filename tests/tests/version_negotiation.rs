@@ -11,7 +11,7 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 use tarte_tests::hq::server::ServerOptions;
-use tarte_tests::interop::{write_cert, TarteServer, TempDir};
+use tarte_tests::interop::{server_options, TarteServer, TempDir};
 
 const UNKNOWN_VERSION: u32 = 0x1a2a_3a4a;
 const DCID: [u8; 8] = [0xd0, 1, 2, 3, 4, 5, 6, 7];
@@ -42,15 +42,9 @@ fn header_from_slice_parses_long_header_of_unknown_version() {
 #[test]
 fn example_server_answers_unknown_version_with_version_negotiation() {
     let dir = TempDir::new("vn");
-    let (cert, key) = write_cert(dir.path());
     let server = TarteServer::start(ServerOptions {
-        cert,
-        key,
-        root: dir.path().to_path_buf(),
-        retry: false,
         idle_timeout_ms: 5_000,
-        key_update_every: None,
-        secret: None,
+        ..server_options(dir.path(), &[])
     });
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();

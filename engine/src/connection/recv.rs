@@ -28,10 +28,9 @@ impl Connection {
         }
         let len = buf.len();
         if self.is_server && !self.address_validated {
-            // u32 (memory per connection): saturates far above the 3x
-            // allowance anyone waits for.
-            let len = u32::try_from(len).unwrap_or(u32::MAX);
-            self.bytes_recv_unvalidated = self.bytes_recv_unvalidated.saturating_add(len);
+            self.bytes_recv_unvalidated = self
+                .bytes_recv_unvalidated
+                .saturating_add(crate::saturating_u32(len));
         }
         self.stats.recv_bytes += len as u64;
         let mut off = 0;
@@ -347,7 +346,7 @@ impl Connection {
             deadline: now + 3 * pto,
         }));
         self.address_validated = false;
-        self.bytes_recv_unvalidated = u32::try_from(datagram_len).unwrap_or(u32::MAX);
+        self.bytes_recv_unvalidated = crate::saturating_u32(datagram_len);
         self.bytes_sent_unvalidated = 0;
         Ok(())
     }
@@ -888,11 +887,7 @@ impl Connection {
             SentFrame::HandshakeDone => self.pending.handshake_done = false,
             // The peer got our challenge; if no response came with the
             // acknowledgement (responses are not retransmitted), ask again.
-            SentFrame::PathChallenge => {
-                if let Some(v) = self.path_validation.as_mut() {
-                    v.send = true;
-                }
-            }
+            SentFrame::PathChallenge => self.challenge_again(),
             _ => (),
         }
     }
@@ -950,12 +945,8 @@ impl Connection {
                 }
                 SentFrame::RetireConnectionId { seq } => self.pending.retire_cids.push_back(seq),
                 SentFrame::HandshakeDone => self.pending.handshake_done = true,
-                // Sent again while the path is still being validated.
-                SentFrame::PathChallenge => {
-                    if let Some(v) = self.path_validation.as_mut() {
-                        v.send = true;
-                    }
-                }
+                // Lost: ask again while the path is still being validated.
+                SentFrame::PathChallenge => self.challenge_again(),
                 SentFrame::DataBlocked
                 | SentFrame::StreamDataBlocked
                 | SentFrame::StreamsBlocked
@@ -982,14 +973,21 @@ impl Connection {
                 // resend the oldest unacknowledged CRYPTO data.
                 if epoch != Epoch::Application {
                     sp.crypto.send.retransmit_unacked();
-                } else if let Some(v) = self.path_validation.as_mut() {
+                } else {
                     // The probe asks the new path again: a lost challenge
                     // must not leave the path unvalidated for good (the
                     // peer may have nothing else to say).
-                    v.send = true;
+                    self.challenge_again();
                 }
             }
             TimeoutOutcome::None => (),
+        }
+    }
+
+    /// Another PATH_CHALLENGE goes out if a path is being validated.
+    fn challenge_again(&mut self) {
+        if let Some(v) = self.path_validation.as_mut() {
+            v.send = true;
         }
     }
 

@@ -128,8 +128,9 @@ impl Connection {
         // the Initial was written) is padded inside the Initial already;
         // nothing may follow the packets themselves.
         if self.is_server && !self.address_validated {
-            let written = u32::try_from(written).unwrap_or(u32::MAX);
-            self.bytes_sent_unvalidated = self.bytes_sent_unvalidated.saturating_add(written);
+            self.bytes_sent_unvalidated = self
+                .bytes_sent_unvalidated
+                .saturating_add(crate::saturating_u32(written));
         }
         self.stats.sent_bytes += written as u64;
         let at = self.recovery.next_send_time(now);

@@ -15,10 +15,6 @@ pub(crate) fn initial_window(mss: usize) -> usize {
     (10 * mss).min(14720.max(2 * mss))
 }
 
-fn clamp_u32(v: usize) -> u32 {
-    u32::try_from(v).unwrap_or(u32::MAX)
-}
-
 /// kMinimumWindow: 2 * mss (RFC 9002 §7.2).
 pub(crate) fn minimum_window(mss: usize) -> usize {
     2 * mss
@@ -149,7 +145,9 @@ impl Congestion {
             self.hystart.on_packet_sent(pkt_num);
             self.round_end_pn = self.round_end_pn.min(pkt_num);
         }
-        self.max_in_flight = self.max_in_flight.max(clamp_u32(bytes_in_flight));
+        self.max_in_flight = self
+            .max_in_flight
+            .max(crate::saturating_u32(bytes_in_flight));
         // Filling the window (no room left for another full packet) ends
         // an application-limited period.
         if self.app_limited && bytes_in_flight + self.mss > self.cwnd {
@@ -171,7 +169,7 @@ impl Congestion {
     pub(crate) fn on_ack_end(&mut self, bytes_in_flight: usize, next_pn: u64) {
         if self.round_over != 0 {
             self.prev_max_in_flight = self.max_in_flight;
-            self.max_in_flight = clamp_u32(bytes_in_flight);
+            self.max_in_flight = crate::saturating_u32(bytes_in_flight);
             self.round_end_pn = next_pn;
             self.round_cwnd = std::mem::take(&mut self.round_over);
         }
