@@ -58,15 +58,8 @@ struct Args {
 fn read_secret(path: &Path) -> anyhow::Result<[u8; 32]> {
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let hex = text.trim();
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        anyhow::bail!("{}: expected 64 hex digits", path.display());
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
-    }
-    Ok(out)
+    tarte::token::secret_from_hex(&text)
+        .ok_or_else(|| anyhow::anyhow!("{}: expected 64 hex digits", path.display()))
 }
 
 fn main() -> anyhow::Result<()> {

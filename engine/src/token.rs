@@ -75,6 +75,22 @@ fn addr_bytes(a: SocketAddr) -> [u8; 18] {
     out
 }
 
+/// A 32-byte secret written as 64 hex digits (surrounding whitespace
+/// allowed), as servers keep it in a file so that restarts reuse it;
+/// `None` for anything else.
+pub fn secret_from_hex(text: &str) -> Option<[u8; 32]> {
+    let hex = text.trim().as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; 32];
+    for (b, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        *b = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
 impl TokenKey {
     /// A fresh random key.
     pub fn random() -> Result<TokenKey, TokenError> {
@@ -181,6 +197,17 @@ impl TokenKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_parse_from_64_hex_digits_only() {
+        let hex = format!("{}\n", "0f".repeat(32));
+        assert_eq!(secret_from_hex(&hex), Some([0x0f; 32]));
+        assert_eq!(secret_from_hex(&"AB".repeat(32)), Some([0xab; 32]));
+        assert_eq!(secret_from_hex(&"0f".repeat(31)), None);
+        assert_eq!(secret_from_hex(&"0f".repeat(33)), None);
+        assert_eq!(secret_from_hex(&format!("{}zz", "0f".repeat(31))), None);
+        assert_eq!(secret_from_hex(&"é".repeat(32)), None);
+    }
 
     // RFC 9000 §10.3.2: a function of the static key and the connection ID,
     // the same after a restart, different for another ID or key.

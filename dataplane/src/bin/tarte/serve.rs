@@ -68,17 +68,8 @@ pub(crate) struct ServeArgs {
 fn read_secret(path: &std::path::Path) -> anyhow::Result<[u8; 32]> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let hex = text.trim();
-    anyhow::ensure!(
-        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
-        "--secret-file {}: expected 64 hex digits",
-        path.display()
-    );
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
-    }
-    Ok(out)
+    tarte::token::secret_from_hex(&text)
+        .with_context(|| format!("--secret-file {}: expected 64 hex digits", path.display()))
 }
 
 fn line(t: &Counters, prev: &Counters, secs: f64) -> String {
