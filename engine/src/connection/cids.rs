@@ -234,6 +234,32 @@ impl Cids {
         Ok(())
     }
 
+    /// Moves to the peer's next ID, queueing the one in use for retirement
+    /// (a new path needs an unused ID, RFC 9000 §9.5). Returns the new
+    /// ID's sequence number; None when the peer issued no spare or uses
+    /// zero-length IDs (nothing to change).
+    pub(crate) fn switch_dcid(&mut self) -> Option<u64> {
+        if self.dcids.len() < 2 || self.dcid().is_empty() {
+            return None;
+        }
+        let old = self.dcids.pop_front()?;
+        self.dcids_to_retire.push_back(old.seq);
+        Some(self.dcids[0].seq)
+    }
+
+    /// How many of the peer's IDs are unused (beyond the one in use).
+    pub(crate) fn spare_dcids(&self) -> usize {
+        if self.dcid().is_empty() {
+            return 0;
+        }
+        self.dcids.len() - 1
+    }
+
+    /// The sequence number of the peer's ID in use.
+    pub(crate) fn dcid_seq(&self) -> u64 {
+        self.dcids[0].seq
+    }
+
     /// Whether `token` is the stateless reset token of one of the peer's
     /// IDs (RFC 9000 §10.3.1).
     pub(crate) fn is_stateless_reset(&self, token: &[u8]) -> bool {

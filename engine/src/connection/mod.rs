@@ -192,8 +192,10 @@ pub(crate) struct PathValidation {
     /// A PATH_CHALLENGE is to be sent: the first one, or another after
     /// one was lost, or acknowledged with no response.
     pub(crate) send: bool,
-    /// The last validated peer address, to go back to if this one fails.
-    pub(crate) fallback: SocketAddr,
+    /// Server: the last validated peer address, to go back to if this one
+    /// fails. None for a client validating its own new local address
+    /// (RFC 9000 §9.2), which has nothing to go back to.
+    pub(crate) fallback: Option<SocketAddr>,
     /// When validation is given up (RFC 9000 §8.2.4).
     pub(crate) deadline: Instant,
 }
@@ -876,6 +878,71 @@ impl Connection {
         self.cids.retired_scids.pop_front()
     }
 
+    /// How many connection IDs of the peer's are unused: each lets the
+    /// client migrate once (see [`Connection::migrate`]).
+    pub fn available_dcids(&self) -> usize {
+        self.cids.spare_dcids()
+    }
+
+    /// Client: moves the connection to a new local address (quiche's
+    /// `migrate_source`); see [`Connection::migrate`].
+    pub fn migrate_source(&mut self, local: SocketAddr) -> Result<u64> {
+        let peer = self.peer_addr;
+        self.migrate(local, peer)
+    }
+
+    /// Client: moves the connection to the path from `local` to `peer`
+    /// (RFC 9000 §9.2), at once: the next packets go out from `local` with
+    /// a connection ID of the server's not used before, congestion control
+    /// and the RTT estimate restart, and a PATH_CHALLENGE validates the
+    /// new path. `peer` must be the server's current address (preferred
+    /// addresses are not supported). Returns the sequence number of the
+    /// destination connection ID now in use.
+    ///
+    /// Errors: `InvalidState` on a server, before the handshake is
+    /// confirmed, on a closing connection, when the server sent
+    /// `disable_active_migration`, to another peer address or with
+    /// zero-length IDs; `OutOfIdentifiers` when the server gave no unused
+    /// connection ID (see [`Connection::available_dcids`]).
+    pub fn migrate(&mut self, local: SocketAddr, peer: SocketAddr) -> Result<u64> {
+        if self.is_server || self.close != CloseState::Open || peer != self.peer_addr {
+            return Err(Error::InvalidState);
+        }
+        if local == self.local_addr {
+            return Ok(self.cids.dcid_seq());
+        }
+        // RFC 9000 §9: "An endpoint MUST NOT initiate connection migration
+        // before the handshake is confirmed", and with the peer's
+        // disable_active_migration "MUST NOT send packets (including
+        // probing packets) from a different local address".
+        if !self.handshake_confirmed || self.peer_params.disable_active_migration {
+            return Err(Error::InvalidState);
+        }
+        // §9.5: with zero-length IDs migration is linkable (SHOULD NOT).
+        if self.cids.dcid().is_empty() {
+            return Err(Error::InvalidState);
+        }
+        // §9.5: "An endpoint MUST NOT reuse a connection ID when sending
+        // from more than one local address".
+        let seq = self.switch_dcid().ok_or(Error::OutOfIdentifiers)?;
+        tracing::debug!(trace_id = %self.trace_id, from = %self.local_addr, to = %local, seq, "migrating");
+        self.local_addr = local;
+        // §9.2, §9.4: the new path might not take the old rate.
+        let now = self.now_hint();
+        self.recovery.reset_for_new_path(now);
+        // §9.2: "an endpoint initiates path validation on the new path";
+        // §8.2.4 bounds it by three PTOs (of a new path: ~1 s).
+        let pto = self.recovery.pto().max(Duration::from_secs(1));
+        self.path_validation = Some(Box::new(PathValidation {
+            challenges: Vec::new(),
+            send: true,
+            fallback: None,
+            deadline: now + 3 * pto,
+        }));
+        self.address_validated = false;
+        Ok(seq)
+    }
+
     /// Whether the handshake completed.
     pub fn is_established(&self) -> bool {
         self.handshake_complete
@@ -1111,5 +1178,7 @@ impl ExactSizeIterator for StreamIter {
     }
 }
 
+#[cfg(test)]
+mod migration_tests;
 #[cfg(test)]
 mod tests;

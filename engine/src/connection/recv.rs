@@ -27,6 +27,12 @@ impl Connection {
             return Err(Error::Done);
         }
         let len = buf.len();
+        // RFC 9000 §9: "If a client receives packets from an unknown server
+        // address, the client MUST discard these packets."
+        if !self.is_server && !same_address(info.from, self.peer_addr) {
+            self.stats.dropped += 1;
+            return Ok(len);
+        }
         if self.is_server && !self.address_validated {
             self.bytes_recv_unvalidated = self
                 .bytes_recv_unvalidated
@@ -321,12 +327,17 @@ impl Connection {
     ) -> Result<()> {
         let from = std::mem::replace(&mut self.peer_addr, to);
         tracing::debug!(trace_id = %self.trace_id, %from, %to, "peer address changed; validating");
+        self.switch_dcid_for_new_path();
         if from.ip() != to.ip() {
             self.recovery.reset_for_new_path(now);
         }
         // Back to the last validated address if this one fails, not to
         // one that was itself still being validated.
-        let fallback = self.path_validation.as_ref().map_or(from, |v| v.fallback);
+        let fallback = self
+            .path_validation
+            .as_ref()
+            .and_then(|v| v.fallback)
+            .unwrap_or(from);
         if to == fallback {
             // The peer is back on its validated address (say, after a
             // spoofed packet moved us away): nothing to validate (§9.3,
@@ -342,7 +353,7 @@ impl Connection {
         self.path_validation = Some(Box::new(super::PathValidation {
             challenges: Vec::new(),
             send: true,
-            fallback,
+            fallback: Some(fallback),
             deadline: now + 3 * pto,
         }));
         self.address_validated = false;
@@ -991,16 +1002,49 @@ impl Connection {
         }
     }
 
-    /// Path validation failed: "an endpoint MUST revert to using the last
-    /// validated peer address when validation of a new peer address
-    /// fails" (RFC 9000 §9.3.2); that address needs no amplification
-    /// limit.
+    /// Path validation failed. A server: "an endpoint MUST revert to using
+    /// the last validated peer address when validation of a new peer
+    /// address fails" (RFC 9000 §9.3.2); that address needs no
+    /// amplification limit. A client that migrated has no old path to go
+    /// back to (its application moved it): the new path stays, unvalidated
+    /// (§9.2: failure means the path may be unusable, and the idle timeout
+    /// ends a connection whose every path is).
     pub(crate) fn abandon_path_validation(&mut self) {
-        if let Some(v) = self.path_validation.take() {
-            tracing::debug!(trace_id = %self.trace_id, failed = %self.peer_addr, back_to = %v.fallback, "path validation failed");
-            self.peer_addr = v.fallback;
-            self.address_validated = true;
+        let Some(v) = self.path_validation.take() else {
+            return;
+        };
+        match v.fallback {
+            Some(back_to) => {
+                tracing::debug!(trace_id = %self.trace_id, failed = %self.peer_addr, %back_to, "path validation failed");
+                self.peer_addr = back_to;
+                self.address_validated = true;
+                self.switch_dcid_for_new_path();
+            }
+            None => {
+                tracing::debug!(trace_id = %self.trace_id, local = %self.local_addr, "validation of our new path failed");
+            }
         }
+    }
+
+    /// The peer address we send to changed: move to a connection ID of the
+    /// peer's not used yet, retiring the current one (RFC 9000 §9.5: "an
+    /// endpoint MUST NOT reuse a connection ID when sending to more than
+    /// one destination address"). Without a spare the current one stays:
+    /// the peer gave us no other (§9.5 lets a rebinding keep it).
+    fn switch_dcid_for_new_path(&mut self) {
+        if let Some(seq) = self.switch_dcid() {
+            tracing::debug!(trace_id = %self.trace_id, seq, "new path: switched to the peer's next connection ID");
+        }
+    }
+
+    /// Moves to the peer's next unused connection ID and queues the
+    /// retirement of the current one. None when the peer gave no spare.
+    pub(crate) fn switch_dcid(&mut self) -> Option<u64> {
+        let seq = self.cids.switch_dcid()?;
+        while let Some(old) = self.cids.dcids_to_retire.pop_front() {
+            self.pending.retire_cids.push_back(old);
+        }
+        Some(seq)
     }
 
     /// CRYPTO data: reassemble, then feed TLS at its current read level.
@@ -1235,6 +1279,13 @@ impl Connection {
 }
 
 /// The length of a long-header packet from its Length field.
+/// Whether two socket addresses are the same, an IPv4 address and its
+/// IPv4-mapped IPv6 form being the same (a dual-stack socket reports
+/// the latter).
+fn same_address(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
+}
+
 fn long_packet_len(buf: &[u8], hdr_len: usize) -> Result<usize> {
     let mut b = Octets::with_slice(buf.get(hdr_len..).ok_or(Error::Done)?);
     let plen = b.get_varint().map_err(|_| Error::Done)? as usize;

@@ -350,6 +350,7 @@ impl Connection {
                     size: if in_flight { len } else { 0 },
                     ack_eliciting,
                     in_flight,
+                    old_path: false,
                     payload: frames,
                 },
                 now,
@@ -527,9 +528,10 @@ impl Connection {
 
         if epoch == Epoch::Application {
             any |= self.write_datagrams(w, frames)?;
-            // While a new peer address is being validated, the little the
-            // anti-amplification limit allows goes to the validation.
-            if self.path_validation.is_none() {
+            // While a server validates a new peer address, the little the
+            // anti-amplification limit allows goes to the validation (a
+            // client validating its own new path has no such limit).
+            if !self.is_server || self.path_validation.is_none() {
                 let (stream_any, stream_resent) = self.write_stream_frames(w, frames)?;
                 any |= stream_any;
                 resent |= stream_resent;

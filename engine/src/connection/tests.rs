@@ -19,12 +19,12 @@ fn handshake_completes() {
 
 /// Sends `data` on stream 0 from client to server and returns what the
 /// server read.
-fn transfer(p: &mut Pipe, data: &[u8], max_steps: usize) -> Vec<u8> {
+pub(super) fn transfer(p: &mut Pipe, data: &[u8], max_steps: usize) -> Vec<u8> {
     transfer_from(p, data, 0, max_steps)
 }
 
 /// Like [`transfer`] on another stream.
-fn transfer_on(p: &mut Pipe, stream: u64, data: &[u8], max_steps: usize) -> Vec<u8> {
+pub(super) fn transfer_on(p: &mut Pipe, stream: u64, data: &[u8], max_steps: usize) -> Vec<u8> {
     transfer_impl(p, stream, data, 0, max_steps)
 }
 
@@ -98,7 +98,7 @@ fn established_over(link: LinkConfig, reverse_seed: u64) -> Pipe {
     p
 }
 
-fn pattern(len: usize) -> Vec<u8> {
+pub(super) fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
 

@@ -60,14 +60,14 @@ impl<T> Recovery<T> {
         let mut newest: Option<&SentPacket<T>> = None;
         let mut any_ack_eliciting = false;
         for p in &out.acked {
-            any_ack_eliciting |= p.ack_eliciting;
+            any_ack_eliciting |= p.ack_eliciting && !p.old_path;
             if newest.is_none_or(|n| p.pkt_num > n.pkt_num) {
                 newest = Some(p);
             }
         }
         if let Some(n) = newest {
             out.largest_newly_acked_ack_eliciting = n.ack_eliciting;
-            if n.pkt_num == largest && any_ack_eliciting {
+            if n.pkt_num == largest && any_ack_eliciting && !n.old_path {
                 let latest = now.saturating_duration_since(n.time_sent);
                 // RFC 9002 §5.3: Initial ACKs are not delayed on purpose, so
                 // their ack delay is ignored.
@@ -88,7 +88,7 @@ impl<T> Recovery<T> {
         for p in &out.acked {
             self.stats.acked_count += 1;
             self.stats.acked_bytes += p.size as u64;
-            if p.in_flight {
+            if p.in_flight && !p.old_path {
                 self.cc
                     .on_packet_acked(epoch, p.pkt_num, p.size, p.time_sent, srtt, now);
             }
@@ -232,7 +232,7 @@ impl<T> Recovery<T> {
         for p in lost {
             self.stats.lost_count += 1;
             self.stats.lost_bytes += p.size as u64;
-            if p.in_flight {
+            if p.in_flight && !p.old_path {
                 last_loss = Some(last_loss.map_or(p.time_sent, |t| t.max(p.time_sent)));
             }
         }

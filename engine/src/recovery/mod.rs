@@ -104,6 +104,9 @@ pub(crate) struct SentPacket<T> {
     pub(crate) ack_eliciting: bool,
     /// Whether it counts towards bytes in flight (ack-eliciting or padding).
     pub(crate) in_flight: bool,
+    /// Sent on a path the connection has since left: its acknowledgement
+    /// or loss says nothing about the new path (RFC 9000 §9.4).
+    pub(crate) old_path: bool,
     /// What the connection needs back on ack or loss (frames).
     pub(crate) payload: T,
 }
@@ -506,6 +509,11 @@ impl<T> Recovery<T> {
     /// from their initial values (the peer's max_ack_delay is kept);
     /// packets in flight stay tracked for loss detection.
     pub(crate) fn reset_for_new_path(&mut self, now: Instant) {
+        // RFC 9000 §9.4: "Packets sent on the old path MUST NOT contribute
+        // to congestion control or RTT estimation for the new path."
+        for s in &mut self.spaces {
+            s.mark_old_path();
+        }
         self.cc = self.cc.fresh();
         self.pacer = Pacer::new(self.pacer.enabled(), self.cc.mss);
         let max_ack_delay = self.rtt.max_ack_delay;

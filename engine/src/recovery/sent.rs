@@ -110,6 +110,20 @@ impl<T> Space<T> {
         Some(pkt)
     }
 
+    /// Marks every packet tracked as sent on a path since left. They stop
+    /// counting as in flight: the new path's window starts empty (else a
+    /// window's worth sent into a dead path would hold the new one shut
+    /// until declared lost). Loss detection still covers them, by packet
+    /// number once packets of the new path are acknowledged.
+    pub(super) fn mark_old_path(&mut self) {
+        for p in self.sent.iter_mut().filter_map(|e| e.pkt.as_mut()) {
+            p.old_path = true;
+            p.in_flight = false;
+        }
+        self.bytes_in_flight = 0;
+        self.ack_eliciting_in_flight = 0;
+    }
+
     /// Pops tombstones off the front.
     pub(super) fn compact(&mut self) {
         while self.sent.front().is_some_and(|e| e.pkt.is_none()) {

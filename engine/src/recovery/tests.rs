@@ -57,6 +57,7 @@ impl Sim {
             size: MSS,
             ack_eliciting,
             in_flight: ack_eliciting,
+            old_path: false,
             payload: pn * 10,
         };
         self.r.on_packet_sent(epoch, pkt, now);
@@ -857,4 +858,47 @@ fn cubic_app_limited_time_is_not_counted() {
     }
     assert!(!s.r.is_app_limited());
     assert_eq!(s.r.cc.cubic.epoch_start, Some(s.at(1210)));
+}
+
+// RFC 9000 §9.4: "Packets sent on the old path MUST NOT contribute to
+// congestion control or RTT estimation for the new path": after the reset,
+// acknowledging old packets neither grows the fresh window nor samples the
+// RTT, and losing them is no congestion event; packets of the new path do
+// all three.
+#[test]
+fn old_path_packets_do_not_feed_the_new_path() {
+    let mut s = Sim::reno();
+    for _ in 0..20 {
+        s.send(Epoch::Application, 0);
+    }
+    s.r.reset_for_new_path(s.at(10));
+    let initial = s.r.cwnd();
+    let fresh_rtt = s.r.rtt().smoothed_rtt;
+
+    // Old packets 10..=19 acknowledged: no growth, no RTT sample. Packets
+    // 0..=9 are now lost by the packet threshold: no congestion event.
+    let o = s.ack(Epoch::Application, &[10..=19], 50);
+    assert!(!o.rtt_updated);
+    assert_eq!(pns(&o.lost), (0..=9).collect::<Vec<_>>());
+    assert_eq!(
+        s.r.cwnd(),
+        initial,
+        "old-path acks grew or losses cut the window"
+    );
+    assert_eq!(s.r.rtt().smoothed_rtt, fresh_rtt);
+
+    // A window of packets on the new path: an RTT sample and slow-start
+    // growth.
+    let pn = s.send(Epoch::Application, 60);
+    s.send_n(Epoch::Application, 60, initial / MSS - 1);
+    let o = s.ack(Epoch::Application, &[pn..=pn], 80);
+    assert!(o.rtt_updated);
+    assert_eq!(s.r.rtt().latest_rtt, ms(20));
+    assert_eq!(s.r.cwnd(), initial + MSS);
+
+    // Losing new-path packets is a congestion event again: pn + 1 and
+    // pn + 2 are three below the newly acknowledged pn + 5.
+    let o = s.ack(Epoch::Application, &[pn + 5..=pn + 5], 90);
+    assert_eq!(pns(&o.lost), vec![pn + 1, pn + 2]);
+    assert!(s.r.cwnd() < initial, "{}", s.r.cwnd());
 }

@@ -1,0 +1,149 @@
+//! Connection migration by the client (RFC 9000 §9), over the in-memory
+//! pipe.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::tests::{pattern, transfer, transfer_on};
+use crate::testing::{test_config, LinkConfig, Pipe};
+use crate::{ConnectionId, Error};
+
+/// Both sides issue every connection ID the other accepts, and the
+/// NEW_CONNECTION_ID frames are delivered.
+fn issue_spare_ids(p: &mut Pipe) {
+    for (conn, tag) in [(&mut p.client, 0xc0u8), (&mut p.server, 0x50)] {
+        let mut i = 1u8;
+        while conn.scids_left() > 0 {
+            let cid = ConnectionId::from_vec(vec![tag, i, 1, 2, 3, 4, 5, 6]);
+            conn.new_scid(&cid, u128::from(tag) << 8 | u128::from(i), false)
+                .unwrap();
+            i += 1;
+        }
+    }
+    p.run_until(100, |p| {
+        p.client.available_dcids() >= 1 && p.server.available_dcids() >= 1
+    })
+    .unwrap();
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+#[test]
+fn client_migrates_to_a_new_local_address() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    issue_spare_ids(&mut p);
+    let data = pattern(400_000);
+    assert!(transfer(&mut p, &data[..200_000], 1_000_000) == data[..200_000]);
+    let client_dcid = p.client.destination_id().into_owned();
+    let server_dcid = p.server.destination_id().into_owned();
+    let measured_rtt = p.client.path_stats().next().unwrap().rtt;
+
+    let new = addr(6000);
+    let seq = p.client.migrate_source(new).unwrap();
+    assert_eq!(seq, 1);
+    // §9.5: a new local address, a connection ID not used before.
+    assert_ne!(p.client.destination_id(), client_dcid);
+    let s = p.client.path_stats().next().unwrap();
+    assert_eq!((s.local_addr, s.validated), (new, false));
+    // §9.4: the RTT estimate starts over.
+    assert_ne!(s.rtt, measured_rtt);
+    assert_eq!(s.rtt, Duration::from_millis(333));
+    // The next datagram leaves from the new address with a challenge,
+    // padded to 1200 bytes (§8.2.1).
+    let mut out = vec![0u8; 1500];
+    let (n, info) = p.client.send_at(&mut out, p.now).unwrap();
+    assert_eq!((info.from, n), (new, 1200));
+    p.rebind_client(new);
+    p.c2s.push(out[..n].to_vec(), p.now);
+
+    let got = transfer_on(&mut p, 4, &data[200_000..], 1_000_000);
+    assert!(got[..] == data[200_000..]);
+    p.run_until(100, |p| {
+        p.server.path_stats().next().is_some_and(|s| s.validated)
+            && p.client.path_stats().next().is_some_and(|s| s.validated)
+    })
+    .unwrap();
+    // The server followed, validated the new address and, the client
+    // having changed its ID, changed its own (§9.5).
+    let s = p.server.path_stats().next().unwrap();
+    assert_eq!((s.peer_addr, s.validated), (new, true));
+    assert_ne!(p.server.destination_id(), server_dcid);
+    // The client's own validation of the path succeeded too.
+    assert!(p.client.path_stats().next().unwrap().validated);
+    // Each side retired the ID it stopped using, and the other learned it.
+    assert_eq!(p.server.retired_scid_next(), Some(client_dcid));
+    assert_eq!(p.client.retired_scid_next(), Some(server_dcid));
+    assert!(!p.client.is_closed() && !p.server.is_closed());
+}
+
+#[test]
+fn migration_follows_the_rules() {
+    let new = addr(6001);
+    // §9: not before the handshake is confirmed.
+    let mut p = Pipe::new().unwrap();
+    assert_eq!(p.client.migrate_source(new), Err(Error::InvalidState));
+    p.handshake().unwrap();
+    // §9.5: not without a connection ID of the server's not used yet.
+    assert_eq!(p.client.available_dcids(), 0);
+    assert_eq!(p.client.migrate_source(new), Err(Error::OutOfIdentifiers));
+    issue_spare_ids(&mut p);
+    // Servers do not migrate; the peer address is the server's.
+    assert_eq!(p.server.migrate_source(new), Err(Error::InvalidState));
+    let local = p.client.path_stats().next().unwrap().local_addr;
+    assert_eq!(p.client.migrate(new, addr(7)), Err(Error::InvalidState));
+    // Staying put is no migration.
+    assert_eq!(p.client.migrate_source(local), Ok(0));
+    assert_eq!(p.client.available_dcids(), 1);
+
+    // §9: "If the peer sent the disable_active_migration transport
+    // parameter, an endpoint also MUST NOT send packets ... from a
+    // different local address".
+    let mut c = test_config(false).unwrap();
+    let mut s = test_config(true).unwrap();
+    s.set_disable_active_migration(true);
+    let link = LinkConfig::default();
+    let mut p = Pipe::with_configs(&mut c, &mut s, link.clone(), link).unwrap();
+    p.handshake().unwrap();
+    issue_spare_ids(&mut p);
+    assert_eq!(p.client.migrate_source(new), Err(Error::InvalidState));
+}
+
+// §9: "If a client receives packets from an unknown server address, the
+// client MUST discard these packets."
+#[test]
+fn client_discards_packets_from_unknown_server_addresses() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    p.server.stream_send(1, b"hello", true).unwrap_or_else(|e| {
+        panic!("stream_send: {e:?}");
+    });
+    let mut out = vec![0u8; 1500];
+    let (n, _) = p.server.send_at(&mut out, p.now).unwrap();
+    let dropped = p.client.stats().dropped;
+    let mut copy = out[..n].to_vec();
+    let info = crate::RecvInfo {
+        from: addr(9999),
+        to: p.s2c_info().to,
+    };
+    assert_eq!(p.client.recv_at(&mut copy, info, p.now), Ok(n));
+    assert_eq!(p.client.stats().dropped, dropped + 1);
+    assert!(!p.client.stream_readable(1));
+
+    // The same datagram from the server's address is taken, and an
+    // IPv4-mapped IPv6 form of that address is the same address.
+    let server = p.s2c_info().from;
+    let SocketAddr::V4(v4) = server else {
+        panic!("the pipe's server address is IPv4");
+    };
+    let mapped = SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port()));
+    let info = crate::RecvInfo {
+        from: mapped,
+        to: p.s2c_info().to,
+    };
+    p.client.recv_at(&mut out[..n], info, p.now).unwrap();
+    assert_eq!(p.client.stats().dropped, dropped + 1);
+    assert!(p.client.stream_readable(1));
+}
