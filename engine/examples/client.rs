@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run -p tarte --example client -- [--no-verify] [--ca ca.pem] \
-//!     [--output DIR] [--timeout 30s] https://127.0.0.1:4433/a https://127.0.0.1:4433/b
+//!     [--output DIR] [--timeout 30s] [--migrate-after BYTES] \
+//!     https://127.0.0.1:4433/a https://127.0.0.1:4433/b
 //! ```
 //!
 //! One connection; every URL on its own stream, in parallel. Bodies go to
@@ -42,6 +43,10 @@ struct Args {
     /// have arrived (RFC 9001 §6).
     #[arg(long, value_name = "BYTES")]
     key_update_every: Option<usize>,
+    /// Once this many response bytes have arrived, move the connection to
+    /// a new local UDP port (connection migration, RFC 9000 §9.2).
+    #[arg(long, value_name = "BYTES")]
+    migrate_after: Option<usize>,
     /// URLs, `https://host:port/path`, all on the same host and port.
     #[arg(required = true)]
     urls: Vec<String>,
@@ -93,6 +98,7 @@ fn main() -> ExitCode {
         timeout: args.timeout,
         curves: args.curves,
         key_update_every: args.key_update_every,
+        migrate_after: args.migrate_after,
         ..Default::default()
     };
     let report = match hq::client::fetch(&args.urls, &opts) {
@@ -137,6 +143,9 @@ fn main() -> ExitCode {
         report.stats.sent,
         report.stats.lost
     );
+    if let Some(to) = report.migrated_to {
+        eprintln!("migrated to {to}");
+    }
     if failed {
         ExitCode::FAILURE
     } else {

@@ -3,12 +3,17 @@
 interop tests: one connection, all URLs on parallel streams, each body
 written to OUTPUT/<last path segment>. Prints "HANDSHAKE cipher=<suite>
 alpn=<p> retry=<n>" and "ELAPSED <seconds>", and exits non-zero on any
-failure or after --timeout.
+failure or after --timeout. With --migrate the first URL is fetched alone,
+then the client changes its connection ID and moves to a new local UDP
+port (the old socket closed: RFC 9000 connection migration, as the interop
+runner's "connectionmigration" case does), prints "MIGRATED <old port>
+<new port>" and fetches the others on the same connection.
 """
 
 import argparse
 import asyncio
 import os
+import socket
 import ssl
 import sys
 import time
@@ -61,6 +66,24 @@ class HqClientProtocol(QuicConnectionProtocol):
                         fut.set_result(bytes(self._bodies.pop(ev.stream_id)))
 
 
+async def migrate(client) -> None:
+    """New connection ID, new local port; the old socket is closed."""
+    loop = asyncio.get_running_loop()
+    old = client._transport.get_extra_info("sockname")
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(("::", 0, 0, 0))
+    old_transport = client._transport
+    client._quic.change_connection_id()
+    await loop.create_datagram_endpoint(lambda: client, sock=sock)
+    old_transport.close()
+    new = client._transport.get_extra_info("sockname")
+    print(f"MIGRATED {old[1]} {new[1]}", flush=True)
+    # PING: something ack-eliciting leaves from the new address at once.
+    client._quic.send_ping(0)
+    client.transmit()
+
+
 async def run(args) -> int:
     urls = [urlparse(u) for u in args.urls]
     host, port = urls[0].hostname, urls[0].port or 443
@@ -78,7 +101,13 @@ async def run(args) -> int:
     start = time.monotonic()
     async with connect(host, port, configuration=config, create_protocol=HqClientProtocol) as client:
         paths = [u.path or "/" for u in urls]
-        bodies = await asyncio.gather(*(client.get(p) for p in paths), return_exceptions=True)
+        if args.migrate:
+            first = await asyncio.gather(client.get(paths[0]), return_exceptions=True)
+            await migrate(client)
+            rest = await asyncio.gather(*(client.get(p) for p in paths[1:]), return_exceptions=True)
+            bodies = first + rest
+        else:
+            bodies = await asyncio.gather(*(client.get(p) for p in paths), return_exceptions=True)
         print(f"HANDSHAKE {client.handshake}", flush=True)
         # Connection set-up and every response, without interpreter start-up.
         print(f"ELAPSED {time.monotonic() - start:.4f}", flush=True)
@@ -102,6 +131,7 @@ def main():
     p.add_argument("--server-name")
     p.add_argument("--chacha", action="store_true", help="offer only TLS_CHACHA20_POLY1305_SHA256")
     p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--migrate", action="store_true", help="move to a new local port after the first URL")
     p.add_argument("urls", nargs="+")
     args = p.parse_args()
     try:

@@ -29,6 +29,10 @@ pub struct ClientOptions {
     /// response bytes have arrived (the interop runner's `keyupdate`
     /// case); an update waits until the previous one was acknowledged.
     pub key_update_every: Option<usize>,
+    /// Once this many response bytes have arrived, move the connection to
+    /// a new local UDP port (RFC 9000 §9.2, the interop runner's
+    /// `connectionmigration` case): a new socket, the old one closed.
+    pub migrate_after: Option<usize>,
 }
 
 impl Default for ClientOptions {
@@ -40,6 +44,7 @@ impl Default for ClientOptions {
             idle_timeout_ms: 30_000,
             curves: None,
             key_update_every: None,
+            migrate_after: None,
         }
     }
 }
@@ -68,6 +73,8 @@ pub struct Report {
     pub stats: tarte::Stats,
     /// The peer's close error, if it closed the connection.
     pub peer_error: Option<ConnectionError>,
+    /// The local address the connection migrated to, if it did.
+    pub migrated_to: Option<SocketAddr>,
 }
 
 impl Report {
@@ -149,24 +156,31 @@ pub fn fetch(urls: &[String], opts: &ClientOptions) -> anyhow::Result<Report> {
     } else {
         "[::]:0".parse()?
     };
-    let socket = UdpSocket::bind(bind)?;
-    let local = socket.local_addr()?;
+    let mut socket = UdpSocket::bind(bind)?;
+    let mut local = socket.local_addr()?;
     let mut scid = [0u8; CID_LEN];
     boring::rand::rand_bytes(&mut scid)?;
     let scid = ConnectionId::from_ref(&scid);
     let mut conn = tarte::connect(Some(&first.host), &scid, local, peer, &mut config)?;
     let start = Instant::now();
     let deadline = start + opts.timeout;
+    let mut path = ClientPath {
+        socket: &mut socket,
+        local: &mut local,
+        migrate_after: opts.migrate_after,
+        migrated_to: None,
+    };
     let handshake_time = run(
-        &socket,
+        &mut path,
         &mut conn,
-        local,
         &mut reqs,
         deadline,
         opts.timeout,
         opts.key_update_every,
     )?;
+    let migrated_to = path.migrated_to;
     Ok(Report {
+        migrated_to,
         elapsed: start.elapsed(),
         handshake_time: handshake_time.saturating_duration_since(start),
         stats: conn.stats(),
@@ -186,11 +200,55 @@ pub fn fetch(urls: &[String], opts: &ClientOptions) -> anyhow::Result<Report> {
     })
 }
 
+/// The client's socket and local address, which a migration replaces.
+struct ClientPath<'a> {
+    socket: &'a mut UdpSocket,
+    local: &'a mut SocketAddr,
+    migrate_after: Option<usize>,
+    migrated_to: Option<SocketAddr>,
+}
+
+impl ClientPath<'_> {
+    /// Moves the connection to a new local port once `migrate_after`
+    /// response bytes arrived and the server gave a spare connection ID
+    /// (tried again on the next pass until then).
+    fn maybe_migrate(&mut self, conn: &mut tarte::Connection, got: usize) -> anyhow::Result<()> {
+        let due = self.migrate_after.is_some_and(|after| got >= after);
+        if !due || self.migrated_to.is_some() || conn.available_dcids() == 0 {
+            return Ok(());
+        }
+        let socket = UdpSocket::bind(SocketAddr::new(self.local.ip(), 0))?;
+        let local = socket.local_addr()?;
+        let seq = conn.migrate_source(local)?;
+        tracing::info!(from = %self.local, to = %local, dcid_seq = seq, "migrated");
+        *self.socket = socket;
+        *self.local = local;
+        self.migrated_to = Some(local);
+        Ok(())
+    }
+}
+
+/// Gives the server every spare connection ID it accepts (it needs an
+/// unused one to follow a migration, RFC 9000 §9.5).
+fn issue_spare_ids(conn: &mut tarte::Connection) -> anyhow::Result<()> {
+    while conn.scids_left() > 0 {
+        let mut cid = [0u8; CID_LEN];
+        boring::rand::rand_bytes(&mut cid)?;
+        let mut token = [0u8; 16];
+        boring::rand::rand_bytes(&mut token)?;
+        conn.new_scid(
+            &ConnectionId::from_ref(&cid),
+            u128::from_be_bytes(token),
+            false,
+        )?;
+    }
+    Ok(())
+}
+
 /// The event loop. Returns when the handshake completed.
 fn run(
-    socket: &UdpSocket,
+    path: &mut ClientPath<'_>,
     conn: &mut tarte::Connection,
-    local: SocketAddr,
     reqs: &mut [Request],
     deadline: Instant,
     timeout: Duration,
@@ -204,8 +262,9 @@ fn run(
     let mut next_req = 0;
     let mut next_stream = 0u64;
     let mut established_at = None;
-    flush(socket, conn, &mut out)?;
+    flush(path.socket, conn, &mut out)?;
     loop {
+        let (socket, local) = (&*path.socket, *path.local);
         let now = Instant::now();
         if now >= deadline {
             let done = reqs.iter().filter(|r| r.result.is_some()).count();
@@ -243,6 +302,7 @@ fn run(
             }
         }
         if established_at.is_some() {
+            issue_spare_ids(conn)?;
             open_streams(conn, reqs, &mut by_stream, &mut next_req, &mut next_stream);
             read_streams(conn, reqs, &by_stream, &mut buf);
             if let (Some(due), Some(every)) = (next_key_update, key_update_every) {
@@ -260,8 +320,10 @@ fn run(
                 flush(socket, conn, &mut out)?;
                 return Ok(established_at.unwrap_or(now));
             }
+            let got: usize = reqs.iter().map(|r| r.body.len()).sum();
+            path.maybe_migrate(conn, got)?;
         }
-        flush(socket, conn, &mut out)?;
+        flush(path.socket, conn, &mut out)?;
     }
 }
 

@@ -88,6 +88,9 @@ pub struct ServerStats {
     pub key_updates: AtomicU64,
     /// Stateless Resets sent for packets of unknown connections.
     pub stateless_resets: AtomicU64,
+    /// Client address changes a connection followed (migrations and NAT
+    /// rebindings, RFC 9000 §9).
+    pub migrations: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -110,6 +113,32 @@ struct ServerConn {
     established: bool,
     /// Bytes sent at which the next key update is due.
     next_key_update: Option<u64>,
+    /// The client address last seen (a change is a migration or a NAT
+    /// rebinding the connection followed).
+    peer: SocketAddr,
+}
+
+/// Gives the client every spare connection ID it accepts, so that it can
+/// migrate (RFC 9000 §9.5 wants a new ID per path), with the reset token
+/// derived from each (a restarted server can still reset them), and
+/// forgets the ones it retired.
+fn issue_spare_ids(
+    conn: &mut tarte::Connection,
+    key: &ConnectionId<'static>,
+    tokens: &TokenKey,
+    aliases: &mut HashMap<ConnectionId<'static>, ConnectionId<'static>>,
+) -> anyhow::Result<()> {
+    while conn.scids_left() > 0 {
+        let mut cid = [0u8; CID_LEN];
+        boring::rand::rand_bytes(&mut cid)?;
+        let cid = ConnectionId::from_vec(cid.to_vec());
+        conn.new_scid(&cid, tokens.reset_token(&cid)?, false)?;
+        aliases.insert(cid, key.clone());
+    }
+    while let Some(cid) = conn.retired_scid_next() {
+        aliases.remove(&cid);
+    }
+    Ok(())
 }
 
 /// The hq-interop server.
@@ -122,6 +151,9 @@ pub struct Server {
     key_update_every: Option<u64>,
     key: TokenKey,
     conns: HashMap<ConnectionId<'static>, ServerConn>,
+    /// The spare connection IDs issued to clients (RFC 9000 §5.1.1), each
+    /// to the key of its connection in `conns`.
+    aliases: HashMap<ConnectionId<'static>, ConnectionId<'static>>,
     stats: Arc<ServerStats>,
     out: Vec<u8>,
     stream_buf: Vec<u8>,
@@ -169,6 +201,7 @@ impl Server {
                 None => TokenKey::random()?,
             },
             conns: HashMap::new(),
+            aliases: HashMap::new(),
             stats: Arc::default(),
             out: vec![0u8; RECV_BUF_LEN],
             stream_buf: vec![0u8; RECV_BUF_LEN],
@@ -215,7 +248,7 @@ impl Server {
     /// Fires timers, serves streams, sends, and frees closed connections.
     fn service(&mut self) -> anyhow::Result<()> {
         let now = Instant::now();
-        for sc in self.conns.values_mut() {
+        for (key, sc) in self.conns.iter_mut() {
             if sc.conn.timeout_instant().is_some_and(|t| t <= now) {
                 sc.conn.on_timeout();
             }
@@ -225,6 +258,16 @@ impl Server {
                 tracing::info!(trace_id = sc.conn.trace_id(), "established");
             }
             if sc.established {
+                issue_spare_ids(&mut sc.conn, key, &self.key, &mut self.aliases)?;
+                if sc
+                    .conn
+                    .path_stats()
+                    .next()
+                    .is_some_and(|p| p.peer_addr != sc.peer)
+                {
+                    sc.peer = sc.conn.path_stats().next().map_or(sc.peer, |p| p.peer_addr);
+                    bump(&self.stats.migrations);
+                }
                 serve_streams(sc, &self.root, &self.stats, &mut self.stream_buf);
                 if let (Some(due), Some(every)) = (sc.next_key_update, self.key_update_every) {
                     let sent = sc.conn.stats().sent_bytes;
@@ -257,6 +300,8 @@ impl Server {
             bump(&stats.closed);
             false
         });
+        let conns = &self.conns;
+        self.aliases.retain(|_, key| conns.contains_key(key));
         Ok(())
     }
 
@@ -278,6 +323,8 @@ impl Server {
         };
         let key = if self.conns.contains_key(&hdr.dcid) {
             hdr.dcid.clone()
+        } else if let Some(key) = self.aliases.get(&hdr.dcid) {
+            key.clone()
         } else if hdr.ty == Type::Short {
             // A connection we do not know (lost in a restart, or long
             // gone): tell the client at once with a Stateless Reset rather
@@ -392,6 +439,7 @@ impl Server {
                 responses: HashMap::new(),
                 established: false,
                 next_key_update: self.key_update_every,
+                peer: from,
             },
         );
         Ok(Some(scid))
