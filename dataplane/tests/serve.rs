@@ -447,4 +447,203 @@ fn binary_serves_and_stops_after_duration() {
     assert_eq!(r.unwrap().responses[0].body, pattern(3000), "{err}");
     assert!(err.contains("tarte serve: done after"), "{err}");
     assert!(err.contains("req 1 "), "{err}");
+    assert!(err.contains(" | paths 0 cids "), "{err}");
+}
+
+/// A tarte client with `limit` as its active_connection_id_limit, on a
+/// fresh loopback socket, established with `server`.
+fn tarte_client(server: &Server, limit: u64) -> (UdpSocket, tarte::Connection) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut config = tarte::Config::new(tarte::PROTOCOL_VERSION).unwrap();
+    config.verify_peer(false);
+    config.set_application_protos(&[b"h3"]).unwrap();
+    config.set_max_idle_timeout(10_000);
+    // Room for the server's HTTP/3 control and QPACK streams, which it
+    // opens at once (without it the server closes the connection).
+    config.set_initial_max_data(1_000_000);
+    config.set_initial_max_stream_data_uni(100_000);
+    config.set_initial_max_stream_data_bidi_local(100_000);
+    config.set_initial_max_streams_uni(3);
+    config.set_active_connection_id_limit(limit);
+    let scid = tarte::ConnectionId::from_ref(&[9u8; 16]).into_owned();
+    let mut conn = tarte::connect(
+        Some("localhost"),
+        &scid,
+        socket.local_addr().unwrap(),
+        server.local_addr(),
+        &mut config,
+    )
+    .unwrap();
+    assert!(drive(&socket, &mut conn, Duration::from_secs(10), |c| {
+        c.is_established()
+    }));
+    (socket, conn)
+}
+
+/// Reads (and drops) whatever waits on `socket`.
+fn discard_pending(socket: &UdpSocket) {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    while socket.recv_from(&mut buf).is_ok() {}
+}
+
+// RFC 9000 §5.1.1, §9.5: the server issues the client as many connection
+// IDs as its active_connection_id_limit allows, routes each to the owning
+// worker, replaces the one the client retires when it migrates, and the
+// routing tables hold exactly the live IDs: none once the connection is
+// gone. The spare IDs' reset tokens are the static secret's: after a
+// restart with the same secret, a packet on the migrated path (carrying a
+// spare ID) gets a Stateless Reset that the client recognises.
+#[test]
+fn spare_connection_ids_route_migrate_and_leave_the_tables() {
+    let secret = [0x29u8; 32];
+    let server = start(|o| {
+        o.workers = 2;
+        o.secret = Some(secret);
+    });
+    let addr = server.local_addr();
+    let (socket, mut conn) = tarte_client(&server, 5);
+    // Four spares beside the one in use; the tables hold our five IDs
+    // and the client's first Initial DCID.
+    assert!(drive(&socket, &mut conn, Duration::from_secs(5), |c| {
+        c.available_dcids() == 4
+    }));
+    wait_for(&server, "5 + 1 routed IDs", |c| {
+        c.cids == 6 && c.conns_active == 1 && c.path_changes == 0
+    });
+
+    // Migrate to a new local port: the client uses a spare ID and
+    // retires the first; the server drops the retired one from its table
+    // and issues a replacement.
+    let first = conn.destination_id().to_vec();
+    let moved = UdpSocket::bind("127.0.0.1:0").unwrap();
+    conn.migrate_source(moved.local_addr().unwrap()).unwrap();
+    let spare = conn.destination_id().to_vec();
+    assert_ne!(spare, first);
+    assert!(usize::from(spare[0]) < 2, "a worker index: {spare:x?}");
+    assert!(drive(&moved, &mut conn, Duration::from_secs(5), |c| {
+        c.available_dcids() == 4
+    }));
+    wait_for(&server, "the retired ID replaced", |c| {
+        c.cids == 6 && c.path_changes == 1 && c.conns_active == 1
+    });
+    assert!(!conn.is_closed());
+
+    // A restart with the same secret: the next packet on the new path
+    // meets no connection and comes back as a Stateless Reset carrying
+    // the token the spare ID was issued with.
+    server.join().unwrap();
+    discard_pending(&moved);
+    let server = start(|o| {
+        o.backend.local = addr;
+        o.secret = Some(secret);
+    });
+    conn.stream_send(0, b"after the restart", true).unwrap();
+    assert!(drive(&moved, &mut conn, Duration::from_secs(5), |c| {
+        c.is_draining() || c.is_closed()
+    }));
+    assert_eq!(
+        conn.peer_error().map(|e| &e.reason[..]),
+        Some(&b"stateless reset"[..])
+    );
+    wait_for(&server, "a reset, no connection", |c| {
+        c.stateless_resets >= 1 && c.conns_accepted == 0 && c.cids == 0
+    });
+}
+
+// Connections that close free every routing entry they had (ours, the
+// spares, the client's first DCID).
+#[test]
+fn closed_connections_leave_no_routing_entries() {
+    let server = start(|o| o.workers = 2);
+    let mut clients: Vec<_> = (0..3).map(|_| tarte_client(&server, 4)).collect();
+    for (s, c) in clients.iter_mut() {
+        let ok = drive(s, c, Duration::from_secs(5), |c| c.available_dcids() == 3);
+        assert!(ok, "{} spares, {:?}", c.available_dcids(), server.stats());
+    }
+    wait_for(&server, "3 x (4 + 1) routed IDs", |c| {
+        c.cids == 15 && c.conns_active == 3
+    });
+    for (s, c) in clients.iter_mut() {
+        c.close(true, 0, b"done").unwrap();
+        assert!(drive(s, c, Duration::from_secs(5), |c| c.is_closed()));
+    }
+    wait_for(&server, "all freed", |c| {
+        c.cids == 0 && c.conns_active == 0 && c.conns_closed == 3
+    });
+}
+
+// aioquic's HTTP/3 client migrates to a new local port in the middle of a
+// 5 MB download from `tarte serve` (two workers) and fetches more on the
+// same connection: every byte arrives, the client really moved and used
+// one of the seven spare IDs the server issued (aioquic's limit is 8),
+// the server followed it, and no routing entry outlives the connection.
+#[test]
+fn aioquic_client_migrates_mid_download() {
+    let server = start(|o| o.workers = 2);
+    let port = server.local_addr().port();
+    let out = Command::new(python())
+        .arg(workspace().join("scripts/interop/aioquic_h3_client.py"))
+        .args(["--port", &port.to_string()])
+        .args(["--path", "/bytes/5000000", "--path", "/bytes/300000"])
+        .args(["--path", "/", "--migrate", "--migrate-after", "1000000"])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "aioquic client failed");
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let bodies: Vec<_> = lines
+        .iter()
+        .filter(|v| v.get("path").is_some())
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap(),
+                r["len"].as_u64().unwrap(),
+                r["sha256"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let want_5m = sha256_hex(&pattern(5_000_000));
+    let want_300k = sha256_hex(&pattern(300_000));
+    let want_index = sha256_hex(INDEX_HTML);
+    assert_eq!(
+        bodies,
+        vec![
+            ("/bytes/5000000", 5_000_000, &want_5m[..]),
+            ("/bytes/300000", 300_000, &want_300k[..]),
+            ("/", INDEX_HTML.len() as u64, &want_index[..]),
+        ]
+    );
+    let m = lines
+        .iter()
+        .find(|v| v.get("migration").is_some())
+        .expect("a migration line");
+    let (old, new) = (
+        m["old_port"].as_u64().unwrap(),
+        m["new_port"].as_u64().unwrap(),
+    );
+    assert!(old != 0 && new != 0 && old != new, "{m}");
+    // Mid-download: between 1 MB and the end of the first body.
+    let at = m["at_bytes"].as_u64().unwrap();
+    assert!((1_000_000..5_000_000).contains(&at), "{m}");
+    assert_eq!(m["spare_dcids"], 7, "{m}");
+    let (d0, d1) = (
+        m["old_dcid"].as_str().unwrap(),
+        m["new_dcid"].as_str().unwrap(),
+    );
+    assert!(d0 != d1 && d1.len() == 32, "{m}");
+    assert!(d1.starts_with("00") || d1.starts_with("01"), "{m}");
+    wait_for(&server, "3 requests, one path change, tables empty", |c| {
+        c.requests == 3
+            && c.conns_accepted == 1
+            && c.path_changes == 1
+            && c.conns_active == 0
+            && c.cids == 0
+    });
 }

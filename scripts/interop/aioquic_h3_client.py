@@ -8,11 +8,20 @@ one JSON line per response (status, headers, body length and SHA-256,
 trailers) and a final "stats" line (QPACK stream byte counts; encoder
 bytes received > 1 means the peer's encoder used our dynamic table; the number of
 GOAWAY frames received).
+
+--migrate: the first --path is fetched alone; once --migrate-after body
+bytes have arrived (default 0: when it completes) the client migrates
+(RFC 9000 §9.2): it switches to an unused connection ID of the server's
+and moves to a new local UDP port, then fetches the other paths on the
+same connection. A "migration" line gives the old and new local ports
+and destination connection IDs and how many unused IDs the server had
+issued; with none the client fails.
 """
 import argparse
 import asyncio
 import hashlib
 import json
+import socket
 import sys
 
 from aioquic.asyncio import QuicConnectionProtocol, connect
@@ -48,6 +57,41 @@ class Client(QuicConnectionProtocol):
             return orig(frame_type)
 
         self.h3._check_control_frame_type = spy
+        # Migration: the body bytes that trigger it, the task doing it,
+        # and a hold on transmit while the socket is swapped.
+        self.migrate_at = None
+        self.received = 0
+        self.migration = None
+        self.hold = False
+
+    def transmit(self):
+        # No packet may leave while the connection ID and socket change:
+        # RFC 9000 §9.5 forbids one connection ID on two local addresses.
+        if not self.hold:
+            super().transmit()
+
+    async def migrate(self):
+        q = self._quic
+        spare = len(q._peer_cid_available)
+        if spare == 0:
+            raise RuntimeError("the server issued no spare connection ID: cannot migrate")
+        old_port = self._transport.get_extra_info("sockname")[1]
+        old_dcid = q._peer_cid.cid.hex()
+        # A dual-stack socket like aioquic.asyncio.connect's (the peer
+        # address is IPv4-mapped).
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", 0, 0, 0))
+        at = self.received
+        self.hold = True
+        try:
+            q.change_connection_id()
+            self._transport.close()
+            await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, sock=sock)
+        finally:
+            self.hold = False
+        self.transmit()
+        return {"migration": True, "old_port": old_port, "new_port": self._transport.get_extra_info("sockname")[1], "old_dcid": old_dcid, "new_dcid": q._peer_cid.cid.hex(), "spare_dcids": spare, "at_bytes": at}
 
     def quic_event_received(self, event):
         if isinstance(event, StreamReset) and event.stream_id in self.waiters:
@@ -66,6 +110,9 @@ class Client(QuicConnectionProtocol):
             elif isinstance(ev, DataReceived):
                 r["sha"].update(ev.data)
                 r["len"] += len(ev.data)
+                self.received += len(ev.data)
+                if self.migrate_at is not None and self.migration is None and self.received >= self.migrate_at:
+                    self.migration = asyncio.ensure_future(self.migrate())
             if getattr(ev, "stream_ended", False):
                 w = self.waiters.pop(ev.stream_id, None)
                 if w:
@@ -98,6 +145,8 @@ async def main():
     ap.add_argument("--body-size", type=int, default=-1)
     ap.add_argument("--trailer", action="append", default=[])
     ap.add_argument("--goaway", action="store_true")
+    ap.add_argument("--migrate", action="store_true")
+    ap.add_argument("--migrate-after", type=int, default=0)
     a = ap.parse_args()
     cfg = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=False, max_stream_data=20_000_000, max_data=100_000_000)
     import ssl
@@ -112,9 +161,22 @@ async def main():
             if c.h3._settings_received:
                 break
             await asyncio.sleep(0.01)
-        rs = await asyncio.gather(*(c.request(a.method, f"127.0.0.1:{a.port}", p, body, trailers) for p in paths))
+        get = lambda p: c.request(a.method, f"127.0.0.1:{a.port}", p, body, trailers)
+        migration = None
+        if a.migrate:
+            if a.migrate_after > 0:
+                c.migrate_at = a.migrate_after
+            rs = [await get(paths[0])]
+            if c.migration is None:
+                c.migration = asyncio.ensure_future(c.migrate())
+            migration = await c.migration
+            rs += await asyncio.gather(*(get(p) for p in paths[1:]))
+        else:
+            rs = await asyncio.gather(*(get(p) for p in paths))
         for r in rs:
             print(json.dumps(r), flush=True)
+        if migration is not None:
+            print(json.dumps(migration), flush=True)
         if a.goaway:
             frame = encode_frame(FrameType.GOAWAY, encode_uint_var(0))
             c._quic.send_stream_data(c.h3._local_control_stream_id, frame)
@@ -122,6 +184,11 @@ async def main():
         # Let late control-stream frames (a GOAWAY) arrive.
         await asyncio.sleep(0.3)
         h = c.h3
+        if migration is not None:
+            # connect() closes the first transport only.
+            c.close()
+            await c.wait_closed()
+            c._transport.close()
         print(json.dumps({"stats": True, "encoder_bytes_received": h._encoder_bytes_received, "decoder_bytes_received": h._decoder_bytes_received, "encoder_bytes_sent": h._encoder_bytes_sent, "decoder_bytes_sent": h._decoder_bytes_sent, "goaways": c.goaways}), flush=True)
 
 

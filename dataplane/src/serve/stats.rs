@@ -73,4 +73,12 @@ counters! {
     handed_off,
     /// Datagrams the backend failed to send.
     tx_errors,
+    /// Times a connection's peer address changed: the client migrated or
+    /// a NAT rebound it (RFC 9000 §9), the engine accepted the new address
+    /// (a fall-back to the old one after failed validation counts too).
+    path_changes,
+    /// Connection IDs routed to this worker's connections now: ours (the
+    /// first plus the spares issued with NEW_CONNECTION_ID) and clients'
+    /// first Initial DCIDs. A gauge, like `conns_active`.
+    cids,
 }

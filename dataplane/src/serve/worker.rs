@@ -3,8 +3,14 @@
 //! Per loop turn: `rx_burst` → route each datagram by its destination
 //! connection ID (ours carry the worker index in byte 0; client-chosen
 //! Initial DCIDs are in a per-worker table) → `Connection::recv` in place →
-//! expired timers → HTTP/3 for every connection that changed →
-//! `Connection::send` straight into `tx_burst` buffers.
+//! expired timers → HTTP/3 and connection-ID upkeep for every connection
+//! that changed → `Connection::send` straight into `tx_burst` buffers.
+//!
+//! Every connection ID we issue, the first and the spares a client needs
+//! to migrate (RFC 9000 §9.5), is a [`new_cid`] of this worker, so any
+//! worker hands a packet of ours to its owner, and its stateless reset
+//! token is the one [`super::token::TokenKey::reset_token`] derives, the
+//! token this worker answers unknown IDs with.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -17,7 +23,7 @@ use tarte::{ConnectionId, RecvInfo, Type};
 
 use super::app::H3State;
 use super::stats::Counters;
-use super::token::{cid_worker, new_cid, CID_LEN};
+use super::token::{cid_worker, new_cid, TokenKey, CID_LEN};
 use super::{Handoff, ServeError, Shared};
 use crate::backend::{Backend, DgramMeta};
 
@@ -38,6 +44,76 @@ struct Conn {
     odcid: Option<Vec<u8>>,
     timer: Option<Instant>,
     dirty: bool,
+    /// The peer address the engine last had (for `path_changes`).
+    peer: SocketAddr,
+    /// A datagram came from another address than `peer`: compare with
+    /// the engine's at the next service pass (one comparison per packet,
+    /// no lookup).
+    peer_moved: bool,
+}
+
+impl Conn {
+    /// Service pass of one changed connection, once per loop turn (not
+    /// per packet): unroutes the IDs the client retired, tops its spare
+    /// IDs up to its `active_connection_id_limit`, and counts a change of
+    /// the engine's peer address.
+    fn service(
+        &mut self,
+        i: usize,
+        worker: usize,
+        by_cid: &mut HashMap<[u8; CID_LEN], usize>,
+        key: &TokenKey,
+        c: &mut Counters,
+    ) {
+        // RFC 9000 §5.1.2: a retired ID is no longer used by the peer;
+        // late packets carrying it get a Stateless Reset the client
+        // ignores (§10.3.1: it checks no tokens of retired IDs).
+        while let Some(cid) = self.conn.retired_scid_next() {
+            if let Ok(k) = <[u8; CID_LEN]>::try_from(&cid[..]) {
+                by_cid.remove(&k);
+            }
+        }
+        if self.peer_moved {
+            self.peer_moved = false;
+            if let Some(p) = self.conn.path_stats().next() {
+                if p.peer_addr != self.peer {
+                    self.peer = p.peer_addr;
+                    c.path_changes += 1;
+                }
+            }
+        }
+        let leaving =
+            self.conn.is_closed() || self.conn.is_draining() || self.conn.local_error().is_some();
+        if !self.conn.is_established() || leaving {
+            return;
+        }
+        // RFC 9000 §9.5: a client moving to a new path MUST use an ID of
+        // ours it has not used; §5.1.1: at most its
+        // active_connection_id_limit at a time. Bounded: every success
+        // lowers scids_left().
+        for _ in 0..self.conn.scids_left() {
+            let Ok(cid) = new_cid(worker) else { break };
+            if by_cid.contains_key(&cid) {
+                // A random collision (2^-120): try again next turn.
+                break;
+            }
+            let Ok(token) = key.reset_token(&cid) else {
+                break;
+            };
+            match self
+                .conn
+                .new_scid(&ConnectionId::from_ref(&cid), token, false)
+            {
+                Ok(_) => {
+                    by_cid.insert(cid, i);
+                }
+                Err(e) => {
+                    tracing::debug!(?e, "new_scid");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Where a datagram goes.
@@ -136,6 +212,7 @@ impl Worker {
             if !self.st.dirty.is_empty() || !self.st.stateless.is_empty() {
                 self.st.flush(&mut *self.backend);
             }
+            self.st.c.cids = self.st.route_entries();
             stats.publish(&self.st.c);
             if work > 0 || self.st.shared.busy_poll {
                 idle = Duration::ZERO;
@@ -160,12 +237,18 @@ impl Worker {
             }
         }
         self.st.flush(&mut *self.backend);
+        self.st.c.cids = self.st.route_entries();
         stats.publish(&self.st.c);
         Ok(())
     }
 }
 
 impl State {
+    /// Entries of both routing tables (the `cids` gauge).
+    fn route_entries(&self) -> u64 {
+        (self.by_cid.len() + self.by_odcid.len()) as u64
+    }
+
     fn mark_dirty(&mut self, idx: usize) {
         if let Some(c) = self.conns[idx].as_mut() {
             if !c.dirty {
@@ -240,6 +323,7 @@ impl State {
         let Some(c) = self.conns[i].as_mut() else {
             return;
         };
+        c.peer_moved |= meta.src != c.peer;
         let info = RecvInfo {
             from: meta.src,
             to: meta.dst,
@@ -376,6 +460,8 @@ impl State {
             odcid: first_dcid.clone(),
             timer: None,
             dirty: false,
+            peer: meta.src,
+            peer_moved: false,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -456,6 +542,13 @@ impl State {
                     &mut c.h3,
                     &self.h3_config,
                     &mut self.scratch,
+                );
+                c.service(
+                    i,
+                    self.index,
+                    &mut self.by_cid,
+                    &self.shared.token_key,
+                    &mut self.c,
                 );
             }
         }
@@ -566,9 +659,22 @@ impl State {
         };
         c.dirty = false;
         if c.conn.is_closed() {
-            let c = self.conns[i].take().expect("slot checked above");
+            let mut c = self.conns[i].take().expect("slot checked above");
             if let Some(t) = c.timer {
                 self.timers.remove(&(t, i));
+            }
+            // Every ID of ours it still had or retired since the last
+            // service pass, and the first (also when the client retired it).
+            let ours = c.conn.source_ids().map(|id| &id[..]);
+            for id in ours {
+                if let Ok(k) = <[u8; CID_LEN]>::try_from(id) {
+                    self.by_cid.remove(&k);
+                }
+            }
+            while let Some(id) = c.conn.retired_scid_next() {
+                if let Ok(k) = <[u8; CID_LEN]>::try_from(&id[..]) {
+                    self.by_cid.remove(&k);
+                }
             }
             self.by_cid.remove(&c.scid);
             if let Some(d) = &c.odcid {

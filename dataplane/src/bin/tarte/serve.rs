@@ -75,7 +75,7 @@ fn read_secret(path: &std::path::Path) -> anyhow::Result<[u8; 32]> {
 fn line(t: &Counters, prev: &Counters, secs: f64) -> String {
     let rate = |a: u64, b: u64| (a - b) as f64 / secs.max(1e-9);
     format!(
-        "conns {} open ({} accepted) | req {} ({:.0}/s) | rx {} pkts {:.1} Mbit/s | tx {} pkts {:.1} Mbit/s | vn {} retry {} reset {} refused {} dropped {} handoff {} tx_err {}",
+        "conns {} open ({} accepted) | req {} ({:.0}/s) | rx {} pkts {:.1} Mbit/s | tx {} pkts {:.1} Mbit/s | vn {} retry {} reset {} refused {} dropped {} handoff {} tx_err {} | paths {} cids {}",
         t.conns_active,
         t.conns_accepted,
         t.requests,
@@ -91,6 +91,8 @@ fn line(t: &Counters, prev: &Counters, secs: f64) -> String {
         t.dropped,
         t.handed_off,
         t.tx_errors,
+        t.path_changes,
+        t.cids,
     )
 }
 
