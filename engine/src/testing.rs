@@ -218,6 +218,11 @@ pub struct Pipe {
     pub s2c: Link,
     client_addr: SocketAddr,
     server_addr: SocketAddr,
+    /// Decides, from its destination and length, whether a datagram the
+    /// server sends is lost before it reaches the link (an address gone,
+    /// a path that drops large datagrams...).
+    #[allow(clippy::type_complexity)]
+    s2c_drop: Option<Box<dyn FnMut(SocketAddr, usize) -> bool>>,
     /// Recycled datagram buffers.
     pool: Vec<Vec<u8>>,
 }
@@ -263,6 +268,7 @@ impl Pipe {
             s2c: Link::new(s2c),
             client_addr,
             server_addr,
+            s2c_drop: None,
             pool: Vec::new(),
         })
     }
@@ -282,6 +288,13 @@ impl Pipe {
                 let mut d = self.pool.pop().unwrap_or_default();
                 d.resize(DATAGRAM_BUF, 0);
                 match conn.send_at(&mut d, self.now) {
+                    Ok((len, info))
+                        if !client_side
+                            && self.s2c_drop.as_mut().is_some_and(|f| f(info.to, len)) =>
+                    {
+                        self.pool.push(d);
+                        n += 1;
+                    }
                     Ok((len, _)) => {
                         d.truncate(len);
                         link.push(d, self.now);
@@ -302,6 +315,15 @@ impl Pipe {
     /// as after a NAT rebinding (the client's own view does not change).
     pub fn rebind_client(&mut self, addr: SocketAddr) {
         self.client_addr = addr;
+    }
+
+    /// From now on a datagram the server sends is lost when `drop(to,
+    /// len)` says so (None: none is).
+    pub fn drop_server_datagrams(
+        &mut self,
+        drop: Option<Box<dyn FnMut(SocketAddr, usize) -> bool>>,
+    ) {
+        self.s2c_drop = drop;
     }
 
     /// The [`RecvInfo`] of a datagram from the client to the server (for
@@ -440,6 +462,7 @@ impl Pipe {
             s2c: Link::new(s2c),
             client_addr: "127.0.0.1:4444".parse().map_err(|_| Error::InvalidState)?,
             server_addr: "127.0.0.1:4433".parse().map_err(|_| Error::InvalidState)?,
+            s2c_drop: None,
             pool: Vec::new(),
         })
     }

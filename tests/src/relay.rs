@@ -39,6 +39,11 @@ pub struct RelayConfig {
     /// its client move (RFC 9000 §9.3) and what it still sends to the old
     /// port is lost.
     pub rebind_after: Option<u64>,
+    /// When the client's datagrams start coming from a new address (it
+    /// migrated), the relay talks to the server from a new port too, so
+    /// that the server sees the migration; what it still sends to the old
+    /// port is lost, as on an interface gone.
+    pub follow_client_moves: bool,
 }
 
 impl Default for RelayConfig {
@@ -51,6 +56,7 @@ impl Default for RelayConfig {
             seed: 1,
             lifetime: Duration::from_secs(300),
             rebind_after: None,
+            follow_client_moves: false,
         }
     }
 }
@@ -228,6 +234,10 @@ fn run(
         for side in [client_first, !client_first] {
             if side {
                 if let Some((n, from)) = recv(&client_side, &mut buf)? {
+                    if cfg.follow_client_moves && client.is_some_and(|c| c != from) {
+                        server_side = bound()?;
+                        rebinds += 1;
+                    }
                     client = Some(from);
                     got = Some((0, n));
                     break;

@@ -183,3 +183,97 @@ fn client_migrates_under_loss() {
         assert_eq!(p.server.path_stats().next().unwrap().peer_addr, new);
     }
 }
+
+// A server that cannot validate its client's new address goes back to the
+// old one (RFC 9000 §9.3.2). When the client really moved, only a
+// non-probing packet from the new address brings the server back (§9.3);
+// a client waiting for a response with nothing in flight sends none by
+// itself, so both sides would wait for the idle timeout. The client's
+// stall probe (a PING after a PTO of silence while a request is open) is
+// that packet.
+#[test]
+fn a_silent_client_brings_a_reverted_server_back() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    // The request, acknowledged; the server answers with a first part.
+    p.client.stream_send(0, b"GET /big\r\n", true).unwrap();
+    p.run_until(1000, |p| p.server.stream_readable(0)).unwrap();
+    let body = pattern(300_000);
+    let mut sent = p.server.stream_send(0, &body[..1000], false).unwrap();
+    let (old, _) = Pipe::addrs();
+    let new = addr(6200);
+    // The client's address changes under it (a NAT rebinding): its ACK of
+    // that part, non-probing, moves the server to `new`, where nothing the
+    // server sends arrives until the server gives up on the new address
+    // and reverts; from then on it is the old address that is gone.
+    p.rebind_client(new);
+    let reverted = Rc::new(Cell::new(false));
+    let r = reverted.clone();
+    p.drop_server_datagrams(Some(Box::new(move |to, _| {
+        to == if r.get() { old } else { new }
+    })));
+    p.run_until(10_000, |p| {
+        p.server
+            .path_stats()
+            .next()
+            .is_some_and(|s| s.peer_addr == new)
+    })
+    .unwrap();
+    p.run_until(10_000, |p| {
+        p.server
+            .path_stats()
+            .next()
+            .is_some_and(|s| s.peer_addr == old)
+    })
+    .unwrap();
+    reverted.set(true);
+
+    // The server writes the rest of the response to the old address; the
+    // client must bring it back for any of it to arrive.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    for _ in 0..100_000 {
+        if sent < body.len() {
+            sent += p.server.stream_send(0, &body[sent..], true).unwrap_or(0);
+        }
+        while let Ok((n, _)) = p.client.stream_recv(0, &mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        if got.len() == body.len() || p.client.is_closed() {
+            break;
+        }
+        p.advance().unwrap();
+    }
+    assert!(!p.client.is_timed_out(), "the connection idled out");
+    assert!(got == body);
+    let s = p.server.path_stats().next().unwrap();
+    assert_eq!((s.peer_addr, s.validated), (new, true));
+}
+
+// The stall probe costs a slow server little: with a request open and the
+// server silent but alive (it acknowledges each PING), the client probes
+// after one PTO of silence, then after two, four... A response resets it.
+#[test]
+fn stall_probes_back_off() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    p.client.stream_send(0, b"GET /slow\r\n", true).unwrap();
+    p.run_until(1000, |p| p.server.stream_readable(0)).unwrap();
+    let sent = p.client.stats().sent;
+    let start = p.now;
+    while p.now < start + Duration::from_secs(10) {
+        p.advance().unwrap();
+    }
+    let probes = p.client.stats().sent - sent;
+    // PTO here is ~100 ms: 100 ms x (1 + 2 + ... + 64) is 12.7 s.
+    assert!((4..=8).contains(&probes), "{probes} packets in 10 s");
+    assert!(!p.client.is_closed());
+    assert!(p.client.stall_probes >= 4);
+    // The response comes: the count starts over.
+    p.server.stream_send(0, b"done", true).unwrap();
+    p.run_until(1000, |p| p.client.stream_readable(0)).unwrap();
+    assert_eq!(p.client.stall_probes, 0);
+}

@@ -324,6 +324,9 @@ pub struct Connection {
     pub(crate) local_error: Option<ConnectionError>,
     pub(crate) peer_error: Option<ConnectionError>,
     pub(crate) timed_out: bool,
+    /// Client: PINGs sent to a silent server since it last sent anything
+    /// ack-eliciting (see `stall_probe_deadline`).
+    pub(crate) stall_probes: u8,
     /// Whether a CONNECTION_CLOSE should be (re)sent now.
     pub(crate) send_close: bool,
 
@@ -532,6 +535,7 @@ impl Connection {
             local_error: None,
             peer_error: None,
             timed_out: false,
+            stall_probes: 0,
             send_close: false,
             pending: Pending::default(),
             dgram_recv: VecDeque::new(),
@@ -1087,7 +1091,33 @@ impl Connection {
         min(self.ack_deadline());
         min(self.key_update.prev_open.as_ref().map(|(_, t)| *t));
         min(self.path_validation.as_ref().map(|v| v.deadline));
+        min(self.stall_probe_deadline());
         t
+    }
+
+    /// Client: when to PING a server that went silent while a request of
+    /// ours is open and nothing of ours awaits acknowledgement (so no PTO
+    /// runs): a PTO after the last packet received, doubling with each
+    /// probe. A server that moved back to an old path after a migration or
+    /// NAT rebinding of ours (RFC 9000 §9.3.2 makes it revert when it
+    /// could not validate the new one) sends into the void and waits for a
+    /// non-probing packet from us (§9.3) that a client only receiving data
+    /// would never send: the PING is one, and brings the server back. A
+    /// server that is just slow answers it with an ACK.
+    fn stall_probe_deadline(&self) -> Option<Instant> {
+        if self.is_server
+            || !self.handshake_confirmed
+            || self.pending.ping
+            || self
+                .recovery
+                .has_ack_eliciting_in_flight(Epoch::Application)
+            || !self.streams.has_open_local_bidi()
+        {
+            return None;
+        }
+        let (_, last) = self.spaces[Epoch::Application as usize].largest_rx?;
+        let backoff = 1u32 << self.stall_probes.min(16);
+        Some(last + self.recovery.pto() * backoff)
     }
 
     /// When the idle timeout expires: the negotiated period, but at least
@@ -1140,6 +1170,11 @@ impl Connection {
             .is_some_and(|v| now >= v.deadline)
         {
             self.abandon_path_validation();
+        }
+        if self.stall_probe_deadline().is_some_and(|t| now >= t) {
+            tracing::debug!(trace_id = %self.trace_id, probes = self.stall_probes, "server silent: PING");
+            self.pending.ping = true;
+            self.stall_probes = self.stall_probes.saturating_add(1);
         }
         if self
             .recovery

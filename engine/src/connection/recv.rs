@@ -285,6 +285,8 @@ impl Connection {
             sp.largest_rx = Some((u.pn, now));
         }
         if ack_eliciting {
+            self.stall_probes = 0;
+            let sp = &mut self.spaces[epoch as usize];
             sp.ack_now |= out_of_order;
             sp.ack_elicited = true;
             sp.ack_eliciting_unacked += 1;

@@ -316,6 +316,14 @@ impl StreamMap {
         }
     }
 
+    /// Whether a stream this endpoint opened in both directions is still
+    /// open (a request whose response has not all arrived, say).
+    pub(crate) fn has_open_local_bidi(&self) -> bool {
+        self.streams
+            .keys()
+            .any(|&id| is_bidi(id) && is_local(id, self.is_server))
+    }
+
     /// The stream, if it exists (not collected, not only implicitly open).
     pub(crate) fn get(&self, id: u64) -> Option<&Stream> {
         self.streams.get(&id)
