@@ -19,9 +19,13 @@ use tarte_tests::relay::{lossy, Relay, RelayConfig, RelayStats};
 const TEN_MB: usize = 10 * 1024 * 1024;
 
 /// The tarte client downloads 10 MiB from aioquic's server through a relay
-/// configured as `cfg`; checks every byte. Returns the client's report and
-/// the relay's counts.
-fn tarte_client_gets_10mb_from_aioquic(tag: &str, cfg: RelayConfig) -> (Report, RelayStats) {
+/// configured as `cfg`, migrating after `migrate_after` bytes if given;
+/// checks every byte. Returns the client's report and the relay's counts.
+fn tarte_client_gets_10mb_from_aioquic(
+    tag: &str,
+    cfg: RelayConfig,
+    migrate_after: Option<usize>,
+) -> (Report, RelayStats) {
     let dir = TempDir::new(tag);
     let root = dir.path().join("www");
     std::fs::create_dir(&root).unwrap();
@@ -32,6 +36,7 @@ fn tarte_client_gets_10mb_from_aioquic(tag: &str, cfg: RelayConfig) -> (Report, 
     let opts = ClientOptions {
         verify: false,
         timeout: Duration::from_secs(120),
+        migrate_after,
         ..Default::default()
     };
     let report = fetch(&[relay.url("/big.bin")], &opts).unwrap_or_else(|e| {
@@ -52,7 +57,7 @@ fn tarte_client_gets_10mb_from_aioquic(tag: &str, cfg: RelayConfig) -> (Report, 
 #[test]
 fn tarte_client_aioquic_server_10mb_through_loss() {
     let _g = serial();
-    let (report, stats) = tarte_client_gets_10mb_from_aioquic("lossy-aioq-srv", lossy(11));
+    let (report, stats) = tarte_client_gets_10mb_from_aioquic("lossy-aioq-srv", lossy(11), None);
     assert!(stats.impaired_both_ways(), "{stats:?}");
     eprintln!(
         "tarte client <- aioquic server through the relay: 10 MiB in {:.2} s; client sent {} packets ({} lost, {} retransmitted); relay {stats:?}",
@@ -134,6 +139,66 @@ fn tarte_client_aioquic_server_10mb_across_a_nat_rebinding() {
         rebind_after: Some(100),
         ..Default::default()
     };
-    let (_, stats) = tarte_client_gets_10mb_from_aioquic("rebind-aioq-srv", cfg);
+    let (_, stats) = tarte_client_gets_10mb_from_aioquic("rebind-aioq-srv", cfg, None);
     assert_eq!(stats.rebinds, 1, "{stats:?}");
+}
+
+// Connection migration through loss, reordering and duplication, both
+// ways. The relay follows the client's move with a new server-facing port
+// (the server sees its client migrate) and drops what goes to the old one.
+
+#[test]
+fn tarte_client_migrates_through_loss_from_aioquic() {
+    let _g = serial();
+    let cfg = RelayConfig {
+        follow_client_moves: true,
+        ..lossy(13)
+    };
+    let (report, stats) =
+        tarte_client_gets_10mb_from_aioquic("lossy-mig-aioq", cfg, Some(2 * 1024 * 1024));
+    let to = report.migrated_to.expect("the client migrated");
+    assert_eq!(stats.rebinds, 1, "{stats:?}");
+    assert!(stats.impaired_both_ways(), "{stats:?}");
+    eprintln!(
+        "tarte client <- aioquic server through the relay, migrating to {to} after 2 MiB: 10 MiB in {:.2} s ({} lost)",
+        (report.elapsed - report.handshake_time).as_secs_f64(),
+        report.stats.lost
+    );
+}
+
+#[test]
+fn aioquic_client_migrates_through_loss_to_tarte() {
+    let _g = serial();
+    let dir = TempDir::new("lossy-mig-tarte");
+    let (a, b) = (random_bytes(1 << 20), random_bytes(4 << 20));
+    let server = TarteServer::start(server_options(dir.path(), &[("a.bin", &a), ("b.bin", &b)]));
+    let cfg = RelayConfig {
+        follow_client_moves: true,
+        ..lossy(14)
+    };
+    let relay = Relay::start(server.addr, cfg).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let args = vec![
+        "--output".to_string(),
+        out.display().to_string(),
+        "--migrate".to_string(),
+        relay.url("/a.bin"),
+        relay.url("/b.bin"),
+    ];
+    let (status, log) = run_aioquic_client(&args, Duration::from_secs(120));
+    assert!(status.success(), "aioquic client failed ({status}):\n{log}");
+    assert!(log.contains("MIGRATED "), "{log}");
+    assert!(std::fs::read(out.join("a.bin")).unwrap() == a);
+    assert!(std::fs::read(out.join("b.bin")).unwrap() == b);
+    let stats = relay.stop().unwrap();
+    assert_eq!(stats.rebinds, 1, "{stats:?}");
+    assert!(stats.impaired_both_ways(), "{stats:?}");
+    let migrations = server
+        .stats
+        .migrations
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(migrations, 1);
+    server.stop().unwrap();
+    eprintln!("aioquic client -> tarte server through the relay, migrating: 5 MiB byte-exact; relay {stats:?}");
 }
