@@ -335,11 +335,12 @@ impl Pipe {
         }
     }
 
-    /// The [`RecvInfo`] of a datagram from the server to the client.
+    /// The [`RecvInfo`] of a datagram from the server to the client (at
+    /// the client's own address).
     pub fn s2c_info(&self) -> RecvInfo {
         RecvInfo {
             from: self.server_addr,
-            to: self.client_addr,
+            to: self.client.local_addr,
         }
     }
 
@@ -361,9 +362,11 @@ impl Pipe {
             n += 1;
         }
         while let Some(mut d) = self.s2c.pop_due(self.now) {
+            // The client sees its datagrams arrive on its own address (a
+            // NAT in between rewrites the server's view only).
             let info = RecvInfo {
                 from: self.server_addr,
-                to: self.client_addr,
+                to: self.client.local_addr,
             };
             let r = self.client.recv_at(&mut d, info, self.now);
             self.pool.push(d);

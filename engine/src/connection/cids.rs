@@ -247,6 +247,18 @@ impl Cids {
         Some(self.dcids[0].seq)
     }
 
+    /// Takes one of the peer's unused IDs for a single use on another path
+    /// (a PATH_RESPONSE there, RFC 9000 §8.2.2), queueing its retirement:
+    /// no other path may use it after (§9.5).
+    pub(crate) fn take_spare_dcid(&mut self) -> Option<ConnectionId<'static>> {
+        if self.dcids.len() < 2 || self.dcid().is_empty() {
+            return None;
+        }
+        let e = self.dcids.remove(1)?;
+        self.dcids_to_retire.push_back(e.seq);
+        Some(e.cid)
+    }
+
     /// How many of the peer's IDs are unused (beyond the one in use).
     pub(crate) fn spare_dcids(&self) -> usize {
         if self.dcid().is_empty() {

@@ -277,3 +277,59 @@ fn stall_probes_back_off() {
     p.run_until(1000, |p| p.client.stream_readable(0)).unwrap();
     assert_eq!(p.client.stall_probes, 0);
 }
+
+// RFC 9000 §8.2.2: "A PATH_RESPONSE frame MUST be sent on the network path
+// where the PATH_CHALLENGE frame was received", padded to 1200 bytes within
+// the anti-amplification limit, with a connection ID not used on another
+// path (§9.5). A probe moves nothing; without a spare ID it goes
+// unanswered.
+#[test]
+fn path_challenges_are_answered_on_their_path() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    let probe_from = addr(6300);
+    let mut probe = vec![0x1a, 1, 2, 3, 4, 5, 6, 7, 8];
+    probe.resize(1200, 0); // PADDING: the prober expands it (§8.2.1)
+    let info = crate::RecvInfo {
+        from: probe_from,
+        to: p.c2s_info().to,
+    };
+    // No spare connection ID yet: nothing goes to the probing address.
+    let mut pkt = crate::testing::forge_1rtt(&mut p.client, &probe).unwrap();
+    p.server.recv_at(&mut pkt, info, p.now).unwrap();
+    let mut out = vec![0u8; 1500];
+    while let Ok((_, i)) = p.server.send_at(&mut out, p.now) {
+        assert_ne!(i.to, probe_from);
+    }
+
+    issue_spare_ids(&mut p);
+    let server_dcid = p.server.destination_id().into_owned();
+    let mut pkt = crate::testing::forge_1rtt(&mut p.client, &probe).unwrap();
+    p.server.recv_at(&mut pkt, info, p.now).unwrap();
+    let (n, i) = p.server.send_at(&mut out, p.now).unwrap();
+    assert_eq!((i.to, i.from, n), (probe_from, info.to, 1200));
+    // Sent with one of the client's spare IDs, not the one in use.
+    let spare = &out[1..9];
+    assert_ne!(spare, &server_dcid[..]);
+    assert!(p.client.source_ids().any(|c| &c[..] == spare));
+    // The client opens it (the packet is a real 1-RTT packet of this
+    // connection) when it arrives on the probed path.
+    let recv = p.client.stats().recv;
+    let mut d = out[..n].to_vec();
+    let to_probe = crate::RecvInfo {
+        from: p.s2c_info().from,
+        to: probe_from,
+    };
+    p.client.recv_at(&mut d, to_probe, p.now).unwrap();
+    assert_eq!(p.client.stats().recv, recv + 1);
+    // The probe moved nothing; the spare is retired once used.
+    let s = p.server.path_stats().next().unwrap();
+    assert_eq!(s.peer_addr, p.c2s_info().from);
+    assert_eq!(p.server.destination_id(), server_dcid);
+    p.run_until(100, |p| {
+        p.client
+            .retired_scid_next()
+            .is_some_and(|c| &c[..] == spare)
+    })
+    .unwrap();
+}

@@ -39,7 +39,10 @@ use self::space::{KeyUpdate, PacketSpace};
 pub struct RecvInfo {
     /// The remote address the packet was received from.
     pub from: SocketAddr,
-    /// The local address the packet was received on.
+    /// The local address the packet was received on: the same value as
+    /// the `local` given to `connect`/`accept` (or `migrate`) for packets
+    /// of the connection's path. Paths are told apart by these addresses
+    /// (a PATH_RESPONSE goes back on the path its challenge came on).
     pub to: SocketAddr,
 }
 
@@ -235,8 +238,37 @@ pub(crate) struct Pending {
     pub(crate) new_cids: VecDeque<u64>,
     pub(crate) retire_cids: VecDeque<u64>,
     pub(crate) handshake_done: bool,
-    pub(crate) path_responses: VecDeque<[u8; 8]>,
+    pub(crate) path_responses: VecDeque<PathResponse>,
     pub(crate) ping: bool,
+}
+
+/// Whether two socket addresses are the same, an IPv4 address and its
+/// IPv4-mapped IPv6 form being the same (a dual-stack socket reports
+/// the latter).
+pub(crate) fn same_address(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
+}
+
+/// A PATH_CHALLENGE to answer, and the path it came on: "A PATH_RESPONSE
+/// frame MUST be sent on the network path where the PATH_CHALLENGE frame
+/// was received" (RFC 9000 §8.2.2).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PathResponse {
+    pub(crate) data: [u8; 8],
+    /// The peer's address the challenge came from.
+    pub(crate) peer: SocketAddr,
+    /// Our address it came to.
+    pub(crate) local: SocketAddr,
+    /// Size of the datagram that carried it (a response on another path
+    /// than the current one stays within three times that, §8.1).
+    pub(crate) datagram_len: u32,
+}
+
+impl PathResponse {
+    /// Whether it is for the path from `local` to `peer`.
+    pub(crate) fn is_for(&self, peer: SocketAddr, local: SocketAddr) -> bool {
+        same_address(self.peer, peer) && same_address(self.local, local)
+    }
 }
 
 /// Whether and how we are closing.

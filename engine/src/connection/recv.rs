@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{CloseState, Connection, ConnectionError, RecvInfo, SentFrame, TlsInfo};
+use super::{same_address, CloseState, Connection, ConnectionError, RecvInfo, SentFrame, TlsInfo};
 use crate::cid::ConnectionId;
 use crate::crypto::TAG_LEN;
 use crate::error::{Error, Result};
@@ -271,6 +271,14 @@ impl Connection {
         let payload_range = u.payload_off..u.payload_off + u.payload_len;
         let (ack_eliciting, non_probing) =
             self.handle_frames(epoch, hdr.ty, &hdr.dcid, &mut buf[payload_range], now)?;
+        // Challenges of this packet are answered on the path it came on.
+        for r in self.pending.path_responses.iter_mut().rev() {
+            if r.datagram_len != 0 {
+                break;
+            }
+            (r.peer, r.local) = (info.from, info.to);
+            r.datagram_len = crate::saturating_u32(datagram_len);
+        }
 
         let sp = &mut self.spaces[epoch as usize];
         let newest = sp.largest_rx.is_none_or(|(l, _)| u.pn > l);
@@ -709,7 +717,14 @@ impl Connection {
             Frame::RetireConnectionId { seq_num } => self.cids.on_retire(seq_num, recv_dcid)?,
             Frame::PathChallenge { data } => {
                 if self.pending.path_responses.len() < 4 {
-                    self.pending.path_responses.push_back(data);
+                    // The path is filled in once the packet is processed
+                    // (`handle_packet`); a zero length marks it unset.
+                    self.pending.path_responses.push_back(super::PathResponse {
+                        data,
+                        peer: self.peer_addr,
+                        local: self.local_addr,
+                        datagram_len: 0,
+                    });
                 }
             }
             Frame::PathResponse { data } => {
@@ -1281,13 +1296,6 @@ impl Connection {
 }
 
 /// The length of a long-header packet from its Length field.
-/// Whether two socket addresses are the same, an IPv4 address and its
-/// IPv4-mapped IPv6 form being the same (a dual-stack socket reports
-/// the latter).
-fn same_address(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
-}
-
 fn long_packet_len(buf: &[u8], hdr_len: usize) -> Result<usize> {
     let mut b = Octets::with_slice(buf.get(hdr_len..).ok_or(Error::Done)?);
     let plen = b.get_varint().map_err(|_| Error::Done)? as usize;

@@ -36,6 +36,11 @@ impl Connection {
             CloseState::Closing { .. } if !self.send_close => return Err(Error::Done),
             _ => (),
         }
+        if self.close == CloseState::Open {
+            if let Some(sent) = self.send_response_elsewhere(out, now)? {
+                return Ok(sent);
+            }
+        }
         let mut limit = out.len().min(self.max_send_udp_payload_size());
         // RFC 9000 §8.1: "Prior to validating the client address, servers
         // MUST NOT send more than three times as many bytes as the number
@@ -359,6 +364,97 @@ impl Connection {
         }
     }
 
+    /// Answers a PATH_CHALLENGE that came on another path than the current
+    /// one (a peer probing a new path, or a packet from an old one), on
+    /// that path, in a datagram of its own (RFC 9000 §8.2.2). It needs a
+    /// connection ID of the peer's not used on any other path (§9.5),
+    /// retired once used; without one the challenge goes unanswered (§9.5:
+    /// an endpoint out of IDs "cannot ... respond to probes"). The
+    /// datagram is padded to 1200 bytes within three times what came on
+    /// that path (§8.2.2, §8.1); it counts for neither congestion control
+    /// nor RTT of the current path and is never sent again (§13.3).
+    fn send_response_elsewhere(
+        &mut self,
+        out: &mut [u8],
+        now: Instant,
+    ) -> Result<Option<(usize, SendInfo)>> {
+        let (peer, local) = (self.peer_addr, self.local_addr);
+        let Some(i) = self
+            .pending
+            .path_responses
+            .iter()
+            .position(|r| r.datagram_len != 0 && !r.is_for(peer, local))
+        else {
+            return Ok(None);
+        };
+        let Some(r) = self.pending.path_responses.remove(i) else {
+            return Ok(None);
+        };
+        let ei = Epoch::Application as usize;
+        let limit = out
+            .len()
+            .min(self.max_send_udp_payload_size())
+            .min(3 * r.datagram_len as usize);
+        // Room for the longest header, a PATH_RESPONSE and the tag (any
+        // real challenge datagram gives it).
+        let room = 1 + crate::MAX_CONN_ID_LEN + MAX_PKT_NUM_LEN + 9 + TAG_LEN;
+        if !self.handshake_complete || self.spaces[ei].seal.is_none() || limit < room {
+            return Ok(None);
+        }
+        let Some(dcid) = self.cids.take_spare_dcid() else {
+            tracing::debug!(trace_id = %self.trace_id, peer = %r.peer, "no spare connection ID: PATH_CHALLENGE from another path unanswered");
+            return Ok(None);
+        };
+        while let Some(old) = self.cids.dcids_to_retire.pop_front() {
+            self.pending.retire_cids.push_back(old);
+        }
+        let pn = self.spaces[ei].next_pkt_num;
+        let pn_len = packet::pkt_num_len(pn, self.recovery.largest_acked(Epoch::Application));
+        let mut b = OctetsMut::with_slice(&mut out[..limit]);
+        b.put_u8(0x40 | (pn_len - 1) as u8 | (u8::from(self.key_update.phase) << 2))?;
+        b.put_bytes(&dcid)?;
+        let pn_off = b.off();
+        packet::encode_pkt_num(pn, pn_len, &mut b)?;
+        Frame::PathResponse { data: r.data }.to_bytes(&mut b)?;
+        let payload_len = b.off() - pn_off - pn_len;
+        let pad = MIN_INITIAL_DATAGRAM
+            .min(limit)
+            .saturating_sub(b.off() + TAG_LEN)
+            .min(b.cap().saturating_sub(TAG_LEN));
+        b.rest_mut()[..pad].fill(0);
+        let payload_len = payload_len + pad;
+        let keys = self.spaces[ei].seal.as_ref().ok_or(Error::InvalidState)?;
+        let len = packet::protect(out, pn_off, pn_len, pn, payload_len, keys)?;
+        self.spaces[ei].next_pkt_num += 1;
+        if self.key_update.first_sent_pn.is_none() {
+            self.key_update.first_sent_pn = Some(pn);
+        }
+        self.stats.sent += 1;
+        self.stats.sent_bytes += len as u64;
+        self.recovery.on_packet_sent(
+            Epoch::Application,
+            SentPacket {
+                pkt_num: pn,
+                time_sent: now,
+                size: 0,
+                ack_eliciting: true,
+                in_flight: false,
+                old_path: true,
+                payload: SentFrames::new(),
+            },
+            now,
+        );
+        tracing::debug!(trace_id = %self.trace_id, peer = %r.peer, len, "PATH_RESPONSE on the challenge's path");
+        Ok(Some((
+            len,
+            SendInfo {
+                from: r.local,
+                to: r.peer,
+                at: now,
+            },
+        )))
+    }
+
     /// Writes the packet header; returns (pn offset, Length field offset).
     fn write_header(
         &self,
@@ -574,11 +670,18 @@ impl Connection {
                 any = true;
             }
         }
-        while let Some(data) = self.pending.path_responses.front().copied() {
-            if !put(w, Frame::PathResponse { data })? {
+        // Responses for the current path; those for another one go out in
+        // datagrams of their own (`send_response_elsewhere`).
+        let mut i = 0;
+        while let Some(r) = self.pending.path_responses.get(i).copied() {
+            if !r.is_for(self.peer_addr, self.local_addr) {
+                i += 1;
+                continue;
+            }
+            if !put(w, Frame::PathResponse { data: r.data })? {
                 break;
             }
-            self.pending.path_responses.pop_front();
+            self.pending.path_responses.remove(i);
             any = true;
         }
         if self.pending.max_data {
