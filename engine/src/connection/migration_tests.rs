@@ -333,3 +333,33 @@ fn path_challenges_are_answered_on_their_path() {
     })
     .unwrap();
 }
+
+// The boxed queues of rare frames (NEW_CONNECTION_ID here) and of
+// datagrams are freed once empty and the sender idle: an idle connection
+// pays only for what it holds.
+#[test]
+fn idle_connections_free_their_frame_queues() {
+    let mut c = test_config(false).unwrap();
+    let mut s = test_config(true).unwrap();
+    c.enable_dgram(true, 10, 10);
+    s.enable_dgram(true, 10, 10);
+    let mut p =
+        Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default()).unwrap();
+    p.handshake().unwrap();
+    assert!(p.server.pending.queues.is_none() && p.server.dgrams.is_none());
+    issue_spare_ids(&mut p);
+    p.client.dgram_send(b"unreliable").unwrap();
+    assert!(p.client.dgrams.is_some());
+    p.run_until(100, |p| p.server.dgram_recv_queue_len() == 1)
+        .unwrap();
+    let mut b = [0u8; 64];
+    assert_eq!(p.server.dgram_recv(&mut b), Ok(10));
+    let freed = |c: &crate::Connection| c.pending.queues.is_none() && c.dgrams.is_none();
+    for _ in 0..50 {
+        p.advance().unwrap();
+        if freed(&p.server) && freed(&p.client) {
+            break;
+        }
+    }
+    assert!(freed(&p.server) && freed(&p.client));
+}

@@ -233,13 +233,80 @@ pub(crate) struct Pending {
     pub(crate) max_streams_bidi: bool,
     pub(crate) max_streams_uni: bool,
     pub(crate) data_blocked: Option<u64>,
+    pub(crate) handshake_done: bool,
+    pub(crate) ping: bool,
+    /// The queues of rarer frames, boxed: most connections, idle ones
+    /// above all, have none queued (memory per connection matters at the
+    /// edge); freed again once all are empty and the sender is idle.
+    queues: Option<Box<PendingQueues>>,
+}
+
+/// DATAGRAM payloads (RFC 9221) waiting for the application or to be
+/// sent.
+#[derive(Default)]
+pub(crate) struct DatagramQueues {
+    pub(crate) recv: VecDeque<Vec<u8>>,
+    pub(crate) send: VecDeque<Vec<u8>>,
+}
+
+/// Frames that wait in queues (see [`Pending`]).
+#[derive(Default)]
+pub(crate) struct PendingQueues {
     pub(crate) reset_stream: VecDeque<(u64, u64, u64)>,
     pub(crate) stop_sending: VecDeque<(u64, u64)>,
     pub(crate) new_cids: VecDeque<u64>,
     pub(crate) retire_cids: VecDeque<u64>,
-    pub(crate) handshake_done: bool,
     pub(crate) path_responses: VecDeque<PathResponse>,
-    pub(crate) ping: bool,
+}
+
+impl PendingQueues {
+    const EMPTY: PendingQueues = PendingQueues {
+        reset_stream: VecDeque::new(),
+        stop_sending: VecDeque::new(),
+        new_cids: VecDeque::new(),
+        retire_cids: VecDeque::new(),
+        path_responses: VecDeque::new(),
+    };
+
+    fn is_empty(&self) -> bool {
+        self.reset_stream.is_empty()
+            && self.stop_sending.is_empty()
+            && self.new_cids.is_empty()
+            && self.retire_cids.is_empty()
+            && self.path_responses.is_empty()
+    }
+}
+
+static NO_QUEUES: PendingQueues = PendingQueues::EMPTY;
+
+impl Pending {
+    /// The queues, empty ones when none were ever needed.
+    pub(crate) fn q(&self) -> &PendingQueues {
+        self.queues.as_deref().unwrap_or(&NO_QUEUES)
+    }
+
+    /// The queues, to add to (allocated on first use).
+    pub(crate) fn q_mut(&mut self) -> &mut PendingQueues {
+        self.queues.get_or_insert_with(Box::default)
+    }
+
+    /// The queues if any were allocated (taking from them, or changing
+    /// entries, needs no allocation).
+    pub(crate) fn q_existing(&mut self) -> Option<&mut PendingQueues> {
+        self.queues.as_deref_mut()
+    }
+
+    /// Whether any queue holds a frame.
+    pub(crate) fn any_queued(&self) -> bool {
+        self.queues.as_ref().is_some_and(|q| !q.is_empty())
+    }
+
+    /// Frees the queues once all are empty.
+    pub(crate) fn release_idle(&mut self) {
+        if self.queues.as_ref().is_some_and(|q| q.is_empty()) {
+            self.queues = None;
+        }
+    }
 }
 
 /// Whether two socket addresses are the same, an IPv4 address and its
@@ -363,8 +430,9 @@ pub struct Connection {
     pub(crate) send_close: bool,
 
     pub(crate) pending: Pending,
-    pub(crate) dgram_recv: VecDeque<Vec<u8>>,
-    pub(crate) dgram_send: VecDeque<Vec<u8>>,
+    /// DATAGRAM frames received and to send (RFC 9221), boxed: few
+    /// connections use them.
+    pub(crate) dgrams: Option<Box<DatagramQueues>>,
     pub(crate) dgram_recv_max: usize,
     pub(crate) dgram_send_max: usize,
 
@@ -570,8 +638,7 @@ impl Connection {
             stall_probes: 0,
             send_close: false,
             pending: Pending::default(),
-            dgram_recv: VecDeque::new(),
-            dgram_send: VecDeque::new(),
+            dgrams: None,
             dgram_recv_max: config.dgram_recv_max_queue_len,
             dgram_send_max: config.dgram_send_max_queue_len,
             max_send_udp_payload: config.max_send_udp_payload_size,
@@ -684,13 +751,17 @@ impl Connection {
         match direction {
             Shutdown::Read => {
                 if self.streams.shutdown_read(stream_id, err)? {
-                    self.pending.stop_sending.push_back((stream_id, err));
+                    self.pending
+                        .q_mut()
+                        .stop_sending
+                        .push_back((stream_id, err));
                 }
                 self.credit_discarded();
             }
             Shutdown::Write => {
                 if let Some(final_size) = self.streams.shutdown_write(stream_id, err)? {
                     self.pending
+                        .q_mut()
                         .reset_stream
                         .push_back((stream_id, err, final_size));
                 }
@@ -785,29 +856,33 @@ impl Connection {
         if buf.len() > max {
             return Err(Error::BufferTooShort);
         }
-        if self.dgram_send.len() >= self.dgram_send_max {
+        let q = self.dgrams.get_or_insert_with(Box::default);
+        if q.send.len() >= self.dgram_send_max {
             return Err(Error::Done);
         }
-        self.dgram_send.push_back(buf.to_vec());
+        q.send.push_back(buf.to_vec());
         Ok(())
     }
 
     /// Receives a datagram.
     pub fn dgram_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let Some(d) = self.dgram_recv.front() else {
+        let Some(q) = self.dgrams.as_deref_mut() else {
+            return Err(Error::Done);
+        };
+        let Some(d) = q.recv.front() else {
             return Err(Error::Done);
         };
         if d.len() > buf.len() {
             return Err(Error::BufferTooShort);
         }
-        let d = self.dgram_recv.pop_front().unwrap_or_default();
+        let d = q.recv.pop_front().unwrap_or_default();
         buf[..d.len()].copy_from_slice(&d);
         Ok(d.len())
     }
 
     /// Number of received datagrams waiting to be read.
     pub fn dgram_recv_queue_len(&self) -> usize {
-        self.dgram_recv.len()
+        self.dgrams.as_ref().map_or(0, |q| q.recv.len())
     }
 
     /// The largest datagram payload the peer accepts, once known.
@@ -900,7 +975,7 @@ impl Connection {
             reset_token,
             retire_if_needed,
         )?;
-        self.pending.new_cids.push_back(seq);
+        self.pending.q_mut().new_cids.push_back(seq);
         Ok(seq)
     }
 

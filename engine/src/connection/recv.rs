@@ -272,12 +272,14 @@ impl Connection {
         let (ack_eliciting, non_probing) =
             self.handle_frames(epoch, hdr.ty, &hdr.dcid, &mut buf[payload_range], now)?;
         // Challenges of this packet are answered on the path it came on.
-        for r in self.pending.path_responses.iter_mut().rev() {
-            if r.datagram_len != 0 {
-                break;
+        if let Some(q) = self.pending.q_existing() {
+            for r in q.path_responses.iter_mut().rev() {
+                if r.datagram_len != 0 {
+                    break;
+                }
+                (r.peer, r.local) = (info.from, info.to);
+                r.datagram_len = crate::saturating_u32(datagram_len);
             }
-            (r.peer, r.local) = (info.from, info.to);
-            r.datagram_len = crate::saturating_u32(datagram_len);
         }
 
         let sp = &mut self.spaces[epoch as usize];
@@ -675,6 +677,7 @@ impl Connection {
                 // RFC 9000 §3.5: answer with RESET_STREAM.
                 if let Some(final_size) = self.streams.on_stop_sending(stream_id, error_code)? {
                     self.pending
+                        .q_mut()
                         .reset_stream
                         .push_back((stream_id, error_code, final_size));
                 }
@@ -711,20 +714,23 @@ impl Connection {
                     u128::from_be_bytes(reset_token),
                 )?;
                 while let Some(seq) = self.cids.dcids_to_retire.pop_front() {
-                    self.pending.retire_cids.push_back(seq);
+                    self.pending.q_mut().retire_cids.push_back(seq);
                 }
             }
             Frame::RetireConnectionId { seq_num } => self.cids.on_retire(seq_num, recv_dcid)?,
             Frame::PathChallenge { data } => {
-                if self.pending.path_responses.len() < 4 {
+                if self.pending.q().path_responses.len() < 4 {
                     // The path is filled in once the packet is processed
                     // (`handle_packet`); a zero length marks it unset.
-                    self.pending.path_responses.push_back(super::PathResponse {
-                        data,
-                        peer: self.peer_addr,
-                        local: self.local_addr,
-                        datagram_len: 0,
-                    });
+                    self.pending
+                        .q_mut()
+                        .path_responses
+                        .push_back(super::PathResponse {
+                            data,
+                            peer: self.peer_addr,
+                            local: self.local_addr,
+                            datagram_len: 0,
+                        });
                 }
             }
             Frame::PathResponse { data } => {
@@ -764,10 +770,11 @@ impl Connection {
                 if data.len() as u64 > max {
                     return Err(Error::InvalidPacket);
                 }
-                if self.dgram_recv.len() >= self.dgram_recv_max {
-                    self.dgram_recv.pop_front();
+                let q = self.dgrams.get_or_insert_with(Box::default);
+                if q.recv.len() >= self.dgram_recv_max {
+                    q.recv.pop_front();
                 }
-                self.dgram_recv.push_back(data.to_vec());
+                q.recv.push_back(data.to_vec());
             }
         }
         Ok(())
@@ -955,11 +962,15 @@ impl Connection {
                     final_size,
                 } => self
                     .pending
+                    .q_mut()
                     .reset_stream
                     .push_back((id, error_code, final_size)),
                 SentFrame::StopSending { id, error_code } => {
                     if self.streams.wants_stop_sending(id) {
-                        self.pending.stop_sending.push_back((id, error_code));
+                        self.pending
+                            .q_mut()
+                            .stop_sending
+                            .push_back((id, error_code));
                     }
                 }
                 SentFrame::MaxData => self.pending.max_data = true,
@@ -968,10 +979,12 @@ impl Connection {
                 SentFrame::MaxStreams { bidi: false } => self.pending.max_streams_uni = true,
                 SentFrame::NewConnectionId { seq } => {
                     if self.cids.scid_entry(seq).is_some() {
-                        self.pending.new_cids.push_back(seq);
+                        self.pending.q_mut().new_cids.push_back(seq);
                     }
                 }
-                SentFrame::RetireConnectionId { seq } => self.pending.retire_cids.push_back(seq),
+                SentFrame::RetireConnectionId { seq } => {
+                    self.pending.q_mut().retire_cids.push_back(seq)
+                }
                 SentFrame::HandshakeDone => self.pending.handshake_done = true,
                 // Lost: ask again while the path is still being validated.
                 SentFrame::PathChallenge => self.challenge_again(),
@@ -1059,7 +1072,7 @@ impl Connection {
     pub(crate) fn switch_dcid(&mut self) -> Option<u64> {
         let seq = self.cids.switch_dcid()?;
         while let Some(old) = self.cids.dcids_to_retire.pop_front() {
-            self.pending.retire_cids.push_back(old);
+            self.pending.q_mut().retire_cids.push_back(old);
         }
         Some(seq)
     }

@@ -82,7 +82,7 @@ impl Connection {
             // of it pays for a repeated challenge if this one is lost.
             let path_response = epoch == Epoch::Application
                 && limit >= MIN_INITIAL_DATAGRAM
-                && (!self.pending.path_responses.is_empty()
+                && (!self.pending.q().path_responses.is_empty()
                     || self.path_validation.as_ref().is_some_and(|v| v.send));
             let pad_to = if (needs_pad || path_response) && !later_has_data {
                 Some(MIN_INITIAL_DATAGRAM.min(limit).saturating_sub(written))
@@ -123,6 +123,14 @@ impl Connection {
             // connection matters at the edge).
             if self.recovery.bytes_in_flight() == 0 {
                 self.recovery.release_idle_memory();
+                self.pending.release_idle();
+                if self
+                    .dgrams
+                    .as_ref()
+                    .is_some_and(|q| q.recv.is_empty() && q.send.is_empty())
+                {
+                    self.dgrams = None;
+                }
             }
             return Err(Error::Done);
         }
@@ -172,7 +180,7 @@ impl Connection {
     fn app_has_data(&self) -> bool {
         self.control_pending()
             || self.pending.ping
-            || !self.dgram_send.is_empty()
+            || self.dgrams.as_ref().is_some_and(|q| !q.send.is_empty())
             || self.streams.has_flushable()
     }
 
@@ -184,12 +192,8 @@ impl Connection {
             || p.max_streams_bidi
             || p.max_streams_uni
             || p.data_blocked.is_some()
-            || !p.reset_stream.is_empty()
-            || !p.stop_sending.is_empty()
-            || !p.new_cids.is_empty()
-            || !p.retire_cids.is_empty()
+            || p.any_queued()
             || p.handshake_done
-            || !p.path_responses.is_empty()
             || self.path_validation.as_ref().is_some_and(|v| v.send)
             || self.streams.has_blocked()
             || self.streams.streams_blocked_bidi().is_some()
@@ -381,13 +385,14 @@ impl Connection {
         let (peer, local) = (self.peer_addr, self.local_addr);
         let Some(i) = self
             .pending
+            .q()
             .path_responses
             .iter()
             .position(|r| r.datagram_len != 0 && !r.is_for(peer, local))
         else {
             return Ok(None);
         };
-        let Some(r) = self.pending.path_responses.remove(i) else {
+        let Some(r) = self.pending.q_mut().path_responses.remove(i) else {
             return Ok(None);
         };
         let ei = Epoch::Application as usize;
@@ -406,7 +411,7 @@ impl Connection {
             return Ok(None);
         };
         while let Some(old) = self.cids.dcids_to_retire.pop_front() {
-            self.pending.retire_cids.push_back(old);
+            self.pending.q_mut().retire_cids.push_back(old);
         }
         let pn = self.spaces[ei].next_pkt_num;
         let pn_len = packet::pkt_num_len(pn, self.recovery.largest_acked(Epoch::Application));
@@ -673,7 +678,7 @@ impl Connection {
         // Responses for the current path; those for another one go out in
         // datagrams of their own (`send_response_elsewhere`).
         let mut i = 0;
-        while let Some(r) = self.pending.path_responses.get(i).copied() {
+        while let Some(r) = self.pending.q().path_responses.get(i).copied() {
             if !r.is_for(self.peer_addr, self.local_addr) {
                 i += 1;
                 continue;
@@ -681,7 +686,7 @@ impl Connection {
             if !put(w, Frame::PathResponse { data: r.data })? {
                 break;
             }
-            self.pending.path_responses.remove(i);
+            self.pending.q_mut().path_responses.remove(i);
             any = true;
         }
         if self.pending.max_data {
@@ -776,7 +781,9 @@ impl Connection {
                 }
             }
         }
-        while let Some((id, error_code, final_size)) = self.pending.reset_stream.front().copied() {
+        while let Some((id, error_code, final_size)) =
+            self.pending.q().reset_stream.front().copied()
+        {
             if !put(
                 w,
                 Frame::ResetStream {
@@ -787,7 +794,7 @@ impl Connection {
             )? {
                 break;
             }
-            self.pending.reset_stream.pop_front();
+            self.pending.q_mut().reset_stream.pop_front();
             frames.push(SentFrame::ResetStream {
                 id,
                 error_code,
@@ -795,7 +802,7 @@ impl Connection {
             });
             any = true;
         }
-        while let Some((id, error_code)) = self.pending.stop_sending.front().copied() {
+        while let Some((id, error_code)) = self.pending.q().stop_sending.front().copied() {
             if !put(
                 w,
                 Frame::StopSending {
@@ -805,13 +812,13 @@ impl Connection {
             )? {
                 break;
             }
-            self.pending.stop_sending.pop_front();
+            self.pending.q_mut().stop_sending.pop_front();
             frames.push(SentFrame::StopSending { id, error_code });
             any = true;
         }
-        while let Some(seq) = self.pending.new_cids.front().copied() {
+        while let Some(seq) = self.pending.q().new_cids.front().copied() {
             let Some(e) = self.cids.scid_entry(seq) else {
-                self.pending.new_cids.pop_front();
+                self.pending.q_mut().new_cids.pop_front();
                 continue;
             };
             let f = Frame::NewConnectionId {
@@ -823,15 +830,15 @@ impl Connection {
             if !put(w, f)? {
                 break;
             }
-            self.pending.new_cids.pop_front();
+            self.pending.q_mut().new_cids.pop_front();
             frames.push(SentFrame::NewConnectionId { seq });
             any = true;
         }
-        while let Some(seq) = self.pending.retire_cids.front().copied() {
+        while let Some(seq) = self.pending.q().retire_cids.front().copied() {
             if !put(w, Frame::RetireConnectionId { seq_num: seq })? {
                 break;
             }
-            self.pending.retire_cids.pop_front();
+            self.pending.q_mut().retire_cids.pop_front();
             frames.push(SentFrame::RetireConnectionId { seq });
             any = true;
         }
@@ -840,7 +847,10 @@ impl Connection {
 
     fn write_datagrams(&mut self, w: &mut OctetsMut<'_>, frames: &mut SentFrames) -> Result<bool> {
         let mut any = false;
-        while let Some(d) = self.dgram_send.front() {
+        let Some(q) = self.dgrams.as_deref_mut() else {
+            return Ok(false);
+        };
+        while let Some(d) = q.send.front() {
             let f = Frame::Datagram {
                 data: d,
                 with_len: true,
@@ -849,7 +859,7 @@ impl Connection {
                 break;
             }
             f.to_bytes(w)?;
-            self.dgram_send.pop_front();
+            q.send.pop_front();
             frames.push(SentFrame::Datagram);
             any = true;
         }
