@@ -244,24 +244,33 @@ fn sha256_hex(b: &[u8]) -> String {
         .collect()
 }
 
-#[test]
-fn aioquic_client_fifty_requests() {
-    let server = start(|_| {});
-    let port = server.local_addr().port();
+/// Runs aioquic's HTTP/3 client (scripts/interop/aioquic_h3_client.py)
+/// against `port` with `args`; returns its JSON lines (one per response,
+/// then stats and events such as a migration).
+fn aioquic_h3(port: u16, args: &[&str]) -> Vec<serde_json::Value> {
     let out = Command::new(python())
         .arg(workspace().join("scripts/interop/aioquic_h3_client.py"))
         .args(["--port", &port.to_string()])
-        // --count repeats every --path: 2 x 25 requests on one connection.
-        .args(["--path", "/bytes/20000", "--path", "/", "--count", "25"])
+        .args(args)
         .stderr(Stdio::inherit())
         .output()
         .unwrap();
     assert!(out.status.success(), "aioquic client failed");
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+    String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn aioquic_client_fifty_requests() {
+    let server = start(|_| {});
+    // --count repeats every --path: 2 x 25 requests on one connection.
+    let lines = aioquic_h3(
+        server.local_addr().port(),
+        &["--path", "/bytes/20000", "--path", "/", "--count", "25"],
+    );
     let responses: Vec<_> = lines.iter().filter(|v| v.get("stats").is_none()).collect();
     assert_eq!(responses.len(), 50);
     let want = sha256_hex(&pattern(20_000));
@@ -293,22 +302,8 @@ fn aioquic_client_fifty_requests() {
 fn aioquic_10mb_through(cfg: tarte_tests::relay::RelayConfig) -> tarte_tests::relay::RelayStats {
     let server = start(|o| o.workers = 2);
     let relay = Relay::start(server.local_addr(), cfg).unwrap();
-    let out = Command::new(python())
-        .arg(workspace().join("scripts/interop/aioquic_h3_client.py"))
-        .args(["--port", &relay.addr.port().to_string()])
-        .args(["--path", "/bytes/10000000"])
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "aioquic client failed");
-    let first: serde_json::Value = serde_json::from_str(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let lines = aioquic_h3(relay.addr.port(), &["--path", "/bytes/10000000"]);
+    let first = &lines[0];
     assert_eq!(
         (first["len"].as_u64(), first["sha256"].as_str()),
         (
@@ -583,21 +578,20 @@ fn closed_connections_leave_no_routing_entries() {
 #[test]
 fn aioquic_client_migrates_mid_download() {
     let server = start(|o| o.workers = 2);
-    let port = server.local_addr().port();
-    let out = Command::new(python())
-        .arg(workspace().join("scripts/interop/aioquic_h3_client.py"))
-        .args(["--port", &port.to_string()])
-        .args(["--path", "/bytes/5000000", "--path", "/bytes/300000"])
-        .args(["--path", "/", "--migrate", "--migrate-after", "1000000"])
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "aioquic client failed");
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = aioquic_h3(
+        server.local_addr().port(),
+        &[
+            "--path",
+            "/bytes/5000000",
+            "--path",
+            "/bytes/300000",
+            "--path",
+            "/",
+            "--migrate",
+            "--migrate-after",
+            "1000000",
+        ],
+    );
     let bodies: Vec<_> = lines
         .iter()
         .filter(|v| v.get("path").is_some())

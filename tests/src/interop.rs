@@ -303,6 +303,19 @@ pub fn run_aioquic_client(args: &[String], timeout: Duration) -> (ExitStatus, St
     (status, p.log())
 }
 
+/// Runs the aioquic hq-interop client on `urls` with `flags`, bodies into
+/// `out` (created); panics with its output unless it succeeds. Returns its
+/// output.
+pub fn aioquic_fetch(out: &Path, urls: &[String], flags: &[&str], timeout: Duration) -> String {
+    std::fs::create_dir_all(out).unwrap();
+    let mut args: Vec<String> = vec!["--output".into(), out.display().to_string()];
+    args.extend(flags.iter().map(|s| s.to_string()));
+    args.extend_from_slice(urls);
+    let (status, log) = run_aioquic_client(&args, timeout);
+    assert!(status.success(), "aioquic client failed ({status}):\n{log}");
+    log
+}
+
 /// The tarte hq-interop server of the examples, running on a thread of
 /// the test process; stopped and joined on drop.
 pub struct TarteServer {

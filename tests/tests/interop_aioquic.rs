@@ -13,8 +13,8 @@ use std::time::Duration;
 use tarte_tests::hq::client::{fetch, ClientOptions, Report};
 use tarte_tests::hq::server::{ServerOptions, ServerStats};
 use tarte_tests::interop::{
-    random_bytes, run_aioquic_client, serial, server_options, sha256_hex, AioquicServer,
-    TarteServer, TempDir,
+    aioquic_fetch, random_bytes, run_aioquic_client, serial, server_options, sha256_hex,
+    AioquicServer, TarteServer, TempDir,
 };
 
 const TEN_MB: usize = 10 * 1024 * 1024;
@@ -248,11 +248,8 @@ fn aioquic_client_run(
     flags: &[&str],
     timeout_s: u64,
 ) -> ClientRun {
-    let mut args: Vec<String> = vec!["--output".into(), out.display().to_string()];
-    args.extend(flags.iter().map(|s| s.to_string()));
-    args.extend(paths.iter().map(|p| server.url(p)));
-    let (status, log) = run_aioquic_client(&args, Duration::from_secs(timeout_s));
-    assert!(status.success(), "aioquic client failed ({status}):\n{log}");
+    let urls: Vec<String> = paths.iter().map(|p| server.url(p)).collect();
+    let log = aioquic_fetch(out, &urls, flags, Duration::from_secs(timeout_s));
     let line = |prefix: &str| {
         log.lines()
             .find_map(|l| l.strip_prefix(prefix))
@@ -378,15 +375,8 @@ fn aioquic_client_tarte_server_migration() {
     let (a, b) = (random_bytes(1 << 20), random_bytes(4 << 20));
     let side = TarteSide::start(false, &[("a.bin", &a), ("b.bin", &b)]);
     let out = side.out();
-    let args = vec![
-        "--output".to_string(),
-        out.display().to_string(),
-        "--migrate".to_string(),
-        side.server.url("/a.bin"),
-        side.server.url("/b.bin"),
-    ];
-    let (status, log) = run_aioquic_client(&args, Duration::from_secs(60));
-    assert!(status.success(), "aioquic client failed ({status}):\n{log}");
+    let urls = [side.server.url("/a.bin"), side.server.url("/b.bin")];
+    let log = aioquic_fetch(&out, &urls, &["--migrate"], Duration::from_secs(60));
     let ports: Vec<u16> = log
         .lines()
         .find_map(|l| l.strip_prefix("MIGRATED "))

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tarte_tests::hq::client::{fetch, ClientOptions, Report};
 use tarte_tests::interop::{
-    random_bytes, run_aioquic_client, serial, server_options, sha256_hex, AioquicServer,
-    TarteServer, TempDir,
+    aioquic_fetch, random_bytes, serial, server_options, sha256_hex, AioquicServer, TarteServer,
+    TempDir,
 };
 use tarte_tests::relay::{lossy, Relay, RelayConfig, RelayStats};
 
@@ -77,14 +77,12 @@ fn aioquic_client_gets_10mb_from_tarte(tag: &str, cfg: RelayConfig) -> (RelaySta
     let server = TarteServer::start(server_options(dir.path(), &[("big.bin", &body)]));
     let relay = Relay::start(server.addr, cfg).unwrap();
     let out = dir.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let args = vec![
-        "--output".to_string(),
-        out.display().to_string(),
-        relay.url("/big.bin"),
-    ];
-    let (status, log) = run_aioquic_client(&args, Duration::from_secs(120));
-    assert!(status.success(), "aioquic client failed ({status}):\n{log}");
+    let log = aioquic_fetch(
+        &out,
+        &[relay.url("/big.bin")],
+        &[],
+        Duration::from_secs(120),
+    );
     let got = std::fs::read(out.join("big.bin")).unwrap();
     assert_eq!(got.len(), TEN_MB);
     assert_eq!(sha256_hex(&got), sha256_hex(&body));
@@ -178,16 +176,8 @@ fn aioquic_client_migrates_through_loss_to_tarte() {
     };
     let relay = Relay::start(server.addr, cfg).unwrap();
     let out = dir.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let args = vec![
-        "--output".to_string(),
-        out.display().to_string(),
-        "--migrate".to_string(),
-        relay.url("/a.bin"),
-        relay.url("/b.bin"),
-    ];
-    let (status, log) = run_aioquic_client(&args, Duration::from_secs(120));
-    assert!(status.success(), "aioquic client failed ({status}):\n{log}");
+    let urls = [relay.url("/a.bin"), relay.url("/b.bin")];
+    let log = aioquic_fetch(&out, &urls, &["--migrate"], Duration::from_secs(120));
     assert!(log.contains("MIGRATED "), "{log}");
     assert!(std::fs::read(out.join("a.bin")).unwrap() == a);
     assert!(std::fs::read(out.join("b.bin")).unwrap() == b);
