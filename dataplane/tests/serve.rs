@@ -348,23 +348,7 @@ fn unknown_connections_get_a_stateless_reset() {
     let server = start(|o| o.secret = Some(secret));
 
     // A real connection advertises the derived token for its ID.
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut config = tarte::Config::new(tarte::PROTOCOL_VERSION).unwrap();
-    config.verify_peer(false);
-    config.set_application_protos(&[b"h3"]).unwrap();
-    config.set_max_idle_timeout(10_000);
-    let scid = [3u8; 16];
-    let mut conn = tarte::connect(
-        Some("localhost"),
-        &tarte::ConnectionId::from_ref(&scid),
-        socket.local_addr().unwrap(),
-        server.local_addr(),
-        &mut config,
-    )
-    .unwrap();
-    assert!(drive(&socket, &mut conn, Duration::from_secs(10), |c| {
-        c.is_established()
-    }));
+    let (_socket, conn) = tarte_client(&server, 2);
     let server_cid = conn.destination_id().to_vec();
     let advertised = conn
         .peer_transport_params()
