@@ -4,14 +4,29 @@
 //! the client and delivered to the server, whose application then reads
 //! every readable stream. Stream reassembly, flow control and every frame
 //! handler see hostile offsets, lengths and IDs; nothing may panic, and a
-//! closed connection must stay closed.
+//! closed connection must stay closed. The client has given the server a
+//! spare connection ID, and a piece's first byte picks the address it
+//! comes from (the client's, or one of two others): migration, path
+//! validation and answers on other paths are fuzzed too.
+
+use std::net::SocketAddr;
 
 use libfuzzer_sys::fuzz_target;
 use tarte::testing::{forge_1rtt, Pipe};
+use tarte::ConnectionId;
 
 fuzz_target!(|data: &[u8]| {
     let mut p = Pipe::new().expect("pipe");
     p.handshake().expect("handshake");
+    let spare = ConnectionId::from_vec(vec![0xc2; 8]);
+    let _ = p.client.new_scid(&spare, 0x1234, false);
+    for _ in 0..4 {
+        let _ = p.advance();
+    }
+    let others = [
+        SocketAddr::from(([127, 0, 0, 1], 5001)),
+        SocketAddr::from(([10, 1, 2, 3], 5002)),
+    ];
     let mut buf = [0u8; 4096];
     let mut pieces = Vec::new();
     let mut rest = data;
@@ -24,7 +39,12 @@ fuzz_target!(|data: &[u8]| {
         let Some(mut pkt) = forge_1rtt(&mut p.client, payload) else {
             break;
         };
-        let info = p.c2s_info();
+        let mut info = p.c2s_info();
+        match payload.first().map(|b| b % 4) {
+            Some(1) => info.from = others[0],
+            Some(2) => info.from = others[1],
+            _ => (),
+        }
         let now = p.now;
         let _ = p.server.recv_at(&mut pkt, info, now);
         for id in p.server.readable() {
