@@ -10,6 +10,11 @@
 //! server answering a one-byte request on stream 0 with 1 MiB): what a
 //! finished burst leaves behind. The thread's pool of stream buffer blocks
 //! (at most 4 MiB, shared by all its connections) is subtracted.
+//!
+//! Last, servers with a 1 MiB response queued and not yet sent (1,000
+//! connections): written with `stream_send` (each connection buffers what
+//! its send allowance takes, a copy) and with `stream_send_shared` (all
+//! reference one buffer), as an edge serving one cached object.
 #![allow(missing_docs)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -83,6 +88,26 @@ fn respond(p: &mut Pipe, len: usize) {
     assert!(fin && got == len, "response incomplete: {got} of {len}");
 }
 
+/// The server queues a `RESPONSE`-byte response on stream 0 (as much as
+/// the stream takes), copied or shared; nothing is sent.
+fn queue_response(p: &mut Pipe, object: &std::sync::Arc<[u8]>, shared: bool) {
+    p.client.stream_send(0, b"x", true).unwrap();
+    for _ in 0..4 {
+        p.flush().unwrap();
+        p.deliver().unwrap();
+    }
+    let mut buf = [0u8; 16];
+    while let Ok((n, _)) = p.server.stream_recv(0, &mut buf) {
+        assert_eq!(n, 1);
+    }
+    let r = if shared {
+        p.server.stream_send_shared(0, object, 0, true)
+    } else {
+        p.server.stream_send(0, object, true)
+    };
+    assert!(r.unwrap() > 0);
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` too: keep it
     // short when not benchmarking.
@@ -104,13 +129,21 @@ fn main() {
     warm.handshake().unwrap();
     drop(warm);
 
-    for (side, transfer) in [
-        ("server", false),
-        ("client", false),
-        ("server", true),
-        ("client", true),
+    let object: std::sync::Arc<[u8]> = vec![0x42u8; RESPONSE].into();
+    // (side, after a transfer, response queued: None, copied, shared).
+    for (side, transfer, queued) in [
+        ("server", false, None),
+        ("client", false, None),
+        ("server", true, None),
+        ("client", true, None),
+        ("server", false, Some(false)),
+        ("server", false, Some(true)),
     ] {
-        let n = if transfer { (n / 10).max(1) } else { n };
+        let n = if transfer || queued.is_some() {
+            (n / 10).max(1)
+        } else {
+            n
+        };
         let rust0 = LIVE.load(Ordering::Relaxed);
         let pool0 = tarte::testing::stream_pool_bytes();
         let malloc0 = malloc_in_use();
@@ -121,10 +154,14 @@ fn main() {
             if transfer {
                 respond(&mut p, RESPONSE);
             }
-            // Let the last ACKs settle so both sides are idle.
-            for _ in 0..4 {
-                p.flush().unwrap();
-                p.deliver().unwrap();
+            if let Some(shared) = queued {
+                queue_response(&mut p, &object, shared);
+            } else {
+                // Let the last ACKs settle so both sides are idle.
+                for _ in 0..4 {
+                    p.flush().unwrap();
+                    p.deliver().unwrap();
+                }
             }
             let (client, server) = p.into_parts();
             kept.push(if side == "server" { server } else { client });
@@ -134,7 +171,17 @@ fn main() {
         let heap = malloc_in_use()
             .saturating_sub(malloc0)
             .saturating_sub(pool as usize);
-        if transfer {
+        if let Some(shared) = queued {
+            println!(
+                "{side}: {n} connections with a {} KiB response queued, {}",
+                RESPONSE / 1024,
+                if shared {
+                    "shared (stream_send_shared)"
+                } else {
+                    "copied (stream_send)"
+                }
+            );
+        } else if transfer {
             println!(
                 "{side}: {n} connections idle after a {} KiB response",
                 RESPONSE / 1024

@@ -4,8 +4,9 @@
 //! - handshakes/s (X25519 + ECDSA P-256) against 2 X25519 key generations
 //!   + 2 derivations + ECDSA P-256 sign and verify;
 //! - bulk goodput of 256 MiB (whole flights, and streaming in batches of
-//!   16 datagrams) against BoringSSL AES-128-GCM seal + open of the same
-//!   number of 1350-byte packets.
+//!   16 datagrams, the latter also with the application's data handed over
+//!   by `stream_send_shared` instead of copied) against BoringSSL
+//!   AES-128-GCM seal + open of the same number of 1350-byte packets.
 //!
 //! Each figure is the best of `ROUNDS` rounds. Run with
 //! `cargo bench -p tarte-benches --bench conn_ratios`; the criterion
@@ -17,8 +18,8 @@ use std::time::{Duration, Instant};
 use boring::ec::{EcGroup, EcKey};
 use boring::nid::Nid;
 use tarte_benches::{
-    aead_ceiling, bulk_once, bulk_streaming_once, configs, crypto_ceiling_once, handshake_once,
-    BULK,
+    aead_ceiling, bulk_once, bulk_streaming, bulk_streaming_once, configs, crypto_ceiling_once,
+    handshake_once, BULK,
 };
 
 const ROUNDS: usize = 10;
@@ -59,13 +60,17 @@ fn main() {
 
     let (_, packets, _, _) = bulk_once();
     let (_, stream_packets, _, _) = bulk_streaming_once(16);
-    let (mut flights, mut streaming) = (Duration::MAX, Duration::MAX);
-    let (mut ceiling, mut stream_ceiling) = (Duration::MAX, Duration::MAX);
+    let (_, shared_packets, _, _) = bulk_streaming(16, true);
+    let (mut flights, mut streaming, mut shared) = (Duration::MAX, Duration::MAX, Duration::MAX);
+    let (mut ceiling, mut stream_ceiling, mut shared_ceiling) =
+        (Duration::MAX, Duration::MAX, Duration::MAX);
     for _ in 0..ROUNDS {
         flights = flights.min(bulk_once().0);
         ceiling = ceiling.min(aead_ceiling(packets));
         streaming = streaming.min(bulk_streaming_once(16).0);
         stream_ceiling = stream_ceiling.min(aead_ceiling(stream_packets));
+        shared = shared.min(bulk_streaming(16, true).0);
+        shared_ceiling = shared_ceiling.min(aead_ceiling(shared_packets));
     }
 
     let pct = |ceiling: Duration, d: Duration| 100.0 * ceiling.as_secs_f64() / d.as_secs_f64();
@@ -85,6 +90,12 @@ fn main() {
             streaming,
             stream_ceiling,
             stream_packets,
+        ),
+        (
+            "  the same, shared buffer",
+            shared,
+            shared_ceiling,
+            shared_packets,
         ),
     ] {
         println!(

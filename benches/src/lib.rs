@@ -90,6 +90,28 @@ pub fn write_stream(client: &mut tarte::Connection, chunk: &[u8], mut sent: usiz
     sent
 }
 
+/// As [`write_stream`] with `stream_send_shared`: the application's data
+/// (`chunk`, sent over and over) is referenced, not copied, until the
+/// packets are built.
+pub fn write_stream_shared(
+    client: &mut tarte::Connection,
+    chunk: &std::sync::Arc<[u8]>,
+    mut sent: usize,
+) -> usize {
+    // Whole chunks add up to BULK: each write is the rest of one.
+    assert_eq!(BULK % chunk.len(), 0);
+    while sent < BULK {
+        let start = sent % chunk.len();
+        let fin = sent + (chunk.len() - start) == BULK;
+        match client.stream_send_shared(0, chunk, start, fin) {
+            Ok(k) => sent += k,
+            Err(tarte::Error::Done) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    sent
+}
+
 /// Moves `BULK` bytes client → server on stream 0; returns the time taken,
 /// the number of datagrams the client sent and both sides' stats.
 pub fn bulk_once() -> (Duration, u64, tarte::Stats, tarte::Stats) {
@@ -118,16 +140,27 @@ pub fn bulk_once() -> (Duration, u64, tarte::Stats, tarte::Stats) {
 /// the server's ACKs go back. Returns the time taken, the client's
 /// datagrams and both sides' stats.
 pub fn bulk_streaming_once(batch: usize) -> (Duration, u64, tarte::Stats, tarte::Stats) {
+    bulk_streaming(batch, false)
+}
+
+/// [`bulk_streaming_once`], the client writing with `stream_send_shared`
+/// when `shared` (no copy into the send buffer).
+pub fn bulk_streaming(batch: usize, shared: bool) -> (Duration, u64, tarte::Stats, tarte::Stats) {
     let mut p = bulk_pipe();
     let (ca, sa) = (p.c2s_info(), p.s2c_info());
     let now = p.now;
     let chunk = vec![0x5au8; 1 << 20];
+    let shared_chunk: std::sync::Arc<[u8]> = std::sync::Arc::from(&chunk[..]);
     let mut buf = vec![0u8; 1 << 20];
     let mut dgram = vec![0u8; 1500];
     let (mut sent, mut got, mut packets) = (0usize, 0usize, 0u64);
     let start = Instant::now();
     while got < BULK {
-        sent = write_stream(&mut p.client, &chunk, sent);
+        sent = if shared {
+            write_stream_shared(&mut p.client, &shared_chunk, sent)
+        } else {
+            write_stream(&mut p.client, &chunk, sent)
+        };
         let mut progress = false;
         for _ in 0..batch {
             match p.client.send_at(&mut dgram, now) {

@@ -716,20 +716,51 @@ impl Connection {
 
     /// Writes data to a stream. Returns how many bytes were accepted.
     pub fn stream_send(&mut self, stream_id: u64, buf: &[u8], fin: bool) -> Result<usize> {
+        self.stream_write(stream_id, buf.len(), |streams, cap| {
+            streams.send(stream_id, buf, fin, cap)
+        })
+    }
+
+    /// Like [`Connection::stream_send`] for `buf[start..]`, without copying
+    /// it: the stream keeps a reference to `buf` until the peer
+    /// acknowledged those bytes, and they are copied only into the packets.
+    /// Connections sending one object (a cached file, say) share one copy
+    /// of it. Returns how many bytes were accepted; the caller goes on from
+    /// `start` plus that.
+    pub fn stream_send_shared(
+        &mut self,
+        stream_id: u64,
+        buf: &std::sync::Arc<[u8]>,
+        start: usize,
+        fin: bool,
+    ) -> Result<usize> {
+        let len = buf.len().checked_sub(start).ok_or(Error::BufferTooShort)?;
+        self.stream_write(stream_id, len, |streams, cap| {
+            streams.send_shared(stream_id, buf, start, fin, cap)
+        })
+    }
+
+    /// A write of `len` bytes through `write(streams, credit)`: the
+    /// connection's flow-control credit and the send allowance apply.
+    fn stream_write(
+        &mut self,
+        stream_id: u64,
+        len: usize,
+        write: impl FnOnce(&mut StreamMap, usize) -> Result<usize>,
+    ) -> Result<usize> {
         if self.close != CloseState::Open {
             return Err(Error::InvalidState);
         }
         let cap = self.flow.send_capacity();
-        let n = self
-            .streams
-            .send(stream_id, buf, fin, cap.min(self.send_allowance(stream_id)))?;
+        let allowed = cap.min(self.send_allowance(stream_id));
+        let n = write(&mut self.streams, allowed)?;
         self.flow.add_sent(n as u64);
-        if n < buf.len() && cap == n {
+        if n < len && cap == n {
             if let Some(limit) = self.flow.blocked_at() {
                 self.pending.data_blocked = Some(limit);
             }
         }
-        if n == 0 && !buf.is_empty() {
+        if n == 0 && len > 0 {
             return Err(Error::Done);
         }
         Ok(n)

@@ -53,6 +53,26 @@ impl StreamMap {
         res
     }
 
+    /// [`StreamMap::send`] of `buf[start..]`, referenced instead of copied.
+    pub(crate) fn send_shared(
+        &mut self,
+        id: u64,
+        buf: &std::sync::Arc<[u8]>,
+        start: usize,
+        fin: bool,
+        conn_cap: usize,
+    ) -> Result<usize> {
+        let len = buf.len().saturating_sub(start);
+        let n = len.min(conn_cap);
+        let s = self.get_or_create(id, true)?;
+        let res = s
+            .send_mut()?
+            .write_shared_len(buf, start, n, fin && n == len);
+        let m = Membership::refresh(s);
+        self.apply(id, m);
+        res
+    }
+
     /// Stream-level room for writing (quiche's `stream_capacity`, before
     /// the caller applies connection credit).
     pub(crate) fn capacity(&self, id: u64) -> Result<usize> {

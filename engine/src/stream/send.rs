@@ -14,6 +14,7 @@
 //! bytes and records them as sent. [`SendBuf::emit_into`] does both.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::pool;
 use crate::ranges::RangeSet;
@@ -23,12 +24,50 @@ use crate::{Error, Result};
 /// this bounds how much acked data can stay allocated.
 const CHUNK_SIZE: usize = pool::BLOCK;
 
+/// Bytes held for sending: copied in ([`SendBuf::write`]), or a range of
+/// a buffer the application shares ([`SendBuf::write_shared`]: nothing is
+/// copied until the packet is built, and many connections sending one
+/// object hold one copy of it).
+#[derive(Clone, Debug)]
+enum Chunk {
+    Owned(Vec<u8>),
+    Shared {
+        buf: Arc<[u8]>,
+        start: usize,
+        end: usize,
+    },
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            // `start..end` lies within `buf` (checked by `write_shared`).
+            Chunk::Shared { buf, start, end } => buf.get(*start..*end).unwrap_or_default(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Chunk::Owned(v) => v.len(),
+            Chunk::Shared { start, end, .. } => end - start,
+        }
+    }
+
+    /// Gives an owned block back to the pool.
+    fn release(self) {
+        if let Chunk::Owned(v) = self {
+            pool::give(v);
+        }
+    }
+}
+
 /// Buffer for one send direction.
 #[derive(Clone, Debug)]
 pub(crate) struct SendBuf {
     /// (offset, bytes) in offset order, contiguous, from the first byte not
     /// yet acknowledged (chunk granularity) to `off_back`.
-    chunks: VecDeque<(u64, Vec<u8>)>,
+    chunks: VecDeque<(u64, Chunk)>,
     /// Everything below was acknowledged.
     acked_front: u64,
     /// Acknowledged ranges above `acked_front`.
@@ -99,32 +138,13 @@ impl SendBuf {
     /// Buffers up to [`SendBuf::capacity`] bytes of `data`; `fin` applies
     /// only if all of `data` was accepted. Returns the bytes accepted.
     pub(crate) fn write(&mut self, data: &[u8], fin: bool) -> Result<usize> {
-        if let Some(code) = self.stopped {
-            return Err(Error::StreamStopped(code));
-        }
-        if self.reset.is_some() {
-            return Err(Error::Done);
-        }
-        if self.fin_off.is_some() {
-            // RFC 9000 §4.5: "An endpoint MUST NOT send data on a stream at
-            // or beyond the final size."
-            if data.is_empty() && fin {
-                return Ok(0);
-            }
-            return Err(Error::FinalSize);
-        }
-        let stream_room = self.max_data.saturating_sub(self.off_back);
-        let n = (data.len() as u64).min(self.capacity()) as usize;
-        if (data.len() as u64) > stream_room {
-            self.blocked = true;
-        }
-        if n == 0 && !data.is_empty() {
-            return Err(Error::Done);
-        }
+        let Some(n) = self.accept(data.len(), fin)? else {
+            return Ok(0);
+        };
         let mut rest = &data[..n];
         // Top up the last chunk first so small writes do not make one
         // allocation each.
-        if let Some((_, last)) = self.chunks.back_mut() {
+        if let Some((_, Chunk::Owned(last))) = self.chunks.back_mut() {
             let room = CHUNK_SIZE.saturating_sub(last.len()).min(rest.len());
             last.extend_from_slice(&rest[..room]);
             rest = &rest[room..];
@@ -139,14 +159,76 @@ impl SendBuf {
                 pool::take(piece.len())
             };
             v.extend_from_slice(piece);
-            self.chunks.push_back((off, v));
+            self.chunks.push_back((off, Chunk::Owned(v)));
             off += piece.len() as u64;
         }
+        self.commit(n, fin && n == data.len());
+        Ok(n)
+    }
+
+    /// Like [`SendBuf::write`] for `buf[start..start + len]`, holding a
+    /// reference to `buf` instead of a copy. Returns the bytes accepted.
+    pub(crate) fn write_shared_len(
+        &mut self,
+        buf: &Arc<[u8]>,
+        start: usize,
+        len: usize,
+        fin: bool,
+    ) -> Result<usize> {
+        if start.checked_add(len).is_none_or(|end| end > buf.len()) {
+            return Err(Error::BufferTooShort);
+        }
+        let Some(n) = self.accept(len, fin)? else {
+            return Ok(0);
+        };
+        if n > 0 {
+            self.chunks.push_back((
+                self.off_back,
+                Chunk::Shared {
+                    buf: Arc::clone(buf),
+                    start,
+                    end: start + n,
+                },
+            ));
+        }
+        self.commit(n, fin && n == len);
+        Ok(n)
+    }
+
+    /// How much of a write of `len` bytes the stream takes: None for a
+    /// bare FIN repeated after the final size (accepted, nothing to do).
+    fn accept(&mut self, len: usize, fin: bool) -> Result<Option<usize>> {
+        if let Some(code) = self.stopped {
+            return Err(Error::StreamStopped(code));
+        }
+        if self.reset.is_some() {
+            return Err(Error::Done);
+        }
+        if self.fin_off.is_some() {
+            // RFC 9000 §4.5: "An endpoint MUST NOT send data on a stream at
+            // or beyond the final size."
+            if len == 0 && fin {
+                return Ok(None);
+            }
+            return Err(Error::FinalSize);
+        }
+        let stream_room = self.max_data.saturating_sub(self.off_back);
+        let n = (len as u64).min(self.capacity()) as usize;
+        if (len as u64) > stream_room {
+            self.blocked = true;
+        }
+        if n == 0 && len > 0 {
+            return Err(Error::Done);
+        }
+        Ok(Some(n))
+    }
+
+    /// `n` more bytes were buffered; `fin`: they end the stream.
+    fn commit(&mut self, n: usize, fin: bool) {
         self.off_back += n as u64;
-        if fin && n == data.len() {
+        if fin {
             self.fin_off = Some(self.off_back);
         }
-        Ok(n)
     }
 
     /// What to send next, at most `max_len` bytes: `(offset, len, fin)`.
@@ -257,6 +339,7 @@ impl SendBuf {
             let Some((o, d)) = self.chunks.get(i) else {
                 break;
             };
+            let d = d.bytes();
             let from = (offset - o) as usize;
             let take = (d.len() - from).min(out.len() - n);
             out[n..n + take].copy_from_slice(&d[from..from + take]);
@@ -290,7 +373,7 @@ impl SendBuf {
                 break;
             }
             if let Some((_, d)) = self.chunks.pop_front() {
-                pool::give(d);
+                d.release();
             }
         }
     }

@@ -255,3 +255,54 @@ fn retransmit_unacked_for_probes() {
     b.retransmit_unacked();
     assert_eq!(b.next_chunk(10), Some((2, 0, true)));
 }
+
+// Shared buffers mixed with copied writes: the bytes come out in order
+// across chunk kinds and boundaries, lost ranges are re-sent from the
+// shared buffer, acknowledged chunks let go of it, and the limits, FIN
+// and range checks are those of `write`.
+#[test]
+fn shared_buffers_mix_with_copies() {
+    use std::sync::Arc;
+
+    let data = pattern(0, 100_000);
+    let shared: Arc<[u8]> = Arc::from(&data[10_000..90_000]);
+    let mut b = SendBuf::new(95_000, 1 << 20);
+    assert_eq!(b.write(&data[..10_000], false).unwrap(), 10_000);
+    assert_eq!(
+        b.write_shared_len(&shared, 0, shared.len(), false).unwrap(),
+        80_000
+    );
+    assert_eq!(Arc::strong_count(&shared), 2);
+    // Flow control cuts the last write (95,000): the FIN stays out.
+    assert_eq!(b.write(&data[90_000..], true).unwrap(), 5_000);
+    assert!(!b.is_fin());
+    assert_eq!(
+        b.write_shared_len(&shared, 79_000, 2_000, false),
+        Err(Error::BufferTooShort)
+    );
+    let frames = drain(&mut b, 1_300);
+    let all: Vec<u8> = frames.iter().flat_map(|f| f.1.clone()).collect();
+    assert!(all == data[..95_000]);
+
+    // A frame inside the shared part is lost, then re-sent from it.
+    let (off, bytes, _) = frames[20].clone();
+    assert!((10_000..90_000).contains(&off));
+    b.on_lost(off, bytes.len(), false);
+    let again = drain(&mut b, 1_300);
+    assert_eq!(again, vec![(off, bytes, false)]);
+
+    // Acknowledging everything lets go of the shared buffer.
+    b.on_ack(0, 95_000, false);
+    assert_eq!(Arc::strong_count(&shared), 1);
+    assert_eq!(b.buffered(), 0);
+
+    // FIN with a shared write that is taken whole.
+    b.update_max_data(200_000);
+    let tail: Arc<[u8]> = Arc::from(&data[95_000..]);
+    assert_eq!(b.write_shared_len(&tail, 0, 5_000, true).unwrap(), 5_000);
+    assert!(b.is_fin());
+    let frames = drain(&mut b, 4_000);
+    assert_eq!(frames.last().map(|f| f.2), Some(true));
+    let all: Vec<u8> = frames.iter().flat_map(|f| f.1.clone()).collect();
+    assert!(all == data[95_000..]);
+}
