@@ -101,7 +101,8 @@ fn queue_response(p: &mut Pipe, object: &std::sync::Arc<[u8]>, shared: bool) {
         assert_eq!(n, 1);
     }
     let r = if shared {
-        p.server.stream_send_shared(0, object, 0, true)
+        p.server
+            .stream_send_shared(0, object, 0..object.len(), true)
     } else {
         p.server.stream_send(0, object, true)
     };

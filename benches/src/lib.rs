@@ -103,7 +103,7 @@ pub fn write_stream_shared(
     while sent < BULK {
         let start = sent % chunk.len();
         let fin = sent + (chunk.len() - start) == BULK;
-        match client.stream_send_shared(0, chunk, start, fin) {
+        match client.stream_send_shared(0, chunk, start..chunk.len(), fin) {
             Ok(k) => sent += k,
             Err(tarte::Error::Done) => break,
             Err(e) => panic!("{e:?}"),

@@ -721,22 +721,25 @@ impl Connection {
         })
     }
 
-    /// Like [`Connection::stream_send`] for `buf[start..]`, without copying
+    /// Like [`Connection::stream_send`] for `buf[range]`, without copying
     /// it: the stream keeps a reference to `buf` until the peer
     /// acknowledged those bytes, and they are copied only into the packets.
     /// Connections sending one object (a cached file, say) share one copy
-    /// of it. Returns how many bytes were accepted; the caller goes on from
-    /// `start` plus that.
+    /// of it. Returns how many bytes were accepted (from the start of
+    /// `range`; `fin` applies only if all were); a range outside `buf` is
+    /// `BufferTooShort`.
     pub fn stream_send_shared(
         &mut self,
         stream_id: u64,
         buf: &std::sync::Arc<[u8]>,
-        start: usize,
+        range: std::ops::Range<usize>,
         fin: bool,
     ) -> Result<usize> {
-        let len = buf.len().checked_sub(start).ok_or(Error::BufferTooShort)?;
-        self.stream_write(stream_id, len, |streams, cap| {
-            streams.send_shared(stream_id, buf, start, fin, cap)
+        if range.start > range.end || range.end > buf.len() {
+            return Err(Error::BufferTooShort);
+        }
+        self.stream_write(stream_id, range.len(), |streams, cap| {
+            streams.send_shared(stream_id, buf, range, fin, cap)
         })
     }
 

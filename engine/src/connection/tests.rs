@@ -1114,7 +1114,10 @@ fn shared_buffers_go_out_byte_exact_through_loss() {
     for _ in 0..200_000 {
         for (i, id) in [0u64, 4].into_iter().enumerate() {
             if sent[i] < data.len() {
-                match p.client.stream_send_shared(id, &shared, sent[i], true) {
+                match p
+                    .client
+                    .stream_send_shared(id, &shared, sent[i]..data.len(), true)
+                {
                     Ok(n) => sent[i] += n,
                     Err(Error::Done) => (),
                     Err(e) => panic!("{e:?}"),
@@ -1137,9 +1140,10 @@ fn shared_buffers_go_out_byte_exact_through_loss() {
         "a reference outlived the acks"
     );
     // Out of range: a clear error, nothing buffered.
-    assert_eq!(
-        p.client
-            .stream_send_shared(8, &shared, data.len() + 1, false),
-        Err(Error::BufferTooShort)
-    );
+    for bad in [data.len() + 1..data.len() + 2, 0..data.len() + 1] {
+        assert_eq!(
+            p.client.stream_send_shared(8, &shared, bad, false),
+            Err(Error::BufferTooShort)
+        );
+    }
 }

@@ -53,21 +53,21 @@ impl StreamMap {
         res
     }
 
-    /// [`StreamMap::send`] of `buf[start..]`, referenced instead of copied.
+    /// [`StreamMap::send`] of `buf[range]`, referenced instead of copied.
     pub(crate) fn send_shared(
         &mut self,
         id: u64,
         buf: &std::sync::Arc<[u8]>,
-        start: usize,
+        range: std::ops::Range<usize>,
         fin: bool,
         conn_cap: usize,
     ) -> Result<usize> {
-        let len = buf.len().saturating_sub(start);
+        let len = range.len();
         let n = len.min(conn_cap);
         let s = self.get_or_create(id, true)?;
         let res = s
             .send_mut()?
-            .write_shared_len(buf, start, n, fin && n == len);
+            .write_shared_len(buf, range.start, n, fin && n == len);
         let m = Membership::refresh(s);
         self.apply(id, m);
         res
