@@ -24,7 +24,9 @@ pub fn pattern_byte(i: u64) -> u8 {
 #[derive(Debug)]
 pub struct App {
     root: Option<PathBuf>,
-    pattern: Vec<u8>,
+    /// Shared by every response (`send_body_shared`): the transport holds
+    /// references, not copies.
+    pattern: Arc<[u8]>,
 }
 
 /// A response body being sent.
@@ -60,7 +62,7 @@ impl App {
         App {
             root,
             // Whole periods of 251 so that any offset continues the pattern.
-            pattern: (0..251 * 64).map(pattern_byte).collect(),
+            pattern: (0..251 * 64).map(pattern_byte).collect::<Vec<u8>>().into(),
         }
     }
 
@@ -208,17 +210,20 @@ impl App {
         conn: &mut tarte::Connection,
         sending: &mut HashMap<u64, Body>,
     ) {
+        // Bodies are sent by reference (the file read once per request, the
+        // synthetic pattern once per worker): the transport copies them
+        // only into packets.
         sending.retain(|&id, body| loop {
-            let (chunk, left): (&[u8], u64) = match body {
-                Body::Bytes(b, off) => (&b[*off..], (b.len() - *off) as u64),
+            let (buf, range, left): (&Arc<[u8]>, std::ops::Range<usize>, u64) = match body {
+                Body::Bytes(b, off) => (b, *off..b.len(), (b.len() - *off) as u64),
                 Body::Pattern { len, off } => {
                     let start = (*off % 251) as usize;
                     let n = (*len - *off).min((self.pattern.len() - start) as u64) as usize;
-                    (&self.pattern[start..start + n], *len - *off)
+                    (&self.pattern, start..start + n, *len - *off)
                 }
             };
-            let last = chunk.len() as u64 == left;
-            match h3.send_body(conn, id, chunk, last) {
+            let last = range.len() as u64 == left;
+            match h3.send_body_shared(conn, id, buf, range, last) {
                 Ok(n) => {
                     match body {
                         Body::Bytes(_, off) => *off += n,

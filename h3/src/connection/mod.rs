@@ -452,6 +452,42 @@ impl Connection {
         body: &[u8],
         fin: bool,
     ) -> Result<usize> {
+        self.send_body_with(conn, stream_id, body.len(), fin, |conn, n, fin| {
+            conn.stream_send(stream_id, &body[..n], fin)
+        })
+    }
+
+    /// [`Connection::send_body`] of `body[range]` without copying it: the
+    /// transport references the shared buffer until the peer acknowledged
+    /// the bytes (`tarte::Connection::stream_send_shared`), so responses
+    /// of one cached object to many clients share one copy.
+    pub fn send_body_shared(
+        &mut self,
+        conn: &mut tarte::Connection,
+        stream_id: u64,
+        body: &std::sync::Arc<[u8]>,
+        range: std::ops::Range<usize>,
+        fin: bool,
+    ) -> Result<usize> {
+        if range.start > range.end || range.end > body.len() {
+            return Err(Error::BufferTooShort);
+        }
+        let start = range.start;
+        self.send_body_with(conn, stream_id, range.len(), fin, |conn, n, fin| {
+            conn.stream_send_shared(stream_id, body, start..start + n, fin)
+        })
+    }
+
+    /// The DATA frame logic of both `send_body` kinds: `write(conn, n,
+    /// fin)` queues the first `n` of the `len` body bytes.
+    fn send_body_with(
+        &mut self,
+        conn: &mut tarte::Connection,
+        stream_id: u64,
+        len: usize,
+        fin: bool,
+        write: impl FnOnce(&mut tarte::Connection, usize, bool) -> tarte::Result<usize>,
+    ) -> Result<usize> {
         self.check_open()?;
         self.flush_local(conn)?;
         let st = self
@@ -464,19 +500,19 @@ impl Connection {
         if !st.out.is_empty() {
             return Err(Error::Done);
         }
-        if body.is_empty() && !fin {
+        if len == 0 && !fin {
             return Err(Error::Done);
         }
         let cap = conn.stream_capacity(stream_id)?;
         // The largest payload whose frame fits `cap`.
-        let mut n = body.len().min(cap);
+        let mut n = len.min(cap);
         while n > 0 && frame::header_len(0, n as u64) + n > cap {
             n = cap.saturating_sub(frame::header_len(0, n as u64));
         }
-        if n == 0 && !body.is_empty() {
+        if n == 0 && len > 0 {
             return Err(Error::Done);
         }
-        if body.is_empty() {
+        if len == 0 {
             // A bare FIN.
             conn.stream_send(stream_id, &[], true)?;
             st.local_done = true;
@@ -489,9 +525,9 @@ impl Connection {
             frame::encode_header(FrameType::Data.to_wire(), n as u64, &mut b)?;
             b.off()
         };
-        let fin = fin && n == body.len();
+        let fin = fin && n == len;
         let sent = conn.stream_send(stream_id, &hdr[..hlen], false)?;
-        let sent_body = conn.stream_send(stream_id, &body[..n], fin)?;
+        let sent_body = write(conn, n, fin)?;
         if sent != hlen || sent_body != n {
             // Capacity was checked; a short write would corrupt framing.
             return Err(self.conn_error(conn, Error::InternalError, "short stream write"));
