@@ -298,8 +298,12 @@ fn aioquic_client_fifty_requests() {
 
 /// aioquic's HTTP/3 client fetches 10 MB from `tarte serve` (two workers)
 /// through a relay configured as `cfg`; checks every byte and the single
-/// request. Returns the relay's counts.
-fn aioquic_10mb_through(cfg: tarte_tests::relay::RelayConfig) -> tarte_tests::relay::RelayStats {
+/// request; `path_changes` is how many client moves the server must have
+/// followed. Returns the relay's counts.
+fn aioquic_10mb_through(
+    cfg: tarte_tests::relay::RelayConfig,
+    path_changes: u64,
+) -> tarte_tests::relay::RelayStats {
     let server = start(|o| o.workers = 2);
     let relay = Relay::start(server.local_addr(), cfg).unwrap();
     let lines = aioquic_h3(relay.addr.port(), &["--path", "/bytes/10000000"]);
@@ -312,8 +316,8 @@ fn aioquic_10mb_through(cfg: tarte_tests::relay::RelayConfig) -> tarte_tests::re
         ),
         "{first}"
     );
-    wait_for(&server, "1 request", |c| {
-        c.requests == 1 && c.conns_accepted == 1
+    wait_for(&server, "1 request, the path changes", |c| {
+        c.requests == 1 && c.conns_accepted == 1 && c.path_changes == path_changes
     });
     relay.stop().unwrap()
 }
@@ -322,7 +326,7 @@ fn aioquic_10mb_through(cfg: tarte_tests::relay::RelayConfig) -> tarte_tests::re
 // (two workers): 10 MB must still arrive byte-exact.
 #[test]
 fn aioquic_client_10mb_through_loss() {
-    let stats = aioquic_10mb_through(lossy(41));
+    let stats = aioquic_10mb_through(lossy(41), 0);
     assert!(stats.impaired_both_ways(), "{stats:?}");
 }
 
@@ -330,10 +334,13 @@ fn aioquic_client_10mb_through_loss() {
 // connection follows the client to its new port.
 #[test]
 fn aioquic_client_10mb_across_a_nat_rebinding() {
-    let stats = aioquic_10mb_through(tarte_tests::relay::RelayConfig {
-        rebind_after: Some(100),
-        ..Default::default()
-    });
+    let stats = aioquic_10mb_through(
+        tarte_tests::relay::RelayConfig {
+            rebind_after: Some(100),
+            ..Default::default()
+        },
+        1,
+    );
     assert_eq!(stats.rebinds, 1, "{stats:?}");
 }
 
