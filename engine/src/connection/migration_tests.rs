@@ -364,3 +364,59 @@ fn idle_connections_free_their_frame_queues() {
     }
     assert!(freed(&p.server) && freed(&p.client));
 }
+
+// Two migrations in a row (A → B → C) with data flowing both ways and a
+// key update in between: after each move the server follows, the client
+// retires the ID it used, and once the server issued a replacement the
+// client can move again.
+#[test]
+fn client_migrates_twice_with_uploads_and_a_key_update() {
+    let link = LinkConfig {
+        loss: 0.02,
+        reorder: 0.02,
+        seed: 5,
+        ..LinkConfig::default()
+    };
+    let back = LinkConfig {
+        seed: 6,
+        ..link.clone()
+    };
+    let mut c = test_config(false).unwrap();
+    let mut s = test_config(true).unwrap();
+    let mut p = Pipe::with_configs(&mut c, &mut s, link, back).unwrap();
+    p.handshake().unwrap();
+    let data = pattern(300_000);
+    let mut next_stream = 0;
+    for (i, port) in [6400u16, 6401].into_iter().enumerate() {
+        issue_spare_ids(&mut p);
+        // An upload on a fresh stream before and after each move.
+        assert!(transfer_on(&mut p, next_stream, &data, 1_000_000) == data);
+        next_stream += 4;
+        let seq = p.client.migrate_source(addr(port)).unwrap();
+        assert_eq!(seq, i as u64 + 1);
+        p.rebind_client(addr(port));
+        if i == 0 {
+            p.client.initiate_key_update().unwrap();
+        }
+        assert!(transfer_on(&mut p, next_stream, &data, 1_000_000) == data);
+        next_stream += 4;
+        p.run_until(10_000, |p| {
+            p.server
+                .path_stats()
+                .next()
+                .is_some_and(|s| s.peer_addr == addr(port) && s.validated)
+                && p.client.path_stats().next().is_some_and(|s| s.validated)
+        })
+        .unwrap();
+    }
+    // Server-initiated data after the last move reaches the client.
+    p.server
+        .stream_send(1, b"pushed after two moves", true)
+        .unwrap();
+    p.run_until(1000, |p| p.client.stream_readable(1)).unwrap();
+    let mut b = [0u8; 64];
+    let (n, fin) = p.client.stream_recv(1, &mut b).unwrap();
+    assert_eq!((&b[..n], fin), (&b"pushed after two moves"[..], true));
+    assert!(p.client.stats().key_updates >= 1);
+    assert!(!p.client.is_closed() && !p.server.is_closed());
+}
