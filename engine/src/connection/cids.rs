@@ -259,6 +259,29 @@ impl Cids {
         Some(e.cid)
     }
 
+    /// Takes one of the peer's unused IDs out of the pool for a probed
+    /// path (its owner retires it or installs it with `install_dcid`).
+    pub(crate) fn reserve_spare_dcid(&mut self) -> Option<CidEntry> {
+        if self.dcids.len() < 2 || self.dcid().is_empty() {
+            return None;
+        }
+        self.dcids.remove(1)
+    }
+
+    /// Makes `e` (a reserved ID) the one in use, queueing the current one
+    /// for retirement.
+    pub(crate) fn install_dcid(&mut self, e: CidEntry) {
+        if let Some(old) = self.dcids.pop_front() {
+            self.dcids_to_retire.push_back(old.seq);
+        }
+        self.dcids.push_front(e);
+    }
+
+    /// The largest Retire Prior To the peer sent.
+    pub(crate) fn peer_retire_prior_to(&self) -> u64 {
+        self.peer_retire_prior_to
+    }
+
     /// How many of the peer's IDs are unused (beyond the one in use).
     pub(crate) fn spare_dcids(&self) -> usize {
         if self.dcid().is_empty() {

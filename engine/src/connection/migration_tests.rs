@@ -420,3 +420,127 @@ fn client_migrates_twice_with_uploads_and_a_key_update() {
     assert!(p.client.stats().key_updates >= 1);
     assert!(!p.client.is_closed() && !p.server.is_closed());
 }
+
+/// One datagram from `from`'s `send_at` (None: nothing to send).
+fn next_datagram(
+    c: &mut crate::Connection,
+    now: std::time::Instant,
+) -> Option<(Vec<u8>, crate::SendInfo)> {
+    let mut out = vec![0u8; 1500];
+    let (n, info) = c.send_at(&mut out, now).ok()?;
+    out.truncate(n);
+    Some((out, info))
+}
+
+// RFC 9000 §9.1: the client validates a new path before moving to it. The
+// probe leaves from the new address with a connection ID of its own,
+// padded to 1200 bytes; the server answers on that path without moving;
+// `migrate` then moves onto the validated path with that ID and no second
+// validation, and the server follows.
+#[test]
+fn client_probes_then_migrates() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    // Without a spare connection ID no path can be probed.
+    let new = addr(6500);
+    assert_eq!(
+        p.client.probe_path(new, p.s2c_info().from),
+        Err(Error::OutOfIdentifiers)
+    );
+    issue_spare_ids(&mut p);
+    let server = p.s2c_info().from;
+    let old_dcid = p.client.destination_id().into_owned();
+    let seq = p.client.probe_path(new, server).unwrap();
+    assert_eq!(p.client.is_path_validated(new, server), Ok(false));
+    assert_eq!(
+        p.client.is_path_validated(addr(1), server),
+        Err(Error::InvalidState)
+    );
+    // The probe: from `new`, 1200 bytes, a connection ID not in use.
+    let (mut d, info) = next_datagram(&mut p.client, p.now).unwrap();
+    assert_eq!((info.from, info.to, d.len()), (new, server, 1200));
+    assert_ne!(&d[1..1 + old_dcid.len()], &old_dcid[..]);
+    // The server answers on the probed path and stays where it is.
+    let from_new = crate::RecvInfo {
+        from: new,
+        to: server,
+    };
+    p.server.recv_at(&mut d, from_new, p.now).unwrap();
+    let (mut r, rinfo) = next_datagram(&mut p.server, p.now).unwrap();
+    assert_eq!(rinfo.to, new);
+    assert_eq!(
+        p.server.path_stats().next().unwrap().peer_addr,
+        p.c2s_info().from
+    );
+    let to_new = crate::RecvInfo {
+        from: server,
+        to: new,
+    };
+    p.client.recv_at(&mut r, to_new, p.now).unwrap();
+    assert_eq!(p.client.is_path_validated(new, server), Ok(true));
+    // The old path is untouched meanwhile.
+    assert_eq!(p.client.destination_id(), old_dcid);
+
+    // Move: the probe's ID, no new challenge needed.
+    assert_eq!(p.client.migrate(new, server), Ok(seq));
+    assert_eq!(p.client.is_path_validated(new, server), Ok(true));
+    assert!(p.client.path_validation.is_none());
+    p.rebind_client(new);
+    let data = pattern(200_000);
+    assert!(transfer(&mut p, &data, 1_000_000) == data);
+    p.run_until(1000, |p| {
+        p.server
+            .path_stats()
+            .next()
+            .is_some_and(|s| s.peer_addr == new && s.validated)
+    })
+    .unwrap();
+    // The ID used before the move is retired.
+    p.run_until(1000, |p| {
+        p.server.retired_scid_next().is_some_and(|c| c == old_dcid)
+    })
+    .unwrap();
+}
+
+// A probe that gets no answer is asked again after a PTO and given up
+// after three (at least 3 s): the path is then unknown, its connection ID
+// retired, and the connection carries on where it was.
+#[test]
+fn unanswered_probes_are_retried_then_dropped() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    issue_spare_ids(&mut p);
+    let (new, server) = (addr(6501), p.s2c_info().from);
+    p.client.probe_path(new, server).unwrap();
+    let reserved = {
+        let (d, _) = next_datagram(&mut p.client, p.now).unwrap();
+        d[1..9].to_vec()
+    };
+    let start = p.now;
+    let mut probes = 1;
+    // Nothing comes back: run the client's timers alone.
+    while p.client.is_path_validated(new, server).is_ok() {
+        let t = p.client.timeout_instant().unwrap();
+        assert!(t < start + Duration::from_secs(10), "the probe never ended");
+        p.now = t;
+        p.client.on_timeout_at(t);
+        while let Some((d, info)) = next_datagram(&mut p.client, p.now) {
+            if info.from == new {
+                probes += 1;
+                assert_eq!(&d[1..9], &reserved[..]);
+            }
+        }
+    }
+    assert!(probes >= 3, "{probes} probes");
+    assert!(p.now >= start + Duration::from_secs(3));
+    assert!(!p.client.is_closed());
+    // Its ID is retired; the connection still works on the old path.
+    p.run_until(1000, |p| {
+        p.server
+            .retired_scid_next()
+            .is_some_and(|c| c[..] == reserved[..])
+    })
+    .unwrap();
+    let data = pattern(50_000);
+    assert!(transfer(&mut p, &data, 100_000) == data);
+}

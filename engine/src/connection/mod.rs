@@ -204,20 +204,49 @@ pub(crate) struct PathValidation {
 }
 
 impl PathValidation {
-    /// Challenges remembered at most.
-    const KEPT: usize = 4;
-
-    /// Fresh unpredictable data for the next PATH_CHALLENGE (RFC 9000
-    /// §8.2.1: "MUST use unpredictable data in every PATH_CHALLENGE
-    /// frame"), remembered for the response.
+    /// Fresh unpredictable data for the next PATH_CHALLENGE, remembered
+    /// for the response.
     pub(crate) fn next_challenge(&mut self) -> Result<[u8; 8]> {
-        let mut data = [0u8; 8];
-        boring::rand::rand_bytes(&mut data).map_err(|_| Error::CryptoFail)?;
-        if self.challenges.len() == Self::KEPT {
-            self.challenges.remove(0);
-        }
-        self.challenges.push(data);
-        Ok(data)
+        next_challenge(&mut self.challenges)
+    }
+}
+
+/// Challenges remembered at most per path.
+const CHALLENGES_KEPT: usize = 4;
+
+/// Fresh unpredictable data for a PATH_CHALLENGE (RFC 9000 §8.2.1: "MUST
+/// use unpredictable data in every PATH_CHALLENGE frame"), added to
+/// `kept` (the last few: a response to any of them validates the path).
+fn next_challenge(kept: &mut Vec<[u8; 8]>) -> Result<[u8; 8]> {
+    let mut data = [0u8; 8];
+    boring::rand::rand_bytes(&mut data).map_err(|_| Error::CryptoFail)?;
+    if kept.len() == CHALLENGES_KEPT {
+        kept.remove(0);
+    }
+    kept.push(data);
+    Ok(data)
+}
+
+/// Client: a path probed before migrating to it (RFC 9000 §9.1), from
+/// another local address to the server's, with a connection ID of its own.
+#[derive(Debug)]
+pub(crate) struct PathProbe {
+    pub(crate) local: SocketAddr,
+    /// The server's connection ID reserved for this path (§9.5).
+    pub(crate) cid: cids::CidEntry,
+    pub(crate) challenges: Vec<[u8; 8]>,
+    /// A PATH_CHALLENGE is due.
+    pub(crate) send: bool,
+    /// When to challenge again without an answer.
+    pub(crate) retry_at: Instant,
+    /// When to give the path up (§8.2.4).
+    pub(crate) deadline: Instant,
+    pub(crate) validated: bool,
+}
+
+impl PathProbe {
+    pub(crate) fn next_challenge(&mut self) -> Result<[u8; 8]> {
+        next_challenge(&mut self.challenges)
     }
 }
 
@@ -406,6 +435,8 @@ pub struct Connection {
     pub(crate) address_validated: bool,
     /// Validation of the address the peer migrated to, if under way.
     pub(crate) path_validation: Option<Box<PathValidation>>,
+    /// Client: a path probed for a later migration, if any.
+    pub(crate) probe: Option<Box<PathProbe>>,
     /// Client: whether the server validated our address (we got a
     /// Handshake or 1-RTT packet: RFC 9002 §6.2.2.1).
     pub(crate) peer_validated_address: bool,
@@ -626,6 +657,7 @@ impl Connection {
             peer_addr: peer,
             address_validated: !is_server || odcid.is_some(),
             path_validation: None,
+            probe: None,
             peer_validated_address: is_server,
             bytes_recv_unvalidated: 0,
             bytes_sent_unvalidated: 0,
@@ -1068,24 +1100,119 @@ impl Connection {
             return Err(Error::InvalidState);
         }
         // §9.5: "An endpoint MUST NOT reuse a connection ID when sending
-        // from more than one local address".
-        let seq = self.switch_dcid().ok_or(Error::OutOfIdentifiers)?;
-        tracing::debug!(trace_id = %self.trace_id, from = %self.local_addr, to = %local, seq, "migrating");
+        // from more than one local address": the probed path's own ID, or
+        // a new one.
+        let probed = self.probe.take_if(|p| p.local == local);
+        let (seq, validated) = match probed {
+            Some(p) => {
+                let seq = p.cid.seq;
+                self.cids.install_dcid(p.cid);
+                self.queue_dcid_retirements();
+                (seq, p.validated)
+            }
+            None => (self.switch_dcid().ok_or(Error::OutOfIdentifiers)?, false),
+        };
+        // A probe of another path is over: its ID goes.
+        self.abandon_probe();
+        tracing::debug!(trace_id = %self.trace_id, from = %self.local_addr, to = %local, seq, validated, "migrating");
         self.local_addr = local;
         // §9.2, §9.4: the new path might not take the old rate.
         let now = self.now_hint();
         self.recovery.reset_for_new_path(now);
-        // §9.2: "an endpoint initiates path validation on the new path";
-        // §8.2.4 bounds it by three PTOs (of a new path: ~1 s).
+        // §9.2: "an endpoint initiates path validation on the new path"
+        // (done already when it was probed); §8.2.4 bounds it by three
+        // PTOs (of a new path: ~1 s).
+        self.address_validated = validated;
+        self.path_validation = if validated {
+            None
+        } else {
+            let pto = self.recovery.pto().max(Duration::from_secs(1));
+            Some(Box::new(PathValidation {
+                challenges: Vec::new(),
+                send: true,
+                fallback: None,
+                deadline: now + 3 * pto,
+            }))
+        };
+        Ok(seq)
+    }
+
+    /// Client: starts validating the path from `local` to `peer` without
+    /// moving the connection (RFC 9000 §9.1, quiche's `probe_path`):
+    /// PATH_CHALLENGEs leave from `local`, with a connection ID of the
+    /// server's reserved for that path, padded to 1200 bytes, until a
+    /// PATH_RESPONSE comes back (see [`Connection::is_path_validated`])
+    /// or three PTOs (at least 3 s) pass. [`Connection::migrate`] to
+    /// `local` then moves without validating again. One probe at a time: a
+    /// new one replaces it. Datagrams for `local` are passed to `recv`
+    /// with that address in `RecvInfo::to`. Returns the sequence number of
+    /// the connection ID the probe uses; errors as for `migrate`.
+    pub fn probe_path(&mut self, local: SocketAddr, peer: SocketAddr) -> Result<u64> {
+        if self.is_server
+            || self.close != CloseState::Open
+            || peer != self.peer_addr
+            || local == self.local_addr
+            || !self.handshake_confirmed
+            // §9: not even probing packets with disable_active_migration.
+            || self.peer_params.disable_active_migration
+            || self.cids.dcid().is_empty()
+        {
+            return Err(Error::InvalidState);
+        }
+        if let Some(p) = self.probe.as_ref().filter(|p| p.local == local) {
+            return Ok(p.cid.seq);
+        }
+        self.abandon_probe();
+        let cid = self
+            .cids
+            .reserve_spare_dcid()
+            .ok_or(Error::OutOfIdentifiers)?;
+        let seq = cid.seq;
+        let now = self.now_hint();
         let pto = self.recovery.pto().max(Duration::from_secs(1));
-        self.path_validation = Some(Box::new(PathValidation {
+        self.probe = Some(Box::new(PathProbe {
+            local,
+            cid,
             challenges: Vec::new(),
             send: true,
-            fallback: None,
+            retry_at: now,
             deadline: now + 3 * pto,
+            validated: false,
         }));
-        self.address_validated = false;
         Ok(seq)
+    }
+
+    /// Whether the path from `local` to `peer` is validated: the current
+    /// one (false while a migration's validation runs) or a probed one.
+    /// `InvalidState` for a path neither current nor probed (a probe that
+    /// failed is dropped).
+    pub fn is_path_validated(&self, local: SocketAddr, peer: SocketAddr) -> Result<bool> {
+        if same_address(local, self.local_addr) && same_address(peer, self.peer_addr) {
+            return Ok(self.path_validation.is_none());
+        }
+        match &self.probe {
+            Some(p) if same_address(local, p.local) && same_address(peer, self.peer_addr) => {
+                Ok(p.validated)
+            }
+            _ => Err(Error::InvalidState),
+        }
+    }
+
+    /// Ends a probe, retiring its connection ID (it was used on that path,
+    /// §9.5).
+    pub(crate) fn abandon_probe(&mut self) {
+        if let Some(p) = self.probe.take() {
+            tracing::debug!(trace_id = %self.trace_id, local = %p.local, validated = p.validated, "probe ended");
+            self.pending.q_mut().retire_cids.push_back(p.cid.seq);
+        }
+    }
+
+    /// Moves the peer connection IDs `Cids` marked for retirement to the
+    /// RETIRE_CONNECTION_ID queue.
+    pub(crate) fn queue_dcid_retirements(&mut self) {
+        while let Some(old) = self.cids.dcids_to_retire.pop_front() {
+            self.pending.q_mut().retire_cids.push_back(old);
+        }
     }
 
     /// Whether the handshake completed.
@@ -1233,6 +1360,12 @@ impl Connection {
         min(self.key_update.prev_open.as_ref().map(|(_, t)| *t));
         min(self.path_validation.as_ref().map(|v| v.deadline));
         min(self.stall_probe_deadline());
+        if let Some(p) = self.probe.as_ref().filter(|p| !p.validated) {
+            min(Some(p.deadline));
+            if !p.send {
+                min(Some(p.retry_at));
+            }
+        }
         t
     }
 
@@ -1311,6 +1444,14 @@ impl Connection {
             .is_some_and(|v| now >= v.deadline)
         {
             self.abandon_path_validation();
+        }
+        if let Some(p) = self.probe.as_mut().filter(|p| !p.validated) {
+            if now >= p.deadline {
+                // §8.2.4: the probed path failed validation.
+                self.abandon_probe();
+            } else if now >= p.retry_at {
+                p.send = true;
+            }
         }
         if self.stall_probe_deadline().is_some_and(|t| now >= t) {
             tracing::debug!(trace_id = %self.trace_id, probes = self.stall_probes, "server silent: PING");

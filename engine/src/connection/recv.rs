@@ -713,9 +713,15 @@ impl Connection {
                     retire_prior_to,
                     u128::from_be_bytes(reset_token),
                 )?;
-                while let Some(seq) = self.cids.dcids_to_retire.pop_front() {
-                    self.pending.q_mut().retire_cids.push_back(seq);
+                // A probe's reserved ID below retire_prior_to goes too.
+                if self
+                    .probe
+                    .as_ref()
+                    .is_some_and(|p| p.cid.seq < self.cids.peer_retire_prior_to())
+                {
+                    self.abandon_probe();
                 }
+                self.queue_dcid_retirements();
             }
             Frame::RetireConnectionId { seq_num } => self.cids.on_retire(seq_num, recv_dcid)?,
             Frame::PathChallenge { data } => {
@@ -744,6 +750,12 @@ impl Connection {
                     self.path_validation = None;
                     self.address_validated = true;
                     tracing::debug!(trace_id = %self.trace_id, peer = %self.peer_addr, "new peer address validated");
+                }
+                if let Some(p) = self.probe.as_mut() {
+                    if p.challenges.contains(&data) {
+                        p.validated = true;
+                        tracing::debug!(trace_id = %self.trace_id, local = %p.local, "probed path validated");
+                    }
                 }
             }
             Frame::ConnectionClose {
@@ -1071,9 +1083,7 @@ impl Connection {
     /// retirement of the current one. None when the peer gave no spare.
     pub(crate) fn switch_dcid(&mut self) -> Option<u64> {
         let seq = self.cids.switch_dcid()?;
-        while let Some(old) = self.cids.dcids_to_retire.pop_front() {
-            self.pending.q_mut().retire_cids.push_back(old);
-        }
+        self.queue_dcid_retirements();
         Some(seq)
     }
 

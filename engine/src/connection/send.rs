@@ -40,6 +40,9 @@ impl Connection {
             if let Some(sent) = self.send_response_elsewhere(out, now)? {
                 return Ok(sent);
             }
+            if let Some(sent) = self.send_probe(out, now)? {
+                return Ok(sent);
+            }
         }
         let mut limit = out.len().min(self.max_send_udp_payload_size());
         // RFC 9000 §8.1: "Prior to validating the client address, servers
@@ -410,17 +413,67 @@ impl Connection {
             tracing::debug!(trace_id = %self.trace_id, peer = %r.peer, "no spare connection ID: PATH_CHALLENGE from another path unanswered");
             return Ok(None);
         };
-        while let Some(old) = self.cids.dcids_to_retire.pop_front() {
-            self.pending.q_mut().retire_cids.push_back(old);
-        }
+        self.queue_dcid_retirements();
+        let frame = Frame::PathResponse { data: r.data };
+        let len = self.seal_lone_frame(&mut out[..limit], &dcid, frame, now)?;
+        tracing::debug!(trace_id = %self.trace_id, peer = %r.peer, len, "PATH_RESPONSE on the challenge's path");
+        Ok(Some((
+            len,
+            SendInfo {
+                from: r.local,
+                to: r.peer,
+                at: now,
+            },
+        )))
+    }
+
+    /// Client: the next PATH_CHALLENGE of a path being probed
+    /// ([`Connection::probe_path`]), from its local address with its own
+    /// connection ID, padded to 1200 bytes (RFC 9000 §8.2.1); outside the
+    /// current path's congestion control, asked again after a PTO.
+    fn send_probe(&mut self, out: &mut [u8], now: Instant) -> Result<Option<(usize, SendInfo)>> {
+        let pto = self.recovery.pto();
+        let Some(probe) = self.probe.as_mut().filter(|p| p.send && !p.validated) else {
+            return Ok(None);
+        };
+        let data = probe.next_challenge()?;
+        probe.send = false;
+        probe.retry_at = now + pto;
+        let (dcid, local) = (probe.cid.cid.clone(), probe.local);
+        let limit = out.len().min(self.max_send_udp_payload_size());
+        let len =
+            self.seal_lone_frame(&mut out[..limit], &dcid, Frame::PathChallenge { data }, now)?;
+        Ok(Some((
+            len,
+            SendInfo {
+                from: local,
+                to: self.peer_addr,
+                at: now,
+            },
+        )))
+    }
+
+    /// Writes a 1-RTT packet to `dcid` holding `frame` and PADDING up to
+    /// 1200 bytes (or all of `out`, if less), for a path other than the
+    /// current one: recorded as sent (ack-eliciting) but in no congestion
+    /// window or RTT sample, its frame never retransmitted.
+    fn seal_lone_frame(
+        &mut self,
+        out: &mut [u8],
+        dcid: &[u8],
+        frame: Frame<'_>,
+        now: Instant,
+    ) -> Result<usize> {
+        let ei = Epoch::Application as usize;
+        let limit = out.len();
         let pn = self.spaces[ei].next_pkt_num;
         let pn_len = packet::pkt_num_len(pn, self.recovery.largest_acked(Epoch::Application));
-        let mut b = OctetsMut::with_slice(&mut out[..limit]);
+        let mut b = OctetsMut::with_slice(out);
         b.put_u8(0x40 | (pn_len - 1) as u8 | (u8::from(self.key_update.phase) << 2))?;
-        b.put_bytes(&dcid)?;
+        b.put_bytes(dcid)?;
         let pn_off = b.off();
         packet::encode_pkt_num(pn, pn_len, &mut b)?;
-        Frame::PathResponse { data: r.data }.to_bytes(&mut b)?;
+        frame.to_bytes(&mut b)?;
         let payload_len = b.off() - pn_off - pn_len;
         let pad = MIN_INITIAL_DATAGRAM
             .min(limit)
@@ -449,15 +502,7 @@ impl Connection {
             },
             now,
         );
-        tracing::debug!(trace_id = %self.trace_id, peer = %r.peer, len, "PATH_RESPONSE on the challenge's path");
-        Ok(Some((
-            len,
-            SendInfo {
-                from: r.local,
-                to: r.peer,
-                at: now,
-            },
-        )))
+        Ok(len)
     }
 
     /// Writes the packet header; returns (pn offset, Length field offset).
