@@ -47,6 +47,10 @@ struct Args {
     /// a new local UDP port (connection migration, RFC 9000 §9.2).
     #[arg(long, value_name = "BYTES")]
     migrate_after: Option<usize>,
+    /// With --migrate-after: validate the new path first (PATH_CHALLENGE
+    /// from the new port, RFC 9000 §9.1) and move once it answered.
+    #[arg(long, requires = "migrate_after")]
+    probe_first: bool,
     /// URLs, `https://host:port/path`, all on the same host and port.
     #[arg(required = true)]
     urls: Vec<String>,
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
         curves: args.curves,
         key_update_every: args.key_update_every,
         migrate_after: args.migrate_after,
+        probe_first: args.probe_first,
         ..Default::default()
     };
     let report = match hq::client::fetch(&args.urls, &opts) {

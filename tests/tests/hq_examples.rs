@@ -185,3 +185,25 @@ fn client_migrates_mid_transfer() {
     assert_eq!(srv.stats.migrations.load(Ordering::Relaxed), 1);
     eprintln!("migrated to {to} after 1 MiB; 4 MiB byte-exact");
 }
+
+// Probing first against our own server: its PATH_RESPONSE must come back
+// on the probed path (RFC 9000 §8.2.2), with a spare connection ID of the
+// client's, for the client to move at all.
+#[test]
+fn client_probes_then_migrates() {
+    let dir = TempDir::new("hq-probe");
+    let body = random_bytes(4 << 20);
+    let srv = server(&dir, false, &[("big.bin".to_string(), body.clone())]);
+    let report = fetch(
+        &[srv.url("/big.bin")],
+        &ClientOptions {
+            migrate_after: Some(1 << 20),
+            probe_first: true,
+            ..opts(false, Duration::from_secs(30))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(report.responses[0].result.as_ref().unwrap() == &body);
+    assert!(report.migrated_to.is_some());
+    assert_eq!(srv.stats.migrations.load(Ordering::Relaxed), 1);
+}

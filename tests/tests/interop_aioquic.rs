@@ -185,6 +185,30 @@ fn tarte_client_aioquic_server_migration() {
     );
 }
 
+// The same, validating the new path first (RFC 9000 §9.1): PATH_CHALLENGE
+// from the new port with a connection ID reserved for it; aioquic must
+// answer on that path; the client moves only once it has (else the run
+// fails), then closes the old socket.
+#[test]
+fn tarte_client_aioquic_server_probes_then_migrates() {
+    let _g = serial();
+    let body = random_bytes(4 << 20);
+    let dir = TempDir::new("aioq-probe");
+    let root = dir.path().join("www");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("big.bin"), &body).unwrap();
+    let server = AioquicServer::start(dir.path(), &root, &[]);
+    let opts = ClientOptions {
+        migrate_after: Some(1 << 20),
+        probe_first: true,
+        ..client_opts(60)
+    };
+    let report = fetch(&[server.url("/big.bin")], &opts)
+        .unwrap_or_else(|e| panic!("tarte client: {e:#}\naioquic:\n{}", server.proc.log()));
+    assert!(report.responses[0].result.as_ref().unwrap() == &body);
+    assert!(report.migrated_to.is_some());
+}
+
 #[test]
 fn tarte_client_aioquic_server_100_streams() {
     let _g = serial();

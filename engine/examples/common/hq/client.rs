@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tarte::{ConnectionError, ConnectionId, RecvInfo};
 
-use super::{flush, recv_batch, Url, ALPN, CID_LEN, RECV_BUF_LEN};
+use super::{flush, flush_paths, recv_batch, Url, ALPN, CID_LEN, RECV_BUF_LEN};
 
 /// Client settings.
 #[derive(Clone, Debug)]
@@ -33,6 +33,9 @@ pub struct ClientOptions {
     /// a new local UDP port (RFC 9000 §9.2, the interop runner's
     /// `connectionmigration` case): a new socket, the old one closed.
     pub migrate_after: Option<usize>,
+    /// With `migrate_after`: validate the new path first (RFC 9000 §9.1,
+    /// `probe_path`) and move once it is validated.
+    pub probe_first: bool,
 }
 
 impl Default for ClientOptions {
@@ -45,6 +48,7 @@ impl Default for ClientOptions {
             curves: None,
             key_update_every: None,
             migrate_after: None,
+            probe_first: false,
         }
     }
 }
@@ -168,6 +172,9 @@ pub fn fetch(urls: &[String], opts: &ClientOptions) -> anyhow::Result<Report> {
         socket: &mut socket,
         local: &mut local,
         migrate_after: opts.migrate_after,
+        probe_first: opts.probe_first,
+        peer,
+        probing: None,
         migrated_to: None,
     };
     let handshake_time = run(
@@ -205,26 +212,72 @@ struct ClientPath<'a> {
     socket: &'a mut UdpSocket,
     local: &'a mut SocketAddr,
     migrate_after: Option<usize>,
+    probe_first: bool,
+    peer: SocketAddr,
+    /// The socket of a path being probed, and its address.
+    probing: Option<(UdpSocket, SocketAddr)>,
     migrated_to: Option<SocketAddr>,
 }
 
 impl ClientPath<'_> {
     /// Moves the connection to a new local port once `migrate_after`
     /// response bytes arrived and the server gave a spare connection ID
-    /// (tried again on the next pass until then).
+    /// (tried again on the next pass until then); with `probe_first`, once
+    /// the new path is validated.
     fn maybe_migrate(&mut self, conn: &mut tarte::Connection, got: usize) -> anyhow::Result<()> {
         let due = self.migrate_after.is_some_and(|after| got >= after);
-        if !due || self.migrated_to.is_some() || conn.available_dcids() == 0 {
+        if !due || self.migrated_to.is_some() {
+            return Ok(());
+        }
+        if let Some((_, local)) = &self.probing {
+            let local = *local;
+            return match conn.is_path_validated(local, self.peer) {
+                Ok(true) => self.move_to(conn, local),
+                Ok(false) => Ok(()),
+                Err(_) => anyhow::bail!("validation of the path from {local} failed"),
+            };
+        }
+        if conn.available_dcids() == 0 {
             return Ok(());
         }
         let socket = UdpSocket::bind(SocketAddr::new(self.local.ip(), 0))?;
         let local = socket.local_addr()?;
-        let seq = conn.migrate_source(local)?;
-        tracing::info!(from = %self.local, to = %local, dcid_seq = seq, "migrated");
+        if self.probe_first {
+            let seq = conn.probe_path(local, self.peer)?;
+            tracing::info!(%local, dcid_seq = seq, "probing");
+            self.probing = Some((socket, local));
+            return Ok(());
+        }
         *self.socket = socket;
+        self.move_to(conn, local)
+    }
+
+    /// Migrates to `local` (its socket already in place, or the probing
+    /// one) and closes the old socket.
+    fn move_to(&mut self, conn: &mut tarte::Connection, local: SocketAddr) -> anyhow::Result<()> {
+        let seq = conn.migrate(local, self.peer)?;
+        tracing::info!(from = %self.local, to = %local, dcid_seq = seq, "migrated");
+        if let Some((socket, _)) = self.probing.take() {
+            *self.socket = socket;
+        }
         *self.local = local;
         self.migrated_to = Some(local);
         Ok(())
+    }
+
+    /// Hands what arrived on the probing socket to the connection.
+    fn drain_probing(&self, conn: &mut tarte::Connection, buf: &mut [u8]) -> anyhow::Result<()> {
+        if let Some((socket, local)) = &self.probing {
+            recv_batch(socket, buf, Duration::ZERO, |pkt, from| {
+                let _ = conn.recv(pkt, RecvInfo { from, to: *local });
+            })?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self, conn: &mut tarte::Connection, out: &mut [u8]) -> anyhow::Result<usize> {
+        let other = self.probing.as_ref().map(|(s, a)| (s, *a));
+        flush_paths(self.socket, other, conn, out)
     }
 }
 
@@ -276,12 +329,17 @@ fn run(
             );
         }
         let left = deadline - now;
-        let wait = conn.timeout().map_or(left, |t| t.min(left));
+        let mut wait = conn.timeout().map_or(left, |t| t.min(left));
+        if path.probing.is_some() {
+            // Both sockets are polled while a path is probed.
+            wait = wait.min(Duration::from_millis(2));
+        }
         recv_batch(socket, &mut buf, wait, |pkt, from| {
             if let Err(e) = conn.recv(pkt, RecvInfo { from, to: local }) {
                 tracing::debug!(error = %e, "recv failed");
             }
         })?;
+        path.drain_probing(conn, &mut buf)?;
         if conn.timeout_instant().is_some_and(|t| t <= Instant::now()) {
             conn.on_timeout();
         }
@@ -323,7 +381,7 @@ fn run(
             let got: usize = reqs.iter().map(|r| r.body.len()).sum();
             path.maybe_migrate(conn, got)?;
         }
-        flush(path.socket, conn, &mut out)?;
+        path.flush(conn, &mut out)?;
     }
 }
 

@@ -108,6 +108,17 @@ pub fn flush(
     conn: &mut tarte::Connection,
     out: &mut [u8],
 ) -> anyhow::Result<usize> {
+    flush_paths(socket, None, conn, out)
+}
+
+/// [`flush`] where datagrams from `other`'s address (a path being probed)
+/// leave through `other`'s socket.
+pub fn flush_paths(
+    primary: &UdpSocket,
+    other: Option<(&UdpSocket, SocketAddr)>,
+    conn: &mut tarte::Connection,
+    out: &mut [u8],
+) -> anyhow::Result<usize> {
     let mut sent = 0;
     loop {
         let (n, info) = match conn.send(out) {
@@ -119,6 +130,10 @@ pub fn flush(
                 let _ = conn.close(false, 0x1, b"internal error");
                 return Ok(sent);
             }
+        };
+        let socket = match other {
+            Some((s, from)) if from == info.from => s,
+            _ => primary,
         };
         match socket.send_to(&out[..n], info.to) {
             Ok(_) => sent += 1,
