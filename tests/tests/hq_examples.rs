@@ -163,19 +163,18 @@ fn restarted_server_resets_the_connections_it_lost() {
     assert!(resets >= 1);
 }
 
-// Connection migration between our own client and server (RFC 9000 §9):
-// the client moves to a new local port after 1 MiB of a 4 MiB response,
-// closing the old socket, so the rest can only arrive if the server
-// followed it (validated the new path, switched to a fresh connection ID).
-#[test]
-fn client_migrates_mid_transfer() {
-    let dir = TempDir::new("hq-mig");
+/// Our client fetches 4 MiB from our server and moves to a new local port
+/// after 1 MiB, closing the old socket (after validating the new path
+/// first if `probe_first`); checks every byte and that the server followed.
+fn migrate_mid_transfer(tag: &str, probe_first: bool) {
+    let dir = TempDir::new(tag);
     let body = random_bytes(4 << 20);
     let srv = server(&dir, false, &[("big.bin".to_string(), body.clone())]);
     let report = fetch(
         &[srv.url("/big.bin")],
         &ClientOptions {
             migrate_after: Some(1 << 20),
+            probe_first,
             ..opts(false, Duration::from_secs(30))
         },
     )
@@ -183,27 +182,21 @@ fn client_migrates_mid_transfer() {
     assert!(report.responses[0].result.as_ref().unwrap() == &body);
     let to = report.migrated_to.expect("the client migrated");
     assert_eq!(srv.stats.migrations.load(Ordering::Relaxed), 1);
-    eprintln!("migrated to {to} after 1 MiB; 4 MiB byte-exact");
+    eprintln!("migrated to {to} after 1 MiB (probed first: {probe_first}); 4 MiB byte-exact");
 }
 
-// Probing first against our own server: its PATH_RESPONSE must come back
-// on the probed path (RFC 9000 §8.2.2), with a spare connection ID of the
-// client's, for the client to move at all.
+// Connection migration between our own client and server (RFC 9000 §9):
+// the rest of the body can only arrive if the server followed the client
+// (validated the new path, switched to a fresh connection ID).
+#[test]
+fn client_migrates_mid_transfer() {
+    migrate_mid_transfer("hq-mig", false);
+}
+
+// Probing first: our server's PATH_RESPONSE must come back on the probed
+// path (RFC 9000 §8.2.2), with a spare connection ID of the client's, for
+// the client to move at all.
 #[test]
 fn client_probes_then_migrates() {
-    let dir = TempDir::new("hq-probe");
-    let body = random_bytes(4 << 20);
-    let srv = server(&dir, false, &[("big.bin".to_string(), body.clone())]);
-    let report = fetch(
-        &[srv.url("/big.bin")],
-        &ClientOptions {
-            migrate_after: Some(1 << 20),
-            probe_first: true,
-            ..opts(false, Duration::from_secs(30))
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    assert!(report.responses[0].result.as_ref().unwrap() == &body);
-    assert!(report.migrated_to.is_some());
-    assert_eq!(srv.stats.migrations.load(Ordering::Relaxed), 1);
+    migrate_mid_transfer("hq-probe", true);
 }

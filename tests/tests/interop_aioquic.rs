@@ -86,6 +86,23 @@ fn tarte_client_run(
     (report, hs)
 }
 
+/// aioquic's server holds `len` random bytes as /big.bin; the tarte client
+/// fetches them with `opts`; every byte is checked (SHA-256). Returns the
+/// client's report.
+fn tarte_client_gets_from_aioquic(tag: &str, len: usize, opts: &ClientOptions) -> Report {
+    let body = random_bytes(len);
+    let dir = TempDir::new(tag);
+    let root = dir.path().join("www");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("big.bin"), &body).unwrap();
+    let server = AioquicServer::start(dir.path(), &root, &[]);
+    let report = fetch(&[server.url("/big.bin")], opts)
+        .unwrap_or_else(|e| panic!("tarte client: {e:#}\naioquic:\n{}", server.proc.log()));
+    let got = report.responses[0].result.as_ref().unwrap();
+    assert_eq!(sha256_hex(got), sha256_hex(&body));
+    report
+}
+
 #[test]
 fn tarte_client_aioquic_server_small_file() {
     let _g = serial();
@@ -135,20 +152,11 @@ fn tarte_client_aioquic_server_10mb_sha256() {
 #[test]
 fn tarte_client_aioquic_server_key_updates() {
     let _g = serial();
-    let body = random_bytes(TEN_MB);
-    let dir = TempDir::new("aioq-ku");
-    let root = dir.path().join("www");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::write(root.join("big.bin"), &body).unwrap();
-    let server = AioquicServer::start(dir.path(), &root, &[]);
     let opts = ClientOptions {
         key_update_every: Some(2 * 1024 * 1024),
         ..client_opts(120)
     };
-    let report = fetch(&[server.url("/big.bin")], &opts)
-        .unwrap_or_else(|e| panic!("tarte client: {e:#}\naioquic:\n{}", server.proc.log()));
-    let got = report.responses[0].result.as_ref().unwrap();
-    assert_eq!(sha256_hex(got), sha256_hex(&body));
+    let report = tarte_client_gets_from_aioquic("aioq-ku", TEN_MB, &opts);
     assert!(report.stats.key_updates >= 3, "{:?}", report.stats);
     eprintln!(
         "tarte client <- aioquic server: 10 MiB with {} key updates",
@@ -156,28 +164,14 @@ fn tarte_client_aioquic_server_key_updates() {
     );
 }
 
-// Connection migration against an independent server (RFC 9000 §9.2, the
-// interop runner's connectionmigration case): after 2 MiB of a 10 MiB
-// response the tarte client moves to a new local port with a new
-// connection ID and closes the old socket; the remaining 8 MiB arrive only
-// if aioquic validates and follows the new path.
 #[test]
 fn tarte_client_aioquic_server_migration() {
     let _g = serial();
-    let body = random_bytes(TEN_MB);
-    let dir = TempDir::new("aioq-mig");
-    let root = dir.path().join("www");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::write(root.join("big.bin"), &body).unwrap();
-    let server = AioquicServer::start(dir.path(), &root, &[]);
     let opts = ClientOptions {
         migrate_after: Some(2 * 1024 * 1024),
         ..client_opts(120)
     };
-    let report = fetch(&[server.url("/big.bin")], &opts)
-        .unwrap_or_else(|e| panic!("tarte client: {e:#}\naioquic:\n{}", server.proc.log()));
-    let got = report.responses[0].result.as_ref().unwrap();
-    assert_eq!(sha256_hex(got), sha256_hex(&body));
+    let report = tarte_client_gets_from_aioquic("aioq-mig", TEN_MB, &opts);
     let to = report.migrated_to.expect("the client migrated");
     eprintln!(
         "tarte client <- aioquic server: 10 MiB, migrated to {to} after 2 MiB ({} packets lost)",
@@ -185,27 +179,15 @@ fn tarte_client_aioquic_server_migration() {
     );
 }
 
-// The same, validating the new path first (RFC 9000 §9.1): PATH_CHALLENGE
-// from the new port with a connection ID reserved for it; aioquic must
-// answer on that path; the client moves only once it has (else the run
-// fails), then closes the old socket.
 #[test]
 fn tarte_client_aioquic_server_probes_then_migrates() {
     let _g = serial();
-    let body = random_bytes(4 << 20);
-    let dir = TempDir::new("aioq-probe");
-    let root = dir.path().join("www");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::write(root.join("big.bin"), &body).unwrap();
-    let server = AioquicServer::start(dir.path(), &root, &[]);
     let opts = ClientOptions {
         migrate_after: Some(1 << 20),
         probe_first: true,
         ..client_opts(60)
     };
-    let report = fetch(&[server.url("/big.bin")], &opts)
-        .unwrap_or_else(|e| panic!("tarte client: {e:#}\naioquic:\n{}", server.proc.log()));
-    assert!(report.responses[0].result.as_ref().unwrap() == &body);
+    let report = tarte_client_gets_from_aioquic("aioq-probe", 4 << 20, &opts);
     assert!(report.migrated_to.is_some());
 }
 
