@@ -164,7 +164,8 @@ fn restarted_server_resets_the_connections_it_lost() {
 }
 
 /// Our client fetches 4 MiB from our server and moves to a new local port
-/// after 1 MiB, closing the old socket (after validating the new path
+/// after 512 KiB (a probe has the rest of the transfer to complete),
+/// closing the old socket (after validating the new path
 /// first if `probe_first`); checks every byte and that the server followed.
 fn migrate_mid_transfer(tag: &str, probe_first: bool) {
     let dir = TempDir::new(tag);
@@ -173,7 +174,7 @@ fn migrate_mid_transfer(tag: &str, probe_first: bool) {
     let report = fetch(
         &[srv.url("/big.bin")],
         &ClientOptions {
-            migrate_after: Some(1 << 20),
+            migrate_after: Some(512 << 10),
             probe_first,
             ..opts(false, Duration::from_secs(30))
         },
@@ -182,7 +183,7 @@ fn migrate_mid_transfer(tag: &str, probe_first: bool) {
     assert!(report.responses[0].result.as_ref().unwrap() == &body);
     let to = report.migrated_to.expect("the client migrated");
     assert_eq!(srv.stats.migrations.load(Ordering::Relaxed), 1);
-    eprintln!("migrated to {to} after 1 MiB (probed first: {probe_first}); 4 MiB byte-exact");
+    eprintln!("migrated to {to} after 512 KiB (probed first: {probe_first}); 4 MiB byte-exact");
 }
 
 // Connection migration between our own client and server (RFC 9000 §9):

@@ -183,7 +183,7 @@ fn tarte_client_aioquic_server_migration() {
 fn tarte_client_aioquic_server_probes_then_migrates() {
     let _g = serial();
     let opts = ClientOptions {
-        migrate_after: Some(1 << 20),
+        migrate_after: Some(512 << 10),
         probe_first: true,
         ..client_opts(60)
     };
