@@ -263,6 +263,33 @@ fn aioquic_h3(port: u16, args: &[&str]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The client's response lines are exactly `paths`, in order, each with
+/// the right length and SHA-256 (`/bytes/N`: the pattern; `/`: the index).
+fn assert_bodies(lines: &[serde_json::Value], paths: &[&str]) {
+    let got: Vec<_> = lines
+        .iter()
+        .filter(|v| v.get("path").is_some())
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap().to_string(),
+                r["len"].as_u64().unwrap(),
+                r["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<_> = paths
+        .iter()
+        .map(|&p| {
+            let body = match p.strip_prefix("/bytes/") {
+                Some(n) => pattern(n.parse().unwrap()),
+                None => INDEX_HTML.to_vec(),
+            };
+            (p.to_string(), body.len() as u64, sha256_hex(&body))
+        })
+        .collect();
+    assert_eq!(got, want);
+}
+
 #[test]
 fn aioquic_client_fifty_requests() {
     let server = start(|_| {});
@@ -307,15 +334,7 @@ fn aioquic_10mb_through(
     let server = start(|o| o.workers = 2);
     let relay = Relay::start(server.local_addr(), cfg).unwrap();
     let lines = aioquic_h3(relay.addr.port(), &["--path", "/bytes/10000000"]);
-    let first = &lines[0];
-    assert_eq!(
-        (first["len"].as_u64(), first["sha256"].as_str()),
-        (
-            Some(10_000_000),
-            Some(&sha256_hex(&pattern(10_000_000))[..])
-        ),
-        "{first}"
-    );
+    assert_bodies(&lines, &["/bytes/10000000"]);
     wait_for(&server, "1 request, the path changes", |c| {
         c.requests == 1 && c.conns_accepted == 1 && c.path_changes == path_changes
     });
@@ -583,28 +602,7 @@ fn aioquic_client_migrates_mid_download() {
             "1000000",
         ],
     );
-    let bodies: Vec<_> = lines
-        .iter()
-        .filter(|v| v.get("path").is_some())
-        .map(|r| {
-            (
-                r["path"].as_str().unwrap(),
-                r["len"].as_u64().unwrap(),
-                r["sha256"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    let want_5m = sha256_hex(&pattern(5_000_000));
-    let want_300k = sha256_hex(&pattern(300_000));
-    let want_index = sha256_hex(INDEX_HTML);
-    assert_eq!(
-        bodies,
-        vec![
-            ("/bytes/5000000", 5_000_000, &want_5m[..]),
-            ("/bytes/300000", 300_000, &want_300k[..]),
-            ("/", INDEX_HTML.len() as u64, &want_index[..]),
-        ]
-    );
+    assert_bodies(&lines, &["/bytes/5000000", "/bytes/300000", "/"]);
     let m = lines
         .iter()
         .find(|v| v.get("migration").is_some())
@@ -659,19 +657,7 @@ fn aioquic_client_migrates_through_loss() {
             "500000",
         ],
     );
-    let bodies: Vec<_> = lines
-        .iter()
-        .filter(|v| v.get("path").is_some())
-        .map(|r| (r["len"].as_u64().unwrap(), r["sha256"].as_str().unwrap()))
-        .collect();
-    let (want_3m, want_1m) = (
-        sha256_hex(&pattern(3_000_000)),
-        sha256_hex(&pattern(1_000_000)),
-    );
-    assert_eq!(
-        bodies,
-        vec![(3_000_000, &want_3m[..]), (1_000_000, &want_1m[..])]
-    );
+    assert_bodies(&lines, &["/bytes/3000000", "/bytes/1000000"]);
     assert!(lines.iter().any(|v| v.get("migration").is_some()));
     let stats = relay.stop().unwrap();
     assert_eq!(stats.rebinds, 1, "{stats:?}");
