@@ -41,6 +41,8 @@ struct TlsSettings {
     alpn: Vec<Vec<u8>>,
     curves: Option<String>,
     grease: bool,
+    ticket_key: Option<[u8; 48]>,
+    no_tickets: bool,
 }
 
 impl Config {
@@ -304,6 +306,24 @@ impl Config {
         self.max_stream_window = v;
     }
 
+    /// Sets the key that seals and opens the server's session tickets:
+    /// 48 bytes (a 16-byte key name, a 16-byte HMAC key, a 16-byte AES
+    /// key). Servers sharing it resume each other's sessions; without it
+    /// each config makes a random key of its own.
+    pub fn set_ticket_key(&mut self, key: &[u8]) -> Result<()> {
+        let key: [u8; 48] = key.try_into().map_err(|_| Error::TlsFail)?;
+        self.tls.ticket_key = Some(key);
+        self.tls_changed();
+        Ok(())
+    }
+
+    /// Whether a server issues session tickets (default on): without them
+    /// clients cannot resume, and each handshake saves sealing one.
+    pub fn set_session_tickets(&mut self, enabled: bool) {
+        self.tls.no_tickets = !enabled;
+        self.tls_changed();
+    }
+
     /// Sets the RTT assumed before the first sample (default 333 ms).
     pub fn set_initial_rtt(&mut self, v: Duration) {
         self.initial_rtt = v;
@@ -374,11 +394,18 @@ fn build_ctx(tls: &TlsSettings, is_server: bool) -> Result<SslContext> {
         b.set_curves_list(curves).map_err(tls_err)?;
     }
     b.set_grease_enabled(tls.grease);
-    // No resumption yet: a server-side session cache would only hold
-    // memory for every connection ever made.
-    b.set_session_cache_mode(boring::ssl::SslSessionCacheMode::OFF);
-    // Nor session tickets, which nobody could use.
-    b.set_options(boring::ssl::SslOptions::NO_TICKET);
+    if is_server {
+        // Resumption is stateless (RFC 9001 §4.5: the session travels in
+        // the ticket): a server-side session cache would only hold memory
+        // for every connection ever made.
+        b.set_session_cache_mode(boring::ssl::SslSessionCacheMode::OFF);
+        crate::tls::set_server_tickets(b.as_ptr(), tls.ticket_key.as_ref())?;
+        if tls.no_tickets {
+            b.set_options(boring::ssl::SslOptions::NO_TICKET);
+        }
+    } else {
+        crate::tls::install_client_session_callback(b.as_ptr());
+    }
     let mut wire = Vec::new();
     for p in &tls.alpn {
         wire.push(p.len() as u8);

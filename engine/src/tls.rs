@@ -88,6 +88,9 @@ pub struct Events {
     /// A fatal alert TLS wants to send (RFC 9001 §4.8: becomes a
     /// CRYPTO_ERROR 0x100 + alert).
     pub alert: Option<u8>,
+    /// A session the server's NewSessionTicket made resumable, serialized
+    /// (client only; the latest one wins).
+    pub session: Option<Vec<u8>>,
 }
 
 /// The process-wide ex-data index that carries `*mut Events`.
@@ -215,6 +218,63 @@ static QUIC_METHOD: ffi::SSL_QUIC_METHOD = ffi::SSL_QUIC_METHOD {
     send_alert: Some(send_alert),
 };
 
+/// BoringSSL's new-session callback (client): keeps the serialized session
+/// for [`Events::session`]. Returns 0: BoringSSL keeps ownership.
+unsafe extern "C" fn new_session(ssl: *mut ffi::SSL, session: *mut ffi::SSL_SESSION) -> c_int {
+    // SAFETY: called by BoringSSL within `with_events` (the post-handshake
+    // processing of a NewSessionTicket).
+    let Some(ev) = (unsafe { events(ssl) }) else {
+        return 0;
+    };
+    let mut out: *mut u8 = std::ptr::null_mut();
+    let mut len = 0usize;
+    // SAFETY: `session` is live for the callback; on success BoringSSL
+    // allocates `len` bytes at `out`, which we copy and free.
+    if unsafe { ffi::SSL_SESSION_to_bytes(session, &mut out, &mut len) } == 1 && !out.is_null() {
+        // SAFETY: as above.
+        ev.session = Some(unsafe { std::slice::from_raw_parts(out, len) }.to_vec());
+        // SAFETY: `out` came from BoringSSL's allocator.
+        unsafe { ffi::OPENSSL_free(out.cast()) };
+    }
+    0
+}
+
+/// Makes a client context report the sessions that NewSessionTickets
+/// create (RFC 9001 §4.5): the callback runs only with client-side
+/// caching on; nothing is cached inside BoringSSL.
+pub(crate) fn install_client_session_callback(ctx: *mut ffi::SSL_CTX) {
+    // SAFETY: `ctx` comes from a live SslContextBuilder; the callback is a
+    // plain function.
+    unsafe {
+        ffi::SSL_CTX_set_session_cache_mode(
+            ctx,
+            ffi::SSL_SESS_CACHE_CLIENT | ffi::SSL_SESS_CACHE_NO_INTERNAL,
+        );
+        ffi::SSL_CTX_sess_set_new_cb(ctx, Some(new_session));
+    }
+}
+
+/// Server context: one ticket per handshake (BoringSSL sends two by
+/// default; a client resumes with one, and each costs an encryption), and
+/// the ticket key if the application chose one (48 bytes: name, HMAC and
+/// AES keys), so that every context and process sharing it resumes the
+/// others' sessions.
+pub(crate) fn set_server_tickets(ctx: *mut ffi::SSL_CTX, key: Option<&[u8; 48]>) -> Result<()> {
+    // SAFETY: `ctx` comes from a live SslContextBuilder; BoringSSL copies
+    // the 48 key bytes.
+    unsafe {
+        if ffi::SSL_CTX_set_num_tickets(ctx, 1) != 1 {
+            return Err(Error::TlsFail);
+        }
+        if let Some(key) = key {
+            if ffi::SSL_CTX_set_tlsext_ticket_keys(ctx, key.as_ptr().cast(), key.len()) != 1 {
+                return Err(Error::TlsFail);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Installs the QUIC method on a context under construction.
 pub(crate) fn install_quic_method(ctx: *mut ffi::SSL_CTX) -> Result<()> {
     // SAFETY: `ctx` comes from a live SslContextBuilder and QUIC_METHOD is a
@@ -230,6 +290,9 @@ pub(crate) fn install_quic_method(ctx: *mut ffi::SSL_CTX) -> Result<()> {
 pub struct Handshake {
     ssl: Ssl,
     events: Box<Events>,
+    /// Client, handshake confirmed: when to stop waiting for a session
+    /// ticket and free the TLS state.
+    pub(crate) linger_until: Option<std::time::Instant>,
 }
 
 impl Handshake {
@@ -274,7 +337,40 @@ impl Handshake {
         Ok(Handshake {
             ssl,
             events: Box::default(),
+            linger_until: None,
         })
+    }
+
+    /// Offers a serialized session for resumption (client, before the
+    /// ClientHello). `Err(TlsFail)` if BoringSSL cannot parse it.
+    pub fn set_session(&mut self, der: &[u8]) -> Result<()> {
+        let raw = self.ssl.as_ptr();
+        // SAFETY: `raw` is live; BoringSSL parses `der` (copying what it
+        // keeps) against the SSL's context and returns an owned session or
+        // null.
+        let sess = unsafe {
+            ffi::SSL_SESSION_from_bytes(der.as_ptr(), der.len(), ffi::SSL_get_SSL_CTX(raw))
+        };
+        if sess.is_null() {
+            clear_errors();
+            return Err(Error::TlsFail);
+        }
+        // SAFETY: `sess` is owned by us; SSL_set_session takes its own
+        // reference, so we release ours either way.
+        let rc = unsafe { ffi::SSL_set_session(raw, sess) };
+        // SAFETY: as above.
+        unsafe { ffi::SSL_SESSION_free(sess) };
+        if rc != 1 {
+            clear_errors();
+            return Err(Error::TlsFail);
+        }
+        Ok(())
+    }
+
+    /// Whether the handshake resumed a session.
+    pub fn is_resumed(&self) -> bool {
+        // SAFETY: `ssl` is live.
+        unsafe { ffi::SSL_session_reused(self.ssl.as_ptr()) == 1 }
     }
 
     /// Replaces our transport parameters before the handshake sends them

@@ -387,6 +387,44 @@ pub(crate) struct TlsInfo {
     pub(crate) server_name: Option<String>,
     pub(crate) peer_cert: Option<Vec<u8>>,
     pub(crate) alert: Option<u8>,
+    pub(crate) resumed: bool,
+    /// Client: the latest resumable session (see [`Connection::session`]).
+    pub(crate) session: Option<Box<[u8]>>,
+}
+
+/// The format of [`Connection::session`]: a format byte, then the TLS
+/// session and the server's transport parameters, each with a varint
+/// length.
+const SESSION_FORMAT: u8 = 1;
+
+fn encode_session(tls_session: &[u8], params: &[u8]) -> Box<[u8]> {
+    let mut out = vec![0u8; 1 + 8 + tls_session.len() + 8 + params.len()];
+    let mut b = crate::octets::OctetsMut::with_slice(&mut out);
+    // The buffer is sized for the worst case: none of these can fail.
+    let ok = b.put_u8(SESSION_FORMAT).is_ok()
+        && b.put_varint(tls_session.len() as u64).is_ok()
+        && b.put_bytes(tls_session).is_ok()
+        && b.put_varint(params.len() as u64).is_ok()
+        && b.put_bytes(params).is_ok();
+    debug_assert!(ok);
+    let n = b.off();
+    out.truncate(n);
+    out.into_boxed_slice()
+}
+
+/// The TLS session and transport parameters of a stored session.
+fn decode_session(session: &[u8]) -> Result<(&[u8], &[u8])> {
+    let mut b = crate::octets::Octets::with_slice(session);
+    let bad = |_| Error::TlsFail;
+    if b.get_u8().map_err(bad)? != SESSION_FORMAT {
+        return Err(Error::TlsFail);
+    }
+    let tls = b.get_bytes_with_varint_length().map_err(bad)?;
+    let params = b.get_bytes_with_varint_length().map_err(bad)?;
+    if b.cap() != 0 {
+        return Err(Error::TlsFail);
+    }
+    Ok((tls, params))
 }
 
 /// A QUIC connection.
@@ -457,6 +495,8 @@ pub struct Connection {
     /// Client: PINGs sent to a silent server since it last sent anything
     /// ack-eliciting (see `stall_probe_deadline`).
     pub(crate) stall_probes: u8,
+    /// Client: the ClientHello is still to be made (on the first send).
+    pub(crate) hello_pending: bool,
     /// Whether a CONNECTION_CLOSE should be (re)sent now.
     pub(crate) send_close: bool,
 
@@ -668,6 +708,7 @@ impl Connection {
             peer_error: None,
             timed_out: false,
             stall_probes: 0,
+            hello_pending: false,
             send_close: false,
             pending: Pending::default(),
             dgrams: None,
@@ -686,8 +727,9 @@ impl Connection {
         } else {
             let dcid = conn.odcid.clone();
             conn.install_initial_keys(&dcid)?;
-            // Start the handshake: produces the ClientHello.
-            conn.drive_handshake(Instant::now())?;
+            // The ClientHello is made on the first send (or receive), so
+            // that `set_session` can still offer a session for it.
+            conn.hello_pending = true;
         }
         Ok(conn)
     }
@@ -1235,9 +1277,38 @@ impl Connection {
         self.timed_out
     }
 
-    /// Whether the connection was resumed from a session ticket.
+    /// Whether the handshake resumed an earlier session (RFC 9001 §4.5).
     pub fn is_resumed(&self) -> bool {
-        false
+        match &self.tls {
+            Some(t) => t.is_resumed(),
+            None => self.tls_info.resumed,
+        }
+    }
+
+    /// The latest session the server made resumable (client only): store
+    /// it, and hand it to [`Connection::set_session`] of a later
+    /// connection to the same server. It holds the TLS session (with its
+    /// ticket) and the server's transport parameters. `None` until a
+    /// NewSessionTicket has arrived (shortly after the handshake).
+    pub fn session(&self) -> Option<&[u8]> {
+        self.tls_info.session.as_deref()
+    }
+
+    /// Offers a session from [`Connection::session`] of an earlier
+    /// connection for resumption. Only a client, and only before it has
+    /// sent or received anything (the session goes into its ClientHello):
+    /// `InvalidState` otherwise; `TlsFail` for bytes that are not such a
+    /// session. If the server refuses it the handshake falls back to a
+    /// full one.
+    pub fn set_session(&mut self, session: &[u8]) -> Result<()> {
+        if self.is_server || !self.hello_pending {
+            return Err(Error::InvalidState);
+        }
+        let (tls_session, _params) = decode_session(session)?;
+        self.tls
+            .as_mut()
+            .ok_or(Error::InvalidState)?
+            .set_session(tls_session)
     }
 
     /// Whether the connection is in the early-data (0-RTT) stage.
@@ -1414,6 +1485,7 @@ impl Connection {
 
     /// Processes timers due at `now`.
     pub fn on_timeout_at(&mut self, now: Instant) {
+        self.release_lingering_tls(now);
         match self.close {
             CloseState::Closed => return,
             CloseState::Closing { until } | CloseState::Draining { until } => {
@@ -1497,5 +1569,7 @@ impl ExactSizeIterator for StreamIter {
 
 #[cfg(test)]
 mod migration_tests;
+#[cfg(test)]
+mod session_tests;
 #[cfg(test)]
 mod tests;

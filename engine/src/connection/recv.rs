@@ -27,6 +27,9 @@ impl Connection {
             return Err(Error::Done);
         }
         let len = buf.len();
+        if self.hello_pending {
+            self.send_client_hello(now)?;
+        }
         // RFC 9000 §9: "If a client receives packets from an unknown server
         // address, the client MUST discard these packets."
         if !self.is_server && !same_address(info.from, self.peer_addr) {
@@ -73,6 +76,9 @@ impl Connection {
                 });
                 self.enter_draining(now);
             }
+        }
+        if self.handshake_confirmed && self.tls.is_some() {
+            self.release_lingering_tls(now);
         }
         Ok(len)
     }
@@ -771,7 +777,7 @@ impl Connection {
                 if self.is_server {
                     return Err(Error::InvalidPacket);
                 }
-                self.confirm_handshake();
+                self.confirm_handshake(now);
             }
             Frame::Datagram { data, .. } => {
                 // RFC 9221 §3: DATAGRAM without having advertised support,
@@ -1152,6 +1158,7 @@ impl Connection {
                 break;
             }
         }
+        self.release_lingering_tls(now);
         Ok(())
     }
 
@@ -1195,6 +1202,12 @@ impl Connection {
         }
         if let Some(alert) = ev.alert {
             self.tls_info.alert = Some(alert);
+        }
+        if let Some(tls_session) = ev.session {
+            // The server's transport parameters go with the session
+            // (RFC 9000 §7.4.1: 0-RTT must respect the remembered ones).
+            let params = tls.peer_transport_params().unwrap_or_default();
+            self.tls_info.session = Some(super::encode_session(&tls_session, params));
         }
         if let Some(raw) = peer_params {
             self.apply_peer_transport_params(&raw)?;
@@ -1269,19 +1282,29 @@ impl Connection {
             // RFC 9001 §4.1.2: the server confirms the handshake when it
             // completes, and sends HANDSHAKE_DONE.
             self.pending.handshake_done = true;
-            self.confirm_handshake();
+            self.confirm_handshake(now);
         }
         self.restart_idle_timer(now);
         Ok(())
     }
 
     /// The handshake is confirmed: discard Handshake keys (RFC 9001 §4.9.2).
-    pub(crate) fn confirm_handshake(&mut self) {
+    pub(crate) fn confirm_handshake(&mut self, now: Instant) {
         if self.handshake_confirmed {
             return;
         }
         self.handshake_confirmed = true;
-        self.free_tls();
+        if !self.is_server && self.tls_info.session.is_none() {
+            // A server sends its NewSessionTicket with or soon after its
+            // HANDSHAKE_DONE (RFC 9001 §4.5): TLS stays until it comes, or
+            // for three PTOs if none does.
+            let linger = 3 * self.recovery.pto();
+            if let Some(tls) = self.tls.as_mut() {
+                tls.linger_until = Some(now + linger);
+            }
+        } else {
+            self.free_tls();
+        }
         self.peer_validated_address = true;
         self.recovery.set_peer_completed_address_validation();
         self.recovery.set_handshake_confirmed();
@@ -1289,10 +1312,11 @@ impl Connection {
         self.discard_space(Epoch::Handshake);
     }
 
-    /// Frees the TLS state once the handshake is confirmed: everything TLS
-    /// produced is in our crypto buffers, and QUIC needs no TLS after the
-    /// handshake (no resumption yet, so session tickets are not kept). It
-    /// is most of a connection's memory otherwise.
+    /// Frees the TLS state once the handshake is confirmed (a client:
+    /// and a session ticket has come, or waiting for one timed out):
+    /// everything TLS produced is in our crypto buffers, and QUIC needs no
+    /// TLS after the handshake. It is most of a connection's memory
+    /// otherwise.
     fn free_tls(&mut self) {
         if !self.handshake_complete {
             return;
@@ -1303,8 +1327,29 @@ impl Connection {
                 server_name: tls.server_name().map(str::to_string),
                 peer_cert: tls.peer_cert_der(),
                 alert: self.tls_info.alert,
+                resumed: tls.is_resumed(),
+                session: self.tls_info.session.take(),
             };
         }
+    }
+
+    /// A client's TLS kept for a session ticket goes once the ticket has
+    /// come or the wait is over.
+    pub(crate) fn release_lingering_tls(&mut self, now: Instant) {
+        let Some(tls) = &self.tls else {
+            return;
+        };
+        let due = tls.linger_until.is_some_and(|t| now >= t);
+        if due || self.handshake_confirmed && self.tls_info.session.is_some() {
+            self.free_tls();
+        }
+    }
+
+    /// Makes the ClientHello (deferred from `connect` so that a session
+    /// can be offered in it).
+    pub(crate) fn send_client_hello(&mut self, now: Instant) -> Result<()> {
+        self.hello_pending = false;
+        self.drive_handshake(now)
     }
 
     /// Drops a packet number space (RFC 9001 §4.9, RFC 9002 §6.4).

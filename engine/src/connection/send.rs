@@ -31,6 +31,9 @@ impl Connection {
         if out.is_empty() {
             return Err(Error::BufferTooShort);
         }
+        if self.hello_pending {
+            self.send_client_hello(now)?;
+        }
         match self.close {
             CloseState::Closed | CloseState::Draining { .. } => return Err(Error::Done),
             CloseState::Closing { .. } if !self.send_close => return Err(Error::Done),
