@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run -p tarte --example client -- [--no-verify] [--ca ca.pem] \
 //!     [--output DIR] [--timeout 30s] [--migrate-after BYTES] \
+//!     [--session-file PATH] \
 //!     https://127.0.0.1:4433/a https://127.0.0.1:4433/b
 //! ```
 //!
@@ -51,6 +52,10 @@ struct Args {
     /// from the new port, RFC 9000 §9.1) and move once it answered.
     #[arg(long, requires = "migrate_after")]
     probe_first: bool,
+    /// Resume the TLS session stored in this file, if it exists, and store
+    /// the server's newest one there (RFC 9001 §4.5).
+    #[arg(long, value_name = "PATH")]
+    session_file: Option<PathBuf>,
     /// URLs, `https://host:port/path`, all on the same host and port.
     #[arg(required = true)]
     urls: Vec<String>,
@@ -96,7 +101,18 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    let session = match &args.session_file {
+        Some(f) if f.exists() => match std::fs::read(f) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("error: {}: {e}", f.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let opts = hq::client::ClientOptions {
+        session,
         verify: !args.no_verify,
         ca: args.ca,
         timeout: args.timeout,
@@ -150,6 +166,15 @@ fn main() -> ExitCode {
     );
     if let Some(to) = report.migrated_to {
         eprintln!("migrated to {to}");
+    }
+    if let Some(f) = &args.session_file {
+        eprintln!("session resumed: {}", report.resumed);
+        if let Some(s) = &report.session {
+            if let Err(e) = std::fs::write(f, s) {
+                eprintln!("error: {}: {e}", f.display());
+                failed = true;
+            }
+        }
     }
     if failed {
         ExitCode::FAILURE

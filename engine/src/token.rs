@@ -18,6 +18,7 @@ use crate::cid::{ConnectionId, MAX_CONN_ID_LEN};
 const LABEL: &[u8] = b"tarte retry token v1";
 /// Domain separation of stateless reset tokens from the other derivations.
 const RESET_LABEL: &[u8] = b"tarte stateless reset v1";
+const TICKET_LABEL: &[u8] = b"tarte session ticket key v1";
 const MAC_LEN: usize = 32;
 
 /// How long a Retry token stays valid: a client answers a Retry within one
@@ -123,6 +124,18 @@ impl TokenKey {
         let mut t = [0u8; 16];
         t.copy_from_slice(&d[..16]);
         Ok(u128::from_be_bytes(t))
+    }
+
+    /// The key of the server's TLS session tickets under this secret
+    /// (for [`crate::Config::set_ticket_key`]): servers sharing the secret
+    /// resume each other's sessions, across restarts too.
+    pub fn ticket_key(&self) -> Result<[u8; 48], TokenError> {
+        let name = self.derive(&[TICKET_LABEL, b"name"])?;
+        let keys = self.derive(&[TICKET_LABEL, b"keys"])?;
+        let mut out = [0u8; 48];
+        out[..16].copy_from_slice(&name[..16]);
+        out[16..].copy_from_slice(&keys);
+        Ok(out)
     }
 
     fn mac(

@@ -7,12 +7,15 @@ failure or after --timeout. With --migrate the first URL is fetched alone,
 then the client changes its connection ID and moves to a new local UDP
 port (the old socket closed: RFC 9000 connection migration, as the interop
 runner's "connectionmigration" case does), prints "MIGRATED <old port>
-<new port>" and fetches the others on the same connection.
+<new port>" and fetches the others on the same connection. With
+--session-file the client resumes the session stored there, if any, stores
+the server's newest ticket there and prints "RESUMED <True|False>".
 """
 
 import argparse
 import asyncio
 import os
+import pickle
 import socket
 import ssl
 import sys
@@ -98,8 +101,14 @@ async def run(args) -> int:
     if args.chacha:
         config.cipher_suites = [CipherSuite.CHACHA20_POLY1305_SHA256]
     config.server_name = args.server_name or host
+    tickets = []
+    if args.session_file and os.path.exists(args.session_file):
+        with open(args.session_file, "rb") as f:
+            config.session_ticket = pickle.load(f)
     start = time.monotonic()
-    async with connect(host, port, configuration=config, create_protocol=HqClientProtocol) as client:
+    async with connect(
+        host, port, configuration=config, create_protocol=HqClientProtocol, session_ticket_handler=tickets.append
+    ) as client:
         paths = [u.path or "/" for u in urls]
         if args.migrate:
             first = await asyncio.gather(client.get(paths[0]), return_exceptions=True)
@@ -109,6 +118,11 @@ async def run(args) -> int:
         else:
             bodies = await asyncio.gather(*(client.get(p) for p in paths), return_exceptions=True)
         print(f"HANDSHAKE {client.handshake}", flush=True)
+        if args.session_file:
+            print(f"RESUMED {client._quic.tls.session_resumed}", flush=True)
+            if tickets:
+                with open(args.session_file, "wb") as f:
+                    pickle.dump(tickets[-1], f)
         # Connection set-up and every response, without interpreter start-up.
         print(f"ELAPSED {time.monotonic() - start:.4f}", flush=True)
         failed = 0
@@ -132,6 +146,7 @@ def main():
     p.add_argument("--chacha", action="store_true", help="offer only TLS_CHACHA20_POLY1305_SHA256")
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--migrate", action="store_true", help="move to a new local port after the first URL")
+    p.add_argument("--session-file", help="resume the session stored here; store the newest ticket here")
     p.add_argument("urls", nargs="+")
     args = p.parse_args()
     try:

@@ -46,7 +46,10 @@ class HqServerProtocol(QuicConnectionProtocol):
             self._h0 = H0Connection(self._quic)
         if isinstance(event, HandshakeCompleted):
             suite = self._quic.tls.key_schedule.cipher_suite
-            print(f"HANDSHAKE cipher={suite.name} alpn={event.alpn_protocol}", flush=True)
+            print(
+                f"HANDSHAKE cipher={suite.name} alpn={event.alpn_protocol} resumed={event.session_resumed}",
+                flush=True,
+            )
         if self._h0 is None:
             return
         for ev in self._h0.handle_event(event):
@@ -78,12 +81,17 @@ async def main():
     if args.chacha:
         config.cipher_suites = [CipherSuite.CHACHA20_POLY1305_SHA256]
     root = os.path.realpath(args.root)
+    # Session tickets for resumption: aioquic keeps them server-side, by
+    # ticket (each one usable once, as RFC 8446 §8.1 suggests).
+    tickets = {}
     server = await serve(
         args.host,
         args.port,
         configuration=config,
         create_protocol=partial(HqServerProtocol, root=root),
         retry=args.retry,
+        session_ticket_fetcher=lambda t: tickets.pop(t, None),
+        session_ticket_handler=lambda t: tickets.__setitem__(t.ticket, t),
     )
     port = server._transport.get_extra_info("sockname")[1]
     print(f"LISTENING {port}", flush=True)

@@ -237,6 +237,40 @@ fn tarte_client_aioquic_server_retry() {
     assert!(hs.contains("alpn=hq-interop"), "{hs}");
 }
 
+#[test]
+fn tarte_client_aioquic_server_resumes() {
+    let _g = serial();
+    let body = random_bytes(300_000);
+    let dir = TempDir::new("aioq-resume");
+    let root = dir.path().join("www");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("r.bin"), &body).unwrap();
+    let mut server = AioquicServer::start(dir.path(), &root, &[]);
+    let urls = [server.url("/r.bin")];
+    let mut opts = client_opts(20);
+    let first = fetch(&urls, &opts)
+        .unwrap_or_else(|e| panic!("first: {e:#}\naioquic:\n{}", server.proc.log()));
+    assert_eq!(first.responses[0].result.as_ref().unwrap(), &body);
+    assert!(!first.resumed);
+    let hs = server.proc.wait_line("HANDSHAKE ", Duration::from_secs(5));
+    assert!(hs.contains("resumed=False"), "{hs}");
+    // aioquic's NewSessionTicket, stored with its transport parameters.
+    opts.session = Some(first.session.expect("a session ticket from aioquic"));
+    let second = fetch(&urls, &opts)
+        .unwrap_or_else(|e| panic!("resuming: {e:#}\naioquic:\n{}", server.proc.log()));
+    assert_eq!(second.responses[0].result.as_ref().unwrap(), &body);
+    assert!(second.resumed, "the tarte client did not resume");
+    let hs = server.proc.wait_line("HANDSHAKE ", Duration::from_secs(5));
+    assert!(hs.contains("resumed=True"), "{hs}");
+    // A fresh ticket came on the resumed connection too; aioquic takes
+    // each ticket once, so the first one no longer resumes.
+    assert!(second.session.is_some());
+    let third = fetch(&urls, &opts)
+        .unwrap_or_else(|e| panic!("third: {e:#}\naioquic:\n{}", server.proc.log()));
+    assert_eq!(third.responses[0].result.as_ref().unwrap(), &body);
+    assert!(!third.resumed);
+}
+
 /// What the aioquic client reported.
 struct ClientRun {
     /// Its HANDSHAKE line (cipher, ALPN, Retry count).
@@ -443,6 +477,30 @@ fn aioquic_client_tarte_server_retry() {
     assert_eq!(load(&side.stats().tokens_accepted), 1);
     assert_eq!(load(&side.stats().tokens_rejected), 0);
     assert_eq!(load(&side.stats().established), 1);
+}
+
+#[test]
+fn aioquic_client_tarte_server_resumes() {
+    let _g = serial();
+    let body = random_bytes(300_000);
+    let side = TarteSide::start(false, &[("r.bin", &body)]);
+    let session = side.dir.path().join("session.pickle");
+    let session_arg = session.display().to_string();
+    let flags = ["--session-file", &session_arg];
+    let mut runs = Vec::new();
+    for i in 0..3 {
+        let out = side.dir.path().join(format!("out{i}"));
+        let urls = [side.server.url("/r.bin")];
+        let log = aioquic_fetch(&out, &urls, &flags, Duration::from_secs(20));
+        assert_eq!(std::fs::read(out.join("r.bin")).unwrap(), body);
+        runs.push(log.contains("RESUMED True"));
+        assert!(session.exists(), "no ticket from the tarte server:\n{log}");
+    }
+    // The first run has nothing to resume; each later one resumes the
+    // ticket of the run before.
+    assert_eq!(runs, [false, true, true]);
+    assert_eq!(load(&side.stats().established), 3);
+    assert_eq!(load(&side.stats().resumed), 2);
 }
 
 #[test]

@@ -36,6 +36,9 @@ pub struct ClientOptions {
     /// With `migrate_after`: validate the new path first (RFC 9000 §9.1,
     /// `probe_path`) and move once it is validated.
     pub probe_first: bool,
+    /// A session from an earlier connection's [`Report::session`], offered
+    /// for resumption (RFC 9001 §4.5).
+    pub session: Option<Vec<u8>>,
 }
 
 impl Default for ClientOptions {
@@ -49,6 +52,7 @@ impl Default for ClientOptions {
             key_update_every: None,
             migrate_after: None,
             probe_first: false,
+            session: None,
         }
     }
 }
@@ -79,6 +83,10 @@ pub struct Report {
     pub peer_error: Option<ConnectionError>,
     /// The local address the connection migrated to, if it did.
     pub migrated_to: Option<SocketAddr>,
+    /// Whether the handshake resumed the offered session.
+    pub resumed: bool,
+    /// The newest session the server made resumable, if it sent a ticket.
+    pub session: Option<Vec<u8>>,
 }
 
 impl Report {
@@ -166,6 +174,10 @@ pub fn fetch(urls: &[String], opts: &ClientOptions) -> anyhow::Result<Report> {
     boring::rand::rand_bytes(&mut scid)?;
     let scid = ConnectionId::from_ref(&scid);
     let mut conn = tarte::connect(Some(&first.host), &scid, local, peer, &mut config)?;
+    if let Some(session) = &opts.session {
+        conn.set_session(session)
+            .map_err(|e| anyhow::anyhow!("stored session refused: {e:?}"))?;
+    }
     let start = Instant::now();
     let deadline = start + opts.timeout;
     let mut path = ClientPath {
@@ -188,6 +200,8 @@ pub fn fetch(urls: &[String], opts: &ClientOptions) -> anyhow::Result<Report> {
     let migrated_to = path.migrated_to;
     Ok(Report {
         migrated_to,
+        resumed: conn.is_resumed(),
+        session: conn.session().map(<[u8]>::to_vec),
         elapsed: start.elapsed(),
         handshake_time: handshake_time.saturating_duration_since(start),
         stats: conn.stats(),

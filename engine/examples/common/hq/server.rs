@@ -91,6 +91,8 @@ pub struct ServerStats {
     /// Client address changes a connection followed (migrations and NAT
     /// rebindings, RFC 9000 §9).
     pub migrations: AtomicU64,
+    /// Connections whose handshake resumed a session (RFC 9001 §4.5).
+    pub resumed: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -255,7 +257,14 @@ impl Server {
             if sc.conn.is_established() && !sc.established {
                 sc.established = true;
                 bump(&self.stats.established);
-                tracing::info!(trace_id = sc.conn.trace_id(), "established");
+                if sc.conn.is_resumed() {
+                    bump(&self.stats.resumed);
+                }
+                tracing::info!(
+                    trace_id = sc.conn.trace_id(),
+                    resumed = sc.conn.is_resumed(),
+                    "established"
+                );
             }
             if sc.established {
                 issue_spare_ids(&mut sc.conn, key, &self.key, &mut self.aliases)?;
