@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tarte_dataplane::backend::BackendKind;
 use tarte_dataplane::serve::app::{pattern_byte, INDEX_HTML};
 use tarte_dataplane::serve::{ServeOptions, Server};
-use tarte_tests::interop::drive;
+use tarte_tests::interop::{drive, TempDir};
 use tarte_tests::relay::{lossy, Relay};
 
 fn start(f: impl FnOnce(&mut ServeOptions)) -> Server {
@@ -288,6 +288,49 @@ fn assert_bodies(lines: &[serde_json::Value], paths: &[&str]) {
         })
         .collect();
     assert_eq!(got, want);
+}
+
+/// aioquic's HTTP/3 client fetching `/bytes/5000` with the session file
+/// `session`; returns whether it resumed the session stored there.
+fn aioquic_resumes(port: u16, session: &std::path::Path) -> bool {
+    let session = session.display().to_string();
+    let lines = aioquic_h3(port, &["--path", "/bytes/5000", "--session-file", &session]);
+    assert_bodies(&lines, &["/bytes/5000"]);
+    let stats = lines.iter().find(|v| v.get("stats").is_some()).unwrap();
+    stats["resumed"].as_bool().unwrap()
+}
+
+#[test]
+fn aioquic_client_resumes_on_any_worker_and_after_a_restart() {
+    let secret = [0x17u8; 32];
+    let dir = TempDir::new("serve-resume");
+    let session = dir.path().join("ticket.pickle");
+    let server = start(|o| {
+        o.workers = 2;
+        o.secret = Some(secret);
+    });
+    let port = server.local_addr().port();
+    // Each run is a new connection from a new port, so SO_REUSEPORT spreads
+    // them over both workers; the ticket key is common to all.
+    let runs: Vec<bool> = (0..4).map(|_| aioquic_resumes(port, &session)).collect();
+    assert_eq!(runs, [false, true, true, true]);
+    wait_for(&server, "3 resumed of 4", |c| {
+        c.conns_accepted == 4 && c.conns_resumed == 3
+    });
+    server.stop();
+    server.join().unwrap();
+    // A restarted server with the same secret resumes the last ticket.
+    let server = start(|o| o.secret = Some(secret));
+    assert!(aioquic_resumes(server.local_addr().port(), &session));
+    wait_for(&server, "resumed after restart", |c| c.conns_resumed == 1);
+    server.stop();
+    server.join().unwrap();
+    // One with another secret cannot open it: a full handshake instead.
+    let server = start(|o| o.secret = Some([0x18u8; 32]));
+    assert!(!aioquic_resumes(server.local_addr().port(), &session));
+    wait_for(&server, "full handshake", |c| {
+        c.conns_accepted == 1 && c.conns_resumed == 0
+    });
 }
 
 #[test]

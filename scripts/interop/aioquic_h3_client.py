@@ -21,6 +21,8 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
+import pickle
 import socket
 import sys
 
@@ -147,6 +149,7 @@ async def main():
     ap.add_argument("--goaway", action="store_true")
     ap.add_argument("--migrate", action="store_true")
     ap.add_argument("--migrate-after", type=int, default=0)
+    ap.add_argument("--session-file", help="resume the ticket stored here; store the newest one here")
     a = ap.parse_args()
     cfg = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=False, max_stream_data=20_000_000, max_data=100_000_000)
     import ssl
@@ -154,7 +157,13 @@ async def main():
     body = pattern(a.body_size) if a.body_size >= 0 else None
     trailers = [tuple(t.split("=", 1)) for t in a.trailer]
     paths = [p for p in a.path for _ in range(a.count)]
-    async with connect("127.0.0.1", a.port, configuration=cfg, create_protocol=Client) as c:
+    tickets = []
+    if a.session_file and os.path.exists(a.session_file):
+        with open(a.session_file, "rb") as f:
+            cfg.session_ticket = pickle.load(f)
+    async with connect(
+        "127.0.0.1", a.port, configuration=cfg, create_protocol=Client, session_ticket_handler=tickets.append
+    ) as c:
         # Wait for the peer's SETTINGS so that our encoder may use its
         # dynamic table from the first request.
         for _ in range(500):
@@ -189,7 +198,10 @@ async def main():
             c.close()
             await c.wait_closed()
             c._transport.close()
-        print(json.dumps({"stats": True, "encoder_bytes_received": h._encoder_bytes_received, "decoder_bytes_received": h._decoder_bytes_received, "encoder_bytes_sent": h._encoder_bytes_sent, "decoder_bytes_sent": h._decoder_bytes_sent, "goaways": c.goaways}), flush=True)
+        if a.session_file and tickets:
+            with open(a.session_file, "wb") as f:
+                pickle.dump(tickets[-1], f)
+        print(json.dumps({"stats": True, "resumed": c._quic.tls.session_resumed, "encoder_bytes_received": h._encoder_bytes_received, "decoder_bytes_received": h._decoder_bytes_received, "encoder_bytes_sent": h._encoder_bytes_sent, "decoder_bytes_sent": h._decoder_bytes_sent, "goaways": c.goaways}), flush=True)
 
 
 if __name__ == "__main__":

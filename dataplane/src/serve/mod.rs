@@ -145,6 +145,15 @@ impl Shared {
         c.load_priv_key_from_pem(&self.key)
             .map_err(q("private key"))?;
         c.set_application_protos(&[b"h3"]).map_err(q("ALPN"))?;
+        // Every worker seals session tickets with the key of the static
+        // secret: a client resumes on any worker, and after a restart
+        // with the same --secret-file.
+        let ticket_key = self
+            .token_key
+            .ticket_key()
+            .map_err(|_| ServeError::Config("deriving the session ticket key".into()))?;
+        c.set_ticket_key(&ticket_key)
+            .map_err(q("session ticket key"))?;
         c.set_max_idle_timeout(self.idle_timeout_ms);
         c.set_max_recv_udp_payload_size(1472);
         c.set_max_send_udp_payload_size(1472);

@@ -55,6 +55,8 @@ counters! {
     conns_closed,
     /// Connections open now.
     conns_active,
+    /// Connections whose handshake resumed a session (RFC 9001 §4.5).
+    conns_resumed,
     /// HTTP/3 requests answered.
     requests,
     /// Version Negotiation packets sent.

@@ -50,6 +50,8 @@ struct Conn {
     /// the engine's at the next service pass (one comparison per packet,
     /// no lookup).
     peer_moved: bool,
+    /// Whether the established connection was counted (`conns_resumed`).
+    counted: bool,
 }
 
 impl Conn {
@@ -86,6 +88,10 @@ impl Conn {
             self.conn.is_closed() || self.conn.is_draining() || self.conn.local_error().is_some();
         if !self.conn.is_established() || leaving {
             return;
+        }
+        if !self.counted {
+            self.counted = true;
+            c.conns_resumed += u64::from(self.conn.is_resumed());
         }
         // RFC 9000 §9.5: a client moving to a new path MUST use an ID of
         // ours it has not used; §5.1.1: at most its
@@ -462,6 +468,7 @@ impl State {
             dirty: false,
             peer: meta.src,
             peer_moved: false,
+            counted: false,
         };
         let i = match self.free.pop() {
             Some(i) => {

@@ -45,8 +45,9 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     retry: bool,
     /// File holding the server's static secret, 64 hex digits (Retry and
-    /// stateless reset tokens): with the same secret a restarted server
-    /// resets the connections it lost. Default: a random secret.
+    /// stateless reset tokens, the session ticket key): with the same
+    /// secret a restarted server resets the connections it lost and
+    /// resumes its earlier sessions. Default: a random secret.
     #[arg(long, value_name = "PATH")]
     secret_file: Option<PathBuf>,
     /// Open connections per worker.
@@ -75,9 +76,10 @@ fn read_secret(path: &std::path::Path) -> anyhow::Result<[u8; 32]> {
 fn line(t: &Counters, prev: &Counters, secs: f64) -> String {
     let rate = |a: u64, b: u64| (a - b) as f64 / secs.max(1e-9);
     format!(
-        "conns {} open ({} accepted) | req {} ({:.0}/s) | rx {} pkts {:.1} Mbit/s | tx {} pkts {:.1} Mbit/s | vn {} retry {} reset {} refused {} dropped {} handoff {} tx_err {} | paths {} cids {}",
+        "conns {} open ({} accepted, {} resumed) | req {} ({:.0}/s) | rx {} pkts {:.1} Mbit/s | tx {} pkts {:.1} Mbit/s | vn {} retry {} reset {} refused {} dropped {} handoff {} tx_err {} | paths {} cids {}",
         t.conns_active,
         t.conns_accepted,
+        t.conns_resumed,
         t.requests,
         rate(t.requests, prev.requests),
         t.rx_packets,
