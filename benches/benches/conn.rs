@@ -1,6 +1,7 @@
 //! Connection benchmarks, one thread running both endpoints with packets
 //! handed over in memory (1350-byte datagrams, CUBIC):
-//! - handshakes/s with X25519 + ECDSA P-256 and with the default groups
+//! - handshakes/s with X25519 + ECDSA P-256 and with the default groups,
+//!   and resumed (PSK + X25519) against 2 X25519 key generations + derivations
 //!   (X25519MLKEM768 first), against the crypto ceiling measured in the
 //!   same run: 2 X25519 key generations + 2 derivations + ECDSA P-256 sign
 //!   and verify;
@@ -16,7 +17,7 @@ use boring::nid::Nid;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tarte_benches::{
     aead_ceiling, bulk_once, bulk_streaming_once, configs, crypto_ceiling_once, handshake_once,
-    BULK,
+    resumed_handshake_once, resumption_ceiling_once, session_of, BULK,
 };
 
 fn handshakes(c: &mut Criterion) {
@@ -36,6 +37,11 @@ fn handshakes(c: &mut Criterion) {
     g.bench_function("ceiling/2x25519_ecdsa_sign_verify", |b| {
         b.iter(|| crypto_ceiling_once(&ec, &digest))
     });
+    let session = session_of(&mut c1, &mut s1);
+    g.bench_function("tarte/resumed_x25519", |b| {
+        b.iter(|| resumed_handshake_once(&mut c1, &mut s1, &session))
+    });
+    g.bench_function("ceiling/2x25519", |b| b.iter(resumption_ceiling_once));
     g.finish();
 }
 

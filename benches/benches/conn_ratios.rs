@@ -3,6 +3,8 @@
 //! machine's drift hits both sides alike):
 //! - handshakes/s (X25519 + ECDSA P-256) against 2 X25519 key generations
 //!   + 2 derivations + ECDSA P-256 sign and verify;
+//! - resumed handshakes/s (PSK + X25519, RFC 9001 §4.5) against the same
+//!   without the signature;
 //! - bulk goodput of 256 MiB (whole flights, and streaming in batches of
 //!   16 datagrams, the latter also with the application's data handed over
 //!   by `stream_send_shared` instead of copied) against BoringSSL
@@ -19,7 +21,7 @@ use boring::ec::{EcGroup, EcKey};
 use boring::nid::Nid;
 use tarte_benches::{
     aead_ceiling, bulk_once, bulk_streaming, bulk_streaming_once, configs, crypto_ceiling_once,
-    handshake_once, BULK,
+    handshake_once, resumed_handshake_once, resumption_ceiling_once, session_of, BULK,
 };
 
 const ROUNDS: usize = 10;
@@ -48,7 +50,10 @@ fn main() {
     // Warm-up: caches, allocator, BoringSSL's one-time set-up.
     per_op(200, || handshake_once(&mut c, &mut s));
     per_op(200, || crypto_ceiling_once(&ec, &digest));
+    let session = session_of(&mut c, &mut s);
+    per_op(200, || resumed_handshake_once(&mut c, &mut s, &session));
     let (mut hs, mut hs_ceiling) = (Duration::MAX, Duration::MAX);
+    let (mut res, mut res_ceiling) = (Duration::MAX, Duration::MAX);
     for _ in 0..ROUNDS {
         hs = hs.min(per_op(HANDSHAKES_PER_ROUND, || {
             handshake_once(&mut c, &mut s)
@@ -56,6 +61,10 @@ fn main() {
         hs_ceiling = hs_ceiling.min(per_op(HANDSHAKES_PER_ROUND, || {
             crypto_ceiling_once(&ec, &digest)
         }));
+        res = res.min(per_op(HANDSHAKES_PER_ROUND, || {
+            resumed_handshake_once(&mut c, &mut s, &session)
+        }));
+        res_ceiling = res_ceiling.min(per_op(HANDSHAKES_PER_ROUND, resumption_ceiling_once));
     }
 
     let (_, packets, _, _) = bulk_once();
@@ -82,6 +91,14 @@ fn main() {
         1.0 / hs_ceiling.as_secs_f64(),
         hs_ceiling.as_secs_f64() * 1e6,
         pct(hs_ceiling, hs)
+    );
+    println!(
+        "resumed handshakes/s (PSK, X25519) {:>9.0}/s ({:>6.1} µs) {:>9.0}/s ({:>6.1} µs) {:>5.1}%",
+        1.0 / res.as_secs_f64(),
+        res.as_secs_f64() * 1e6,
+        1.0 / res_ceiling.as_secs_f64(),
+        res_ceiling.as_secs_f64() * 1e6,
+        pct(res_ceiling, res)
     );
     for (name, d, ceil, n) in [
         ("bulk 256 MiB, whole flights", flights, ceiling, packets),

@@ -1,8 +1,8 @@
 //! Runs one workload in a loop, for a profiler:
-//! `perf record cargo run --release -p tarte-benches --example profile -- bulk|streaming|handshake [N]`.
+//! `perf record cargo run --release -p tarte-benches --example profile -- bulk|streaming|handshake|handshake-ceiling [N]`.
 #![allow(missing_docs)]
 
-use tarte_benches::{bulk_once, bulk_streaming_once, configs, handshake_once};
+use tarte_benches::{bulk_once, bulk_streaming_once, configs, crypto_ceiling_once, handshake_once};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -18,6 +18,12 @@ fn main() {
         "handshake" => {
             let (mut c, mut s) = configs(Some("X25519"));
             (0..n * 1000).for_each(|_| handshake_once(&mut c, &mut s));
+        }
+        "handshake-ceiling" => {
+            let group = boring::ec::EcGroup::from_curve_name(boring::nid::Nid::X9_62_PRIME256V1)
+                .expect("P-256");
+            let ec = boring::ec::EcKey::generate(&group).expect("P-256 key");
+            (0..n * 1000).for_each(|_| crypto_ceiling_once(&ec, &[7u8; 32]));
         }
         other => {
             eprintln!("unknown workload {other}: bulk, streaming or handshake");

@@ -39,9 +39,27 @@ pub fn handshake_once(c: &mut tarte::Config, s: &mut tarte::Config) {
     black_box(p.client.is_established());
 }
 
-/// The crypto a handshake cannot avoid: two X25519 key generations, two
-/// derivations, one ECDSA P-256 signature and its verification.
-pub fn crypto_ceiling_once(ec: &EcKey<boring::pkey::Private>, digest: &[u8; 32]) {
+/// A session of `s`'s server for [`resumed_handshake_once`]: one full
+/// handshake, run until the NewSessionTicket arrived.
+pub fn session_of(c: &mut tarte::Config, s: &mut tarte::Config) -> Vec<u8> {
+    let mut p = Pipe::with_configs(c, s, zero_delay(), zero_delay()).unwrap();
+    p.handshake().unwrap();
+    p.run_until(100, |p| p.client.session().is_some()).unwrap();
+    p.client.session().unwrap().to_vec()
+}
+
+/// One resumed handshake (PSK with X25519, RFC 8446 §2.2: no certificate,
+/// no signature) between a fresh client and server in memory.
+pub fn resumed_handshake_once(c: &mut tarte::Config, s: &mut tarte::Config, session: &[u8]) {
+    let mut p = Pipe::with_configs(c, s, zero_delay(), zero_delay()).unwrap();
+    p.client.set_session(session).unwrap();
+    p.handshake().unwrap();
+    assert!(p.client.is_resumed());
+}
+
+/// The crypto a resumed handshake cannot avoid: two X25519 key
+/// generations and two derivations.
+pub fn resumption_ceiling_once() {
     let a = PKey::generate(Id::X25519).unwrap();
     let b = PKey::generate(Id::X25519).unwrap();
     let mut d = Deriver::new(&a).unwrap();
@@ -50,6 +68,12 @@ pub fn crypto_ceiling_once(ec: &EcKey<boring::pkey::Private>, digest: &[u8; 32])
     let mut d = Deriver::new(&b).unwrap();
     d.set_peer(&a).unwrap();
     black_box(d.derive_to_vec().unwrap());
+}
+
+/// The crypto a handshake cannot avoid: two X25519 key generations, two
+/// derivations, one ECDSA P-256 signature and its verification.
+pub fn crypto_ceiling_once(ec: &EcKey<boring::pkey::Private>, digest: &[u8; 32]) {
+    resumption_ceiling_once();
     let sig = EcdsaSig::sign(digest, ec).unwrap();
     assert!(sig.verify(digest, ec).unwrap());
 }
