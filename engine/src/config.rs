@@ -43,6 +43,7 @@ struct TlsSettings {
     grease: bool,
     ticket_key: Option<[u8; 48]>,
     no_tickets: bool,
+    early_data: bool,
 }
 
 impl Config {
@@ -317,6 +318,22 @@ impl Config {
         Ok(())
     }
 
+    /// Enables 0-RTT (RFC 9001 §4.6): a client resuming a session that
+    /// allows it sends stream data before the handshake completes
+    /// (`is_in_early_data`); a server issues tickets that allow it and
+    /// accepts such data. 0-RTT data can be replayed by an attacker
+    /// (RFC 8446 §8): a server should act on it only where that is
+    /// harmless, like idempotent requests.
+    pub fn enable_early_data(&mut self) {
+        self.tls.early_data = true;
+        self.tls_changed();
+    }
+
+    /// Whether 0-RTT is enabled.
+    pub(crate) fn early_data(&self) -> bool {
+        self.tls.early_data
+    }
+
     /// Whether a server issues session tickets (default on): without them
     /// clients cannot resume, and each handshake saves sealing one.
     pub fn set_session_tickets(&mut self, enabled: bool) {
@@ -405,6 +422,9 @@ fn build_ctx(tls: &TlsSettings, is_server: bool) -> Result<SslContext> {
         }
     } else {
         crate::tls::install_client_session_callback(b.as_ptr());
+    }
+    if tls.early_data {
+        crate::tls::enable_early_data(b.as_ptr());
     }
     let mut wire = Vec::new();
     for p in &tls.alpn {

@@ -91,6 +91,8 @@ pub struct Events {
     /// A session the server's NewSessionTicket made resumable, serialized
     /// (client only; the latest one wins).
     pub session: Option<Vec<u8>>,
+    /// The server rejected our 0-RTT (client; RFC 9001 §4.6.2).
+    pub early_data_rejected: bool,
 }
 
 /// The process-wide ex-data index that carries `*mut Events`.
@@ -275,6 +277,13 @@ pub(crate) fn set_server_tickets(ctx: *mut ffi::SSL_CTX, key: Option<&[u8; 48]>)
     Ok(())
 }
 
+/// Lets a context offer (client) or accept (server) 0-RTT; a server also
+/// needs [`Handshake::set_early_data_context`] per connection.
+pub(crate) fn enable_early_data(ctx: *mut ffi::SSL_CTX) {
+    // SAFETY: `ctx` comes from a live SslContextBuilder.
+    unsafe { ffi::SSL_CTX_set_early_data_enabled(ctx, 1) };
+}
+
 /// Installs the QUIC method on a context under construction.
 pub(crate) fn install_quic_method(ctx: *mut ffi::SSL_CTX) -> Result<()> {
     // SAFETY: `ctx` comes from a live SslContextBuilder and QUIC_METHOD is a
@@ -367,6 +376,59 @@ impl Handshake {
         Ok(())
     }
 
+    /// Server: what 0-RTT depends on (RFC 9001 §4.6.3), stored in the
+    /// tickets it issues; a ticket with another context gets its 0-RTT
+    /// rejected.
+    pub fn set_early_data_context(&mut self, context: &[u8]) -> Result<()> {
+        // SAFETY: the SSL is live; BoringSSL copies the context.
+        let rc = unsafe {
+            ffi::SSL_set_quic_early_data_context(self.ssl.as_ptr(), context.as_ptr(), context.len())
+        };
+        if rc != 1 {
+            clear_errors();
+            return Err(Error::TlsFail);
+        }
+        Ok(())
+    }
+
+    /// Whether the offered session allows 0-RTT (client, after
+    /// [`Handshake::set_session`]).
+    pub fn session_allows_early_data(&self) -> bool {
+        // SAFETY: the SSL is live; the session pointer, if any, is owned
+        // by it for the duration of the call.
+        unsafe {
+            let sess = ffi::SSL_get_session(self.ssl.as_ptr());
+            !sess.is_null() && ffi::SSL_SESSION_early_data_capable(sess) == 1
+        }
+    }
+
+    /// Whether the handshake is at the stage of sending (client) or
+    /// receiving (server) 0-RTT data.
+    pub fn in_early_data(&self) -> bool {
+        // SAFETY: the SSL is live.
+        unsafe { ffi::SSL_in_early_data(self.ssl.as_ptr()) == 1 }
+    }
+
+    /// Why 0-RTT was or was not used, in BoringSSL's words.
+    pub fn early_data_reason(&self) -> &'static str {
+        // SAFETY: the SSL is live; BoringSSL returns a static string or
+        // null.
+        unsafe {
+            let r = ffi::SSL_get_early_data_reason(self.ssl.as_ptr());
+            let p = ffi::SSL_early_data_reason_string(r);
+            if p.is_null() {
+                return "unknown";
+            }
+            std::ffi::CStr::from_ptr(p).to_str().unwrap_or("unknown")
+        }
+    }
+
+    /// Whether the server accepted 0-RTT.
+    pub fn early_data_accepted(&self) -> bool {
+        // SAFETY: the SSL is live.
+        unsafe { ffi::SSL_early_data_accepted(self.ssl.as_ptr()) == 1 }
+    }
+
     /// Whether the handshake resumed a session.
     pub fn is_resumed(&self) -> bool {
         // SAFETY: `ssl` is live.
@@ -433,10 +495,21 @@ impl Handshake {
             (rc, err)
         });
         if rc == 1 {
-            return Ok(true);
+            // With 0-RTT, BoringSSL returns early (client: ClientHello
+            // sent; server: early data accepted), before the handshake is
+            // complete.
+            return Ok(!self.in_early_data());
         }
         match err {
             ffi::SSL_ERROR_WANT_READ | ffi::SSL_ERROR_WANT_WRITE => Ok(false),
+            ffi::SSL_ERROR_EARLY_DATA_REJECTED => {
+                // RFC 9001 §4.6.2: the handshake goes on without 0-RTT;
+                // the connection takes back what it sent in it.
+                self.events.early_data_rejected = true;
+                // SAFETY: the SSL is live and reported this very state.
+                unsafe { ffi::SSL_reset_early_data_reject(self.ssl.as_ptr()) };
+                self.do_handshake()
+            }
             _ => {
                 tracing::debug!(err, "TLS handshake failed");
                 clear_errors();

@@ -392,6 +392,47 @@ pub(crate) struct TlsInfo {
     pub(crate) session: Option<Box<[u8]>>,
 }
 
+/// Where a connection stands with 0-RTT (RFC 9001 §4.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EarlyData {
+    /// Not enabled in the config.
+    Off,
+    /// Enabled; nothing offered (client) or accepted (server) yet.
+    Enabled,
+    /// Client: a session allowing 0-RTT goes into the ClientHello; the
+    /// server's remembered transport parameters apply (RFC 9000 §7.4.1).
+    Offered,
+    /// Client: 0-RTT keys installed, sending 0-RTT packets.
+    Sending,
+    /// The server accepted 0-RTT (both roles).
+    Accepted,
+    /// The server rejected it (client: what was sent goes again in 1-RTT).
+    Rejected,
+}
+
+/// What a server's 0-RTT depends on, for its tickets (RFC 9000 §7.4.1:
+/// the limits 0-RTT data must respect, and the values a server may keep).
+/// A ticket issued under other values gets its 0-RTT rejected.
+fn early_data_context(p: &TransportParams) -> Vec<u8> {
+    let mut out = b"tarte 0-RTT v1".to_vec();
+    for v in [
+        p.initial_max_data,
+        p.initial_max_stream_data_bidi_local,
+        p.initial_max_stream_data_bidi_remote,
+        p.initial_max_stream_data_uni,
+        p.initial_max_streams_bidi,
+        p.initial_max_streams_uni,
+        p.active_conn_id_limit,
+        p.max_datagram_frame_size.unwrap_or(u64::MAX),
+        p.max_idle_timeout,
+        p.max_udp_payload_size,
+        u64::from(p.disable_active_migration),
+    ] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out
+}
+
 /// The format of [`Connection::session`]: a format byte, then the TLS
 /// session and the server's transport parameters, each with a varint
 /// length.
@@ -497,6 +538,11 @@ pub struct Connection {
     pub(crate) stall_probes: u8,
     /// Client: the ClientHello is still to be made (on the first send).
     pub(crate) hello_pending: bool,
+    /// Where the connection stands with 0-RTT.
+    pub(crate) early: EarlyData,
+    /// 0-RTT packet keys: a client's to seal, a server's to open; gone
+    /// once 1-RTT takes over (RFC 9001 §4.9.3).
+    pub(crate) zero_rtt_keys: Option<Box<crate::crypto::DirectionalKeys>>,
     /// Whether a CONNECTION_CLOSE should be (re)sent now.
     pub(crate) send_close: bool,
 
@@ -634,13 +680,16 @@ impl Connection {
         let tp_len = local_params.encode(is_server, config.grease, &mut tp_buf)?;
         // A server encodes its parameters once the ODCID is known (on the
         // first Initial); the client's are final now.
-        let tls = Handshake::new(
+        let mut tls = Handshake::new(
             &ctx,
             is_server,
             server_name,
             config.verifies_peer(is_server),
             &tp_buf[..tp_len],
         )?;
+        if is_server && config.early_data() {
+            tls.set_early_data_context(&early_data_context(&local_params))?;
+        }
 
         let recovery = Recovery::new(&RecoveryConfig {
             max_datagram_size: config.max_send_udp_payload_size,
@@ -709,6 +758,12 @@ impl Connection {
             timed_out: false,
             stall_probes: 0,
             hello_pending: false,
+            early: if config.early_data() {
+                EarlyData::Enabled
+            } else {
+                EarlyData::Off
+            },
+            zero_rtt_keys: None,
             send_close: false,
             pending: Pending::default(),
             dgrams: None,
@@ -1304,16 +1359,39 @@ impl Connection {
         if self.is_server || !self.hello_pending {
             return Err(Error::InvalidState);
         }
-        let (tls_session, _params) = decode_session(session)?;
-        self.tls
-            .as_mut()
-            .ok_or(Error::InvalidState)?
-            .set_session(tls_session)
+        let (tls_session, params) = decode_session(session)?;
+        let tls = self.tls.as_mut().ok_or(Error::InvalidState)?;
+        tls.set_session(tls_session)?;
+        if self.early == EarlyData::Enabled && tls.session_allows_early_data() {
+            // RFC 9000 §7.4.1: 0-RTT data keeps to the server's remembered
+            // parameters; those it must not reuse are left out, and the
+            // handshake's values replace the rest for 1-RTT.
+            let tp =
+                TransportParams::decode(params, false).map_err(|_| Error::InvalidTransportParam)?;
+            self.streams.apply_peer_params(&tp);
+            self.flow.update_peer_max(tp.initial_max_data);
+            self.cids.peer_limit = tp.active_conn_id_limit.min(16) as usize;
+            self.peer_params = TransportParams {
+                initial_source_connection_id: None,
+                original_destination_connection_id: None,
+                retry_source_connection_id: None,
+                stateless_reset_token: None,
+                preferred_address: None,
+                ack_delay_exponent: TransportParams::default().ack_delay_exponent,
+                max_ack_delay: TransportParams::default().max_ack_delay,
+                ..tp
+            };
+            self.early = EarlyData::Offered;
+        }
+        Ok(())
     }
 
-    /// Whether the connection is in the early-data (0-RTT) stage.
+    /// Whether the connection is in the early-data (0-RTT) stage: a
+    /// client may send stream data (it goes in 0-RTT packets), a server
+    /// has accepted 0-RTT and may read it (and answer in 1-RTT packets
+    /// before the handshake completes). Until the handshake completes.
     pub fn is_in_early_data(&self) -> bool {
-        false
+        !self.handshake_complete && self.zero_rtt_keys.is_some()
     }
 
     /// Whether this is the server side.

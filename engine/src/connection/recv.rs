@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{same_address, CloseState, Connection, ConnectionError, RecvInfo, SentFrame, TlsInfo};
+use super::{
+    same_address, CloseState, Connection, ConnectionError, EarlyData, RecvInfo, SentFrame, TlsInfo,
+};
 use crate::cid::ConnectionId;
 use crate::crypto::TAG_LEN;
 use crate::error::{Error, Result};
@@ -151,9 +153,11 @@ impl Connection {
         let epoch = match hdr.ty {
             Type::Initial => Epoch::Initial,
             Type::Handshake => Epoch::Handshake,
-            Type::ZeroRTT => {
-                // 0-RTT is not accepted: skip the packet (RFC 9000 §12.2
-                // lets us drop it and continue with the datagram).
+            Type::ZeroRTT if !self.is_server || self.zero_rtt_keys.is_none() => {
+                // Not (or no longer) accepting 0-RTT: skip the packet (RFC
+                // 9000 §12.2 lets us drop it and go on with the datagram;
+                // RFC 9001 §4.6.2: "When rejecting 0-RTT, a server MUST
+                // NOT process any 0-RTT packets, even if it could").
                 let pkt_len = long_packet_len(buf, hdr_len)?;
                 self.stats.dropped += 1;
                 return Ok(pkt_len);
@@ -199,8 +203,9 @@ impl Connection {
             }
         }
 
+        let zero_rtt = hdr.ty == Type::ZeroRTT;
         let sp = &self.spaces[epoch as usize];
-        if sp.discarded || sp.open.is_none() {
+        if sp.discarded || sp.open.is_none() && !zero_rtt {
             // Keys not (yet, or any more) available: drop this packet but
             // keep going with the datagram (RFC 9001 §4.1.4 allows
             // buffering; we rely on retransmission).
@@ -210,7 +215,10 @@ impl Connection {
 
         let pkt = &mut buf[..pkt_end];
         let largest = sp.largest_rx.map(|(pn, _)| pn);
-        let decrypted = if epoch == Epoch::Application {
+        let decrypted = if zero_rtt {
+            let keys = self.zero_rtt_keys.as_ref().ok_or(Error::Done)?;
+            packet::unprotect(pkt, pn_off, largest, keys).map(|u| (u, false))
+        } else if epoch == Epoch::Application {
             self.open_short(pkt, pn_off, largest, now)
         } else {
             let keys = sp.open.as_ref().ok_or(Error::Done)?;
@@ -244,11 +252,18 @@ impl Connection {
         }
         if is_new_phase {
             self.commit_peer_key_update(u.pn, now)?;
-        } else if epoch == Epoch::Application
+        } else if hdr.ty == Type::Short
             && pkt[0] & 0x04 == u8::from(self.key_update.phase) << 2
             && self.key_update.first_recv_pn.is_none_or(|f| u.pn < f)
         {
             self.key_update.first_recv_pn = Some(u.pn);
+        }
+
+        // RFC 9001 §4.9.3: a server may drop 0-RTT keys once a 1-RTT
+        // packet arrives (later 0-RTT packets are lost; the client sends
+        // their data again in 1-RTT).
+        if self.is_server && hdr.ty == Type::Short && self.zero_rtt_keys.is_some() {
+            self.zero_rtt_keys = None;
         }
 
         // The peer's address is validated once it sends a Handshake packet
@@ -257,10 +272,6 @@ impl Connection {
         if self.is_server && epoch == Epoch::Handshake {
             self.address_validated = true;
             self.discard_space(Epoch::Initial);
-        }
-        if !self.is_server && epoch != Epoch::Initial {
-            self.peer_validated_address = true;
-            self.recovery.set_peer_completed_address_validation();
         }
         if !self.is_server && !self.got_peer_packet {
             // RFC 9000 §7.2: the client switches to the server's SCID.
@@ -814,6 +825,15 @@ impl Connection {
         ranges: frame::AckRanges<'_>,
         now: Instant,
     ) -> Result<()> {
+        if !self.is_server && epoch == Epoch::Handshake && !self.peer_validated_address {
+            // RFC 9002 A.8 PeerCompletedAddressValidation(): the server
+            // has validated our address once it acknowledges a Handshake
+            // packet (a Handshake packet from it proves nothing: its first
+            // flight comes before). Until then the client keeps a PTO
+            // armed (§6.2.2.1).
+            self.peer_validated_address = true;
+            self.recovery.set_peer_completed_address_validation();
+        }
         let exp = if epoch == Epoch::Application {
             self.peer_params.ack_delay_exponent
         } else {
@@ -1189,7 +1209,21 @@ impl Connection {
             let epoch = match s.level {
                 Level::Initial => Epoch::Initial,
                 Level::Handshake => Epoch::Handshake,
-                Level::ZeroRtt => continue,
+                Level::ZeroRtt => {
+                    // A client's to seal, a server's to open: the only
+                    // direction 0-RTT has (RFC 9001 §4.6.1).
+                    if s.write == self.is_server || self.early == EarlyData::Off {
+                        continue;
+                    }
+                    let keys = DirectionalKeys::from_secret(s.alg, &s.secret[..s.len])?;
+                    self.zero_rtt_keys = Some(Box::new(keys));
+                    self.early = if self.is_server {
+                        EarlyData::Accepted
+                    } else {
+                        EarlyData::Sending
+                    };
+                    continue;
+                }
                 Level::OneRtt => Epoch::Application,
             };
             let keys = DirectionalKeys::from_secret(s.alg, &s.secret[..s.len])?;
@@ -1208,6 +1242,9 @@ impl Connection {
             // (RFC 9000 §7.4.1: 0-RTT must respect the remembered ones).
             let params = tls.peer_transport_params().unwrap_or_default();
             self.tls_info.session = Some(super::encode_session(&tls_session, params));
+        }
+        if ev.early_data_rejected {
+            self.on_early_data_rejected();
         }
         if let Some(raw) = peer_params {
             self.apply_peer_transport_params(&raw)?;
@@ -1267,8 +1304,39 @@ impl Connection {
         Ok(())
     }
 
+    /// The server rejected 0-RTT (RFC 9001 §4.6.2): the 0-RTT keys go,
+    /// and everything sent in 0-RTT packets (all the application space
+    /// holds at this point) leaves flight without a congestion signal
+    /// (RFC 9002 §6.4... recovery state "is discarded") and is queued
+    /// again for 1-RTT. Stream state stays: the data is the application's,
+    /// sent again under the handshake's parameters (the application
+    /// protocol cannot have changed: TLS only offers 0-RTT for the
+    /// session's).
+    fn on_early_data_rejected(&mut self) {
+        tracing::debug!(trace_id = %self.trace_id, "0-RTT rejected");
+        self.early = EarlyData::Rejected;
+        self.zero_rtt_keys = None;
+        let lost = self.recovery.drain_unacked(Epoch::Application);
+        for p in lost {
+            self.requeue_frames(Epoch::Application, &p.payload);
+        }
+    }
+
     fn on_handshake_complete(&mut self, now: Instant) -> Result<()> {
         self.handshake_complete = true;
+        if !self.is_server {
+            if self.early == EarlyData::Sending {
+                let accepted = self.tls.as_ref().is_some_and(|t| t.early_data_accepted());
+                if accepted {
+                    self.early = EarlyData::Accepted;
+                } else {
+                    self.on_early_data_rejected();
+                }
+            }
+            // RFC 9001 §4.9.3: a client SHOULD discard 0-RTT keys as soon
+            // as it installs 1-RTT keys.
+            self.zero_rtt_keys = None;
+        }
         // Our parameters went out in the handshake; their IDs are not needed
         // again (the CID manager has its own copies).
         self.local_params.initial_source_connection_id = None;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{CloseState, Connection, SendInfo, SentFrame, SentFrames};
+use super::{CloseState, Connection, EarlyData, SendInfo, SentFrame, SentFrames};
 use crate::crypto::TAG_LEN;
 use crate::error::{Error, Result};
 use crate::frame::{self, AckRanges, Frame};
@@ -71,7 +71,9 @@ impl Connection {
             // Pad the last packet of a datagram that carries an Initial
             // (client always; server when ack-eliciting: RFC 9000 §14.1).
             let sp = &self.spaces[epoch as usize];
-            if sp.seal.is_none() || sp.discarded {
+            if sp.seal.is_none() && !(epoch == Epoch::Application && self.sends_zero_rtt())
+                || sp.discarded
+            {
                 continue;
             }
             let needs_pad = has_initial && (!self.is_server || initial_ack_eliciting);
@@ -97,11 +99,25 @@ impl Connection {
             } else {
                 None
             };
-            let w =
-                match self.write_packet(epoch, &mut out[written..limit], pad_to, closing, now)? {
-                    Some(w) => w,
-                    None => continue,
-                };
+            // A client's Initial followed by more leaves room for it: the
+            // last packet pads the datagram to 1200 bytes (RFC 9000 §14.1),
+            // so it must fit.
+            let end = if epoch == Epoch::Initial && !self.is_server && later_has_data {
+                limit - MIN_PACKET_ROOM
+            } else {
+                limit
+            };
+            let w = match self.write_packet(
+                epoch,
+                &mut out[written..end],
+                pad_to,
+                needs_pad && !later_has_data,
+                closing,
+                now,
+            )? {
+                Some(w) => w,
+                None => continue,
+            };
             if epoch == Epoch::Initial {
                 has_initial = true;
                 initial_ack_eliciting = w.ack_eliciting;
@@ -172,14 +188,34 @@ impl Connection {
         };
         later.iter().any(|e| {
             let sp = &self.spaces[*e as usize];
+            if *e == Epoch::Application && self.sends_zero_rtt() {
+                return self.app_has_data();
+            }
             sp.seal.is_some()
                 && !sp.discarded
                 && (closing
                     || sp.ack_elicited
                     || sp.crypto.send.is_flushable()
                     || sp.probes > 0
-                    || (*e == Epoch::Application && self.handshake_complete && self.app_has_data()))
+                    || (*e == Epoch::Application
+                        && (self.handshake_complete || self.early == EarlyData::Accepted)
+                        && self.app_has_data()))
         })
+    }
+
+    /// Client: application data goes in 0-RTT packets now (RFC 9001
+    /// §4.6.1: keys installed, the handshake not complete), once all of
+    /// the ClientHello has gone: a server cannot read 0-RTT packets before
+    /// it has the whole ClientHello (and drops them), and a ClientHello
+    /// with a post-quantum key share spans two datagrams.
+    fn sends_zero_rtt(&self) -> bool {
+        !self.is_server
+            && !self.handshake_complete
+            && self.zero_rtt_keys.is_some()
+            && !self.spaces[Epoch::Initial as usize]
+                .crypto
+                .send
+                .is_flushable()
     }
 
     /// Whether the application space has anything besides ACKs to send.
@@ -213,19 +249,26 @@ impl Connection {
         epoch: Epoch,
         buf: &mut [u8],
         pad_to: Option<usize>,
+        must_pad: bool,
         closing: bool,
         now: Instant,
     ) -> Result<Option<Written>> {
         let ei = epoch as usize;
+        let zero_rtt = epoch == Epoch::Application && !closing && self.sends_zero_rtt();
         {
             let sp = &self.spaces[ei];
-            if sp.seal.is_none() || sp.discarded {
+            if sp.seal.is_none() && !zero_rtt || sp.discarded {
                 return Ok(None);
             }
         }
-        if epoch == Epoch::Application && !self.handshake_complete && !closing {
-            // No 0-RTT: 1-RTT data waits for the handshake (the server may
-            // send 0.5-RTT, but we keep it simple and safe).
+        // Before the handshake completes, application data goes in 0-RTT
+        // packets (client) or, once the server accepted 0-RTT, in 1-RTT
+        // packets of the server (0.5-RTT, RFC 9001 §4.1.1: its answers and
+        // the ACKs of the client's 0-RTT packets); otherwise it waits.
+        let half_rtt = self.is_server && self.early == EarlyData::Accepted;
+        if epoch == Epoch::Application
+            && !(self.handshake_complete || closing || zero_rtt || half_rtt)
+        {
             return Ok(None);
         }
         let pn = self.spaces[ei].next_pkt_num;
@@ -238,7 +281,7 @@ impl Connection {
 
         // Header.
         let mut b = OctetsMut::with_slice(buf);
-        let (pn_off, len_off) = self.write_header(&mut b, epoch, pn_len)?;
+        let (pn_off, len_off) = self.write_header(&mut b, epoch, pn_len, zero_rtt)?;
         let hdr_end = pn_off + pn_len;
         b.skip(pn_len)?;
         // Frames go up to the tag.
@@ -259,7 +302,9 @@ impl Connection {
 
             // ACK first.
             let sp = &self.spaces[ei];
-            let want_ack = sp.ack_elicited
+            // RFC 9000 §17.2.3: no ACK in 0-RTT packets.
+            let want_ack = !zero_rtt
+                && sp.ack_elicited
                 && (epoch != Epoch::Application
                     || sp.ack_now
                     || sp.ack_eliciting_unacked >= 2
@@ -276,7 +321,7 @@ impl Connection {
                 self.write_close(epoch, &mut w)?;
                 frames.push(SentFrame::Close);
             } else if cwnd_ok {
-                let (ae, inf, re) = self.write_frames(epoch, &mut w, &mut frames)?;
+                let (ae, inf, re) = self.write_frames(epoch, zero_rtt, &mut w, &mut frames)?;
                 ack_eliciting |= ae;
                 in_flight |= inf;
                 resent |= re;
@@ -304,7 +349,16 @@ impl Connection {
             }
 
             if frames.is_empty() {
-                return Ok(None);
+                // The datagram's Initial left its padding to this packet
+                // (RFC 9000 §14.1: the whole datagram must reach 1200
+                // bytes), which found nothing to carry: a PING makes it one.
+                if !must_pad || w.cap() == 0 {
+                    return Ok(None);
+                }
+                w.put_u8(frame::types::PING as u8)?;
+                frames.push(SentFrame::Ping);
+                ack_eliciting = true;
+                in_flight = true;
             }
 
             // Padding: enough for the header-protection sample (RFC 9001
@@ -338,13 +392,17 @@ impl Connection {
             let mut pw = OctetsMut::with_slice(&mut w.buf_mut()[pn_off..hdr_end]);
             packet::encode_pkt_num(pn, pn_len, &mut pw)?;
 
-            let sp = &self.spaces[ei];
-            let keys = sp.seal.as_ref().ok_or(Error::InvalidState)?;
+            let keys = if zero_rtt {
+                self.zero_rtt_keys.as_ref()
+            } else {
+                self.spaces[ei].seal.as_ref()
+            };
+            let keys = keys.ok_or(Error::InvalidState)?;
             let len = packet::protect(buf, pn_off, pn_len, pn, total_payload, keys)?;
 
             let sp = &mut self.spaces[ei];
             sp.next_pkt_num += 1;
-            if epoch == Epoch::Application && self.key_update.first_sent_pn.is_none() {
+            if epoch == Epoch::Application && !zero_rtt && self.key_update.first_sent_pn.is_none() {
                 self.key_update.first_sent_pn = Some(pn);
             }
             self.stats.sent += 1;
@@ -514,10 +572,11 @@ impl Connection {
         b: &mut OctetsMut<'_>,
         epoch: Epoch,
         pn_len: usize,
+        zero_rtt: bool,
     ) -> Result<(usize, Option<usize>)> {
         let dcid = self.cids.dcid();
         let pn_bits = (pn_len - 1) as u8;
-        if epoch == Epoch::Application {
+        if epoch == Epoch::Application && !zero_rtt {
             let mut first = 0x40 | pn_bits;
             if self.key_update.phase {
                 first |= 0x04;
@@ -526,7 +585,11 @@ impl Connection {
             b.put_bytes(dcid)?;
             return Ok((b.off(), None));
         }
-        let ty: u8 = if epoch == Epoch::Initial { 0x00 } else { 0x02 };
+        let ty: u8 = match epoch {
+            Epoch::Initial => 0x00,
+            Epoch::Application => 0x01,
+            Epoch::Handshake => 0x02,
+        };
         b.put_u8(0xc0 | (ty << 4) | pn_bits)?;
         b.put_u32(self.version)?;
         b.put_u8(dcid.len() as u8)?;
@@ -636,6 +699,7 @@ impl Connection {
     fn write_frames(
         &mut self,
         epoch: Epoch,
+        zero_rtt: bool,
         w: &mut OctetsMut<'_>,
         frames: &mut SentFrames,
     ) -> Result<(bool, bool, bool)> {
@@ -643,13 +707,16 @@ impl Connection {
         let mut any = false;
         let mut resent = false;
 
-        if epoch == Epoch::Application {
+        // 0-RTT packets carry stream data and DATAGRAMs; control frames
+        // (some not allowed there, RFC 9000 §12.4) wait for 1-RTT.
+        if epoch == Epoch::Application && !zero_rtt {
             any |= self.write_control_frames(w, frames)?;
         }
 
-        // CRYPTO.
+        // CRYPTO (never in 0-RTT packets: RFC 9000 §17.2.3).
+        let crypto_room = if zero_rtt { 0 } else { usize::MAX };
         loop {
-            let room = w.cap();
+            let room = w.cap().min(crypto_room);
             let sp = &mut self.spaces[ei];
             // Header upper bound: type + 8-byte offset + length.
             let max_data = room.saturating_sub(frame::crypto_header_len(u64::MAX >> 2, room));

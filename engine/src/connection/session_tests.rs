@@ -157,3 +157,202 @@ fn client_frees_tls_when_no_ticket_comes() {
     let data = vec![7u8; 10_000];
     assert_eq!(transfer(&mut p, &data, 1_000), data);
 }
+
+fn early_configs() -> (Config, Config) {
+    let mut c = test_config(false).unwrap();
+    let mut s = test_config(true).unwrap();
+    c.enable_early_data();
+    s.enable_early_data();
+    (c, s)
+}
+
+/// Reads everything readable on `stream` of `conn`.
+fn read_all(conn: &mut crate::Connection, stream: u64, into: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 4096];
+    let mut fin = false;
+    while let Ok((n, f)) = conn.stream_recv(stream, &mut buf) {
+        into.extend_from_slice(&buf[..n]);
+        fin |= f;
+        if n == 0 {
+            break;
+        }
+    }
+    fin
+}
+
+/// Sends what both sides have and delivers it after the link's delay.
+fn one_way(p: &mut Pipe) {
+    p.flush().unwrap();
+    p.now += LinkConfig::default().delay;
+    p.deliver().unwrap();
+}
+
+/// A request in 0-RTT and its answer in 0.5-RTT: the server reads the
+/// request before its handshake completes and answers at once, so the
+/// response arrives one round trip after the client's first flight.
+#[test]
+fn zero_rtt_request_gets_an_answer_in_one_round_trip() {
+    let (mut c, mut s) = early_configs();
+    let session = first_session(&mut c, &mut s);
+    let mut p =
+        Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default()).unwrap();
+    p.client.set_session(&session).unwrap();
+    // The remembered limits allow the request before anything was sent.
+    assert_eq!(p.client.stream_send(0, b"GET /index\r\n", true), Ok(12));
+    assert!(!p.client.is_in_early_data());
+    // First flight: ClientHello and a 0-RTT packet with the request.
+    one_way(&mut p);
+    assert!(p.client.is_in_early_data());
+    assert!(p.server.is_in_early_data() && !p.server.is_established());
+    let mut req = Vec::new();
+    assert!(read_all(&mut p.server, 0, &mut req));
+    assert_eq!(req, b"GET /index\r\n");
+    // The answer goes in 1-RTT packets with the server's first flight.
+    let body: Vec<u8> = (0..3000u32).map(|i| (i % 241) as u8).collect();
+    assert_eq!(p.server.stream_send(0, &body, true), Ok(body.len()));
+    one_way(&mut p);
+    assert!(p.client.is_established() && p.client.is_resumed());
+    let mut got = Vec::new();
+    assert!(read_all(&mut p.client, 0, &mut got));
+    assert_eq!(got, body);
+    assert_eq!(p.client.early, super::EarlyData::Accepted);
+    assert!(p.client.zero_rtt_keys.is_none());
+    // The rest of the handshake; nothing was sent twice.
+    p.handshake().unwrap();
+    assert_eq!(p.client.stats().retrans, 0);
+    assert!(p.server.zero_rtt_keys.is_none() && p.server.early == super::EarlyData::Accepted);
+}
+
+/// A server whose 0-RTT context changed (another flow-control limit)
+/// resumes but rejects 0-RTT: the client sends the request again in
+/// 1-RTT, and it arrives once, whole.
+#[test]
+fn rejected_zero_rtt_is_sent_again_in_one_rtt() {
+    let key = [9u8; 48];
+    let (mut c, mut s) = early_configs();
+    s.set_ticket_key(&key).unwrap();
+    let session = first_session(&mut c, &mut s);
+    let mut s2 = test_config(true).unwrap();
+    s2.enable_early_data();
+    s2.set_ticket_key(&key).unwrap();
+    s2.set_initial_max_data(20_000_000);
+    let mut p = Pipe::with_configs(
+        &mut c,
+        &mut s2,
+        LinkConfig::default(),
+        LinkConfig::default(),
+    )
+    .unwrap();
+    p.client.set_session(&session).unwrap();
+    let req: Vec<u8> = (0..5000u32).map(|i| (i % 253) as u8).collect();
+    assert_eq!(p.client.stream_send(0, &req, true), Ok(req.len()));
+    one_way(&mut p);
+    assert!(p.client.is_in_early_data());
+    // Rejected: the server does not process 0-RTT packets.
+    assert!(!p.server.is_in_early_data());
+    assert!(p.server.readable().next().is_none());
+    p.handshake().unwrap();
+    assert!(p.client.is_resumed() && p.server.is_resumed());
+    assert_eq!(p.client.early, super::EarlyData::Rejected);
+    let mut got = Vec::new();
+    p.run_until(1000, |p| read_all(&mut p.server, 0, &mut got))
+        .unwrap();
+    assert_eq!(got, req);
+}
+
+/// 0-RTT data keeps to the remembered stream limits (RFC 9000 §7.4.1);
+/// the handshake's larger ones apply afterwards.
+#[test]
+fn zero_rtt_keeps_to_remembered_limits() {
+    let (mut c, mut s) = early_configs();
+    s.set_initial_max_stream_data_bidi_remote(1000);
+    let session = first_session(&mut c, &mut s);
+    let mut p =
+        Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default()).unwrap();
+    p.client.set_session(&session).unwrap();
+    let data = vec![0x61u8; 4000];
+    assert_eq!(p.client.stream_send(0, &data, true), Ok(1000));
+    // Only bidi streams were granted: a unidirectional one is refused.
+    p.handshake().unwrap();
+    let mut got = Vec::new();
+    read_all(&mut p.server, 0, &mut got);
+    assert_eq!(got.len(), 1000);
+}
+
+#[test]
+fn no_zero_rtt_without_the_servers_consent() {
+    // The server issues tickets without 0-RTT: the client resumes, but
+    // sends nothing before the handshake.
+    let mut c = test_config(false).unwrap();
+    c.enable_early_data();
+    let mut s = test_config(true).unwrap();
+    let session = first_session(&mut c, &mut s);
+    let mut p =
+        Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default()).unwrap();
+    p.client.set_session(&session).unwrap();
+    assert_eq!(p.client.stream_send(0, b"x", true), Err(Error::StreamLimit));
+    p.flush().unwrap();
+    assert!(!p.client.is_in_early_data());
+    p.handshake().unwrap();
+    assert!(p.client.is_resumed());
+    // And a client without 0-RTT enabled never offers it.
+    let (_, mut s) = early_configs();
+    let mut c = test_config(false).unwrap();
+    let session = first_session(&mut c, &mut s);
+    let mut p =
+        Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default()).unwrap();
+    p.client.set_session(&session).unwrap();
+    p.flush().unwrap();
+    assert!(!p.client.is_in_early_data());
+    p.handshake().unwrap();
+    assert!(p.client.is_resumed() && !p.server.is_in_early_data());
+}
+
+/// 0-RTT through loss, reordering and duplication: whatever of the
+/// request went in 0-RTT packets that were lost, or arrived before the
+/// server could read them, is sent again; the server reads it once,
+/// byte-exact, and so does the client the response.
+#[test]
+fn zero_rtt_through_a_lossy_link() {
+    for seed in 1..=12u64 {
+        let (mut c, mut s) = early_configs();
+        let session = first_session(&mut c, &mut s);
+        let link = LinkConfig {
+            loss: 0.1,
+            reorder: 0.1,
+            duplicate: 0.05,
+            seed,
+            ..LinkConfig::default()
+        };
+        let mut p = Pipe::with_configs(&mut c, &mut s, link.clone(), link).unwrap();
+        p.client.set_session(&session).unwrap();
+        let req: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let n = p.client.stream_send(0, &req, true).unwrap();
+        let (mut got, mut sent) = (Vec::new(), n);
+        let mut response = Vec::new();
+        let body = vec![0x42u8; 50_000];
+        let mut answered = 0;
+        p.run_until(20_000, |p| {
+            if sent < req.len() {
+                sent += p.client.stream_send(0, &req[sent..], true).unwrap_or(0);
+            }
+            let fin = read_all(&mut p.server, 0, &mut got);
+            if fin && answered < body.len() {
+                answered += p.server.stream_send(0, &body[answered..], true).unwrap_or(0);
+            }
+            read_all(&mut p.client, 0, &mut response)
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "seed {seed}: {e:?}: server read {} of the request, client {} of the response; client {:?} server {:?}",
+                got.len(),
+                response.len(),
+                p.client.stats(),
+                p.server.stats()
+            )
+        });
+        assert_eq!(got, req, "seed {seed}");
+        assert_eq!(response, body, "seed {seed}");
+        assert!(p.client.is_resumed(), "seed {seed}");
+    }
+}

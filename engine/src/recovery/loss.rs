@@ -316,8 +316,18 @@ impl<T> Recovery<T> {
         }
     }
 
+    /// Whether ack-eliciting packets in flight can arm a PTO: those of
+    /// the application space only once the handshake is confirmed (RFC
+    /// 9002 §6.2.1). A client's 0-RTT packets therefore never stand in
+    /// for the anti-deadlock timer, which §6.2.2.1 requires "even if there
+    /// are no packets in flight" until the server acknowledged a Handshake
+    /// packet: otherwise 0-RTT packets the server dropped would hold the
+    /// window and no timer would ever send the client's Finished.
     fn any_ack_eliciting_in_flight(&self) -> bool {
-        self.spaces.iter().any(|s| s.ack_eliciting_in_flight > 0)
+        Epoch::ALL.iter().any(|&e| {
+            self.spaces[e.idx()].ack_eliciting_in_flight > 0
+                && (e != Epoch::Application || self.handshake_confirmed)
+        })
     }
 
     /// GetLossTimeAndSpace (RFC 9002 A.8).
