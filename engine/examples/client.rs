@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run -p tarte --example client -- [--no-verify] [--ca ca.pem] \
 //!     [--output DIR] [--timeout 30s] [--migrate-after BYTES] \
-//!     [--session-file PATH] \
+//!     [--session-file PATH [--early-data]] \
 //!     https://127.0.0.1:4433/a https://127.0.0.1:4433/b
 //! ```
 //!
@@ -56,6 +56,10 @@ struct Args {
     /// the server's newest one there (RFC 9001 §4.5).
     #[arg(long, value_name = "PATH")]
     session_file: Option<PathBuf>,
+    /// With --session-file: send the requests in 0-RTT when the stored
+    /// session allows it (RFC 9001 §4.6).
+    #[arg(long, requires = "session_file")]
+    early_data: bool,
     /// URLs, `https://host:port/path`, all on the same host and port.
     #[arg(required = true)]
     urls: Vec<String>,
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
     };
     let opts = hq::client::ClientOptions {
         session,
+        early_data: args.early_data,
         verify: !args.no_verify,
         ca: args.ca,
         timeout: args.timeout,
@@ -169,6 +174,9 @@ fn main() -> ExitCode {
     }
     if let Some(f) = &args.session_file {
         eprintln!("session resumed: {}", report.resumed);
+        if args.early_data {
+            eprintln!("requests in 0-RTT: {}", report.sent_early);
+        }
         if let Some(s) = &report.session {
             if let Err(e) = std::fs::write(f, s) {
                 eprintln!("error: {}: {e}", f.display());

@@ -9,7 +9,9 @@ port (the old socket closed: RFC 9000 connection migration, as the interop
 runner's "connectionmigration" case does), prints "MIGRATED <old port>
 <new port>" and fetches the others on the same connection. With
 --session-file the client resumes the session stored there, if any, stores
-the server's newest ticket there and prints "RESUMED <True|False>".
+the server's newest ticket there and prints "RESUMED <True|False>"; with
+--zero-rtt as well, the requests go in 0-RTT packets when the ticket allows
+it (the HANDSHAKE line then says early=True if the server accepted them).
 """
 
 import argparse
@@ -50,7 +52,10 @@ class HqClientProtocol(QuicConnectionProtocol):
     def quic_event_received(self, event):
         if isinstance(event, HandshakeCompleted):
             suite = self._quic.tls.key_schedule.cipher_suite
-            self.handshake = f"cipher={suite.name} alpn={event.alpn_protocol} retry={self._quic._retry_count}"
+            self.handshake = (
+                f"cipher={suite.name} alpn={event.alpn_protocol} retry={self._quic._retry_count}"
+                f" early={event.early_data_accepted}"
+            )
         elif isinstance(event, StreamReset):
             fut = self._waiters.pop(event.stream_id, None)
             if fut and not fut.done():
@@ -107,7 +112,13 @@ async def run(args) -> int:
             config.session_ticket = pickle.load(f)
     start = time.monotonic()
     async with connect(
-        host, port, configuration=config, create_protocol=HqClientProtocol, session_ticket_handler=tickets.append
+        host,
+        port,
+        configuration=config,
+        create_protocol=HqClientProtocol,
+        session_ticket_handler=tickets.append,
+        # Not waiting for the handshake lets the requests go in 0-RTT.
+        wait_connected=not args.zero_rtt,
     ) as client:
         paths = [u.path or "/" for u in urls]
         if args.migrate:
@@ -117,6 +128,8 @@ async def run(args) -> int:
             bodies = first + rest
         else:
             bodies = await asyncio.gather(*(client.get(p) for p in paths), return_exceptions=True)
+        if client.handshake is None:
+            await client.wait_connected()
         print(f"HANDSHAKE {client.handshake}", flush=True)
         if args.session_file:
             print(f"RESUMED {client._quic.tls.session_resumed}", flush=True)
@@ -147,6 +160,7 @@ def main():
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--migrate", action="store_true", help="move to a new local port after the first URL")
     p.add_argument("--session-file", help="resume the session stored here; store the newest ticket here")
+    p.add_argument("--zero-rtt", action="store_true", help="with --session-file: requests in 0-RTT")
     p.add_argument("urls", nargs="+")
     args = p.parse_args()
     try:

@@ -47,7 +47,8 @@ class HqServerProtocol(QuicConnectionProtocol):
         if isinstance(event, HandshakeCompleted):
             suite = self._quic.tls.key_schedule.cipher_suite
             print(
-                f"HANDSHAKE cipher={suite.name} alpn={event.alpn_protocol} resumed={event.session_resumed}",
+                f"HANDSHAKE cipher={suite.name} alpn={event.alpn_protocol} resumed={event.session_resumed}"
+                f" early_data={event.early_data_accepted}",
                 flush=True,
             )
         if self._h0 is None:

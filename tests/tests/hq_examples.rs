@@ -201,3 +201,43 @@ fn client_migrates_mid_transfer() {
 fn client_probes_then_migrates() {
     migrate_mid_transfer("hq-probe", true);
 }
+
+/// Our client and server: the second connection resumes and sends its
+/// requests in 0-RTT, which the server reads before its handshake
+/// completes; a restarted server (another ticket key) cannot resume, so
+/// 0-RTT is rejected and the requests go again in 1-RTT.
+#[test]
+fn zero_rtt_and_its_rejection_after_a_restart() {
+    let _g = serial();
+    let dir = TempDir::new("hq-0rtt");
+    let body = random_bytes(150_000);
+    let files = [("z.bin".to_string(), body.clone())];
+    let srv = server(&dir, false, &files);
+    let urls: Vec<String> = (0..3).map(|_| srv.url("/z.bin")).collect();
+    let mut o = ClientOptions {
+        early_data: true,
+        ..opts(false, Duration::from_secs(20))
+    };
+    let first = fetch(&urls, &o).unwrap();
+    assert!(!first.resumed && !first.sent_early);
+    o.session = first.session.clone();
+    let second = fetch(&urls, &o).unwrap();
+    for r in &second.responses {
+        assert_eq!(r.result.as_ref().unwrap(), &body);
+    }
+    assert!(second.resumed && second.sent_early);
+    assert_eq!(srv.stats.early_requests.load(Ordering::Relaxed), 3);
+    assert_eq!(srv.stats.resumed.load(Ordering::Relaxed), 1);
+    srv.stop().unwrap();
+
+    let srv = server(&dir, false, &files);
+    let urls: Vec<String> = (0..3).map(|_| srv.url("/z.bin")).collect();
+    o.session = second.session.clone();
+    let third = fetch(&urls, &o).unwrap();
+    for r in &third.responses {
+        assert_eq!(r.result.as_ref().unwrap(), &body);
+    }
+    assert!(!third.resumed && third.sent_early);
+    assert_eq!(srv.stats.early_requests.load(Ordering::Relaxed), 0);
+    assert_eq!(srv.stats.responses.load(Ordering::Relaxed), 3);
+}

@@ -271,6 +271,39 @@ fn tarte_client_aioquic_server_resumes() {
     assert!(!third.resumed);
 }
 
+#[test]
+fn tarte_client_aioquic_server_zero_rtt() {
+    let _g = serial();
+    let body = random_bytes(200_000);
+    let dir = TempDir::new("aioq-0rtt");
+    let root = dir.path().join("www");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("z.bin"), &body).unwrap();
+    let mut server = AioquicServer::start(dir.path(), &root, &[]);
+    let urls = [server.url("/z.bin"), server.url("/z.bin")];
+    let mut opts = ClientOptions {
+        early_data: true,
+        ..client_opts(20)
+    };
+    let first = fetch(&urls, &opts).unwrap();
+    assert!(!first.sent_early);
+    let hs = server.proc.wait_line("HANDSHAKE ", Duration::from_secs(5));
+    assert!(hs.contains("early_data=False"), "{hs}");
+    opts.session = Some(first.session.expect("a ticket from aioquic"));
+    let second = fetch(&urls, &opts)
+        .unwrap_or_else(|e| panic!("0-RTT: {e:#}\naioquic:\n{}", server.proc.log()));
+    for r in &second.responses {
+        assert_eq!(r.result.as_ref().unwrap(), &body);
+    }
+    assert!(second.resumed && second.sent_early);
+    // aioquic accepted the two requests in 0-RTT.
+    let hs = server.proc.wait_line("HANDSHAKE ", Duration::from_secs(5));
+    assert!(
+        hs.contains("resumed=True") && hs.contains("early_data=True"),
+        "{hs}"
+    );
+}
+
 /// What the aioquic client reported.
 struct ClientRun {
     /// Its HANDSHAKE line (cipher, ALPN, Retry count).
@@ -501,6 +534,29 @@ fn aioquic_client_tarte_server_resumes() {
     assert_eq!(runs, [false, true, true]);
     assert_eq!(load(&side.stats().established), 3);
     assert_eq!(load(&side.stats().resumed), 2);
+}
+
+#[test]
+fn aioquic_client_tarte_server_zero_rtt() {
+    let _g = serial();
+    let body = random_bytes(100_000);
+    let side = TarteSide::start(false, &[("z.bin", &body)]);
+    let session = side.dir.path().join("session.pickle");
+    let session_arg = session.display().to_string();
+    let flags = ["--session-file", &session_arg, "--zero-rtt"];
+    let mut early = Vec::new();
+    for i in 0..2 {
+        let out = side.dir.path().join(format!("out{i}"));
+        let urls = [side.server.url("/z.bin")];
+        let log = aioquic_fetch(&out, &urls, &flags, Duration::from_secs(20));
+        assert_eq!(std::fs::read(out.join("z.bin")).unwrap(), body);
+        early.push(log.contains("early=True"));
+    }
+    // The second connection's request went in 0-RTT, and the server read
+    // it before the handshake completed.
+    assert_eq!(early, [false, true]);
+    assert_eq!(load(&side.stats().early_requests), 1);
+    assert_eq!(load(&side.stats().resumed), 1);
 }
 
 #[test]

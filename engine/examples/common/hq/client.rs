@@ -39,6 +39,9 @@ pub struct ClientOptions {
     /// A session from an earlier connection's [`Report::session`], offered
     /// for resumption (RFC 9001 §4.5).
     pub session: Option<Vec<u8>>,
+    /// With a session that allows it, send the requests in 0-RTT packets
+    /// (RFC 9001 §4.6).
+    pub early_data: bool,
 }
 
 impl Default for ClientOptions {
@@ -53,6 +56,7 @@ impl Default for ClientOptions {
             migrate_after: None,
             probe_first: false,
             session: None,
+            early_data: false,
         }
     }
 }
@@ -85,6 +89,8 @@ pub struct Report {
     pub migrated_to: Option<SocketAddr>,
     /// Whether the handshake resumed the offered session.
     pub resumed: bool,
+    /// Whether requests went out in 0-RTT packets (accepted or not).
+    pub sent_early: bool,
     /// The newest session the server made resumable, if it sent a ticket.
     pub session: Option<Vec<u8>>,
 }
@@ -121,6 +127,9 @@ pub fn client_config(opts: &ClientOptions) -> anyhow::Result<tarte::Config> {
         c.set_curves_list(curves)?;
     }
     super::apply_transport_settings(&mut c, opts.idle_timeout_ms, 16)?;
+    if opts.early_data {
+        c.enable_early_data();
+    }
     Ok(c)
 }
 
@@ -189,6 +198,7 @@ pub fn fetch(urls: &[String], opts: &ClientOptions) -> anyhow::Result<Report> {
         probing: None,
         migrated_to: None,
     };
+    let mut sent_early = false;
     let handshake_time = run(
         &mut path,
         &mut conn,
@@ -196,11 +206,13 @@ pub fn fetch(urls: &[String], opts: &ClientOptions) -> anyhow::Result<Report> {
         deadline,
         opts.timeout,
         opts.key_update_every,
+        &mut sent_early,
     )?;
     let migrated_to = path.migrated_to;
     Ok(Report {
         migrated_to,
         resumed: conn.is_resumed(),
+        sent_early,
         session: conn.session().map(<[u8]>::to_vec),
         elapsed: start.elapsed(),
         handshake_time: handshake_time.saturating_duration_since(start),
@@ -320,6 +332,7 @@ fn run(
     deadline: Instant,
     timeout: Duration,
     key_update_every: Option<usize>,
+    sent_early: &mut bool,
 ) -> anyhow::Result<Instant> {
     let mut buf = vec![0u8; RECV_BUF_LEN];
     // Response bytes at which the next key update is due.
@@ -331,6 +344,13 @@ fn run(
     let mut established_at = None;
     flush(path.socket, conn, &mut out)?;
     loop {
+        // Once the ClientHello is out, a resumed session that allows it
+        // takes the requests in 0-RTT (RFC 9001 §4.6).
+        if established_at.is_none() && conn.is_in_early_data() {
+            *sent_early |= next_req == 0 && !reqs.is_empty();
+            open_streams(conn, reqs, &mut by_stream, &mut next_req, &mut next_stream);
+            flush(path.socket, conn, &mut out)?;
+        }
         let (socket, local) = (&*path.socket, *path.local);
         let now = Instant::now();
         if now >= deadline {

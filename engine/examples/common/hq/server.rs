@@ -93,6 +93,9 @@ pub struct ServerStats {
     pub migrations: AtomicU64,
     /// Connections whose handshake resumed a session (RFC 9001 §4.5).
     pub resumed: AtomicU64,
+    /// Requests read from 0-RTT, before the handshake completed (RFC 9001
+    /// §4.6).
+    pub early_requests: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -175,6 +178,7 @@ pub fn server_config(opts: &ServerOptions) -> anyhow::Result<tarte::Config> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", opts.key.display()))?;
     c.verify_peer(false);
     super::apply_transport_settings(&mut c, opts.idle_timeout_ms, 256)?;
+    c.enable_early_data();
     Ok(c)
 }
 
@@ -277,7 +281,6 @@ impl Server {
                     sc.peer = sc.conn.path_stats().next().map_or(sc.peer, |p| p.peer_addr);
                     bump(&self.stats.migrations);
                 }
-                serve_streams(sc, &self.root, &self.stats, &mut self.stream_buf);
                 if let (Some(due), Some(every)) = (sc.next_key_update, self.key_update_every) {
                     let sent = sc.conn.stats().sent_bytes;
                     // Refused until the handshake is confirmed and the
@@ -287,6 +290,12 @@ impl Server {
                         bump(&self.stats.key_updates);
                     }
                 }
+            }
+            // Requests are served from 0-RTT on (RFC 9001 §4.6: GETs of
+            // static files are safe to replay), the answers going out in
+            // 0.5-RTT packets.
+            if sc.established || sc.conn.is_in_early_data() {
+                serve_streams(sc, &self.root, &self.stats, &mut self.stream_buf);
             }
             flush(&self.socket, &mut sc.conn, &mut self.out)?;
         }
@@ -385,14 +394,20 @@ impl Server {
             }
             return Ok(None);
         }
-        if hdr.ty != Type::Initial {
+        if hdr.ty != Type::Initial && hdr.ty != Type::ZeroRTT {
             return Ok(None);
         }
-        // Every Initial of one attempt carries the same client-chosen DCID:
-        // our CID derived from it routes them all to one connection.
+        // Every Initial and 0-RTT packet of one attempt carries the same
+        // client-chosen DCID: our CID derived from it routes them all to
+        // one connection.
         let derived = ConnectionId::from_vec(self.key.derive_cid(&hdr.dcid)?.to_vec());
         if self.conns.contains_key(&derived) {
             return Ok(Some(derived));
+        }
+        if hdr.ty != Type::Initial {
+            // 0-RTT before its Initial: dropped (the client sends it
+            // again in 1-RTT).
+            return Ok(None);
         }
         if len < MIN_INITIAL_DATAGRAM {
             return Ok(None);
@@ -488,6 +503,9 @@ fn serve_streams(sc: &mut ServerConn, root: &Path, stats: &ServerStats, buf: &mu
                         let req = sc.requests.remove(&id).unwrap_or_default();
                         if !fin {
                             sc.handled.insert(id);
+                        }
+                        if sc.conn.is_in_early_data() {
+                            bump(&stats.early_requests);
                         }
                         start_response(sc, id, &req, root, stats);
                     }
