@@ -301,6 +301,36 @@ fn aioquic_resumes(port: u16, session: &std::path::Path) -> bool {
 }
 
 #[test]
+fn aioquic_client_requests_in_zero_rtt() {
+    let dir = TempDir::new("serve-0rtt");
+    let session = dir.path().join("ticket.pickle").display().to_string();
+    let server = start(|o| o.workers = 2);
+    let port = server.local_addr().port();
+    let args = [
+        "--path",
+        "/bytes/70000",
+        "--path",
+        "/",
+        "--session-file",
+        &session,
+        "--zero-rtt",
+    ];
+    let mut early = Vec::new();
+    for _ in 0..2 {
+        let lines = aioquic_h3(port, &args);
+        assert_bodies(&lines, &["/bytes/70000", "/"]);
+        let stats = lines.iter().find(|v| v.get("stats").is_some()).unwrap();
+        early.push(stats["early_data"].as_bool().unwrap());
+    }
+    // The second connection's two requests went in 0-RTT, the server
+    // accepted them and answered before its handshake completed.
+    assert_eq!(early, [false, true]);
+    wait_for(&server, "2 requests from 0-RTT", |c| {
+        c.requests == 4 && c.early_requests == 2 && c.conns_resumed == 1
+    });
+}
+
+#[test]
 fn aioquic_client_resumes_on_any_worker_and_after_a_restart() {
     let secret = [0x17u8; 32];
     let dir = TempDir::new("serve-resume");

@@ -150,6 +150,7 @@ async def main():
     ap.add_argument("--migrate", action="store_true")
     ap.add_argument("--migrate-after", type=int, default=0)
     ap.add_argument("--session-file", help="resume the ticket stored here; store the newest one here")
+    ap.add_argument("--zero-rtt", action="store_true", help="with --session-file: requests in 0-RTT")
     a = ap.parse_args()
     cfg = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=False, max_stream_data=20_000_000, max_data=100_000_000)
     import ssl
@@ -162,11 +163,18 @@ async def main():
         with open(a.session_file, "rb") as f:
             cfg.session_ticket = pickle.load(f)
     async with connect(
-        "127.0.0.1", a.port, configuration=cfg, create_protocol=Client, session_ticket_handler=tickets.append
+        "127.0.0.1",
+        a.port,
+        configuration=cfg,
+        create_protocol=Client,
+        session_ticket_handler=tickets.append,
+        # Not waiting for the handshake lets the requests go in 0-RTT.
+        wait_connected=not a.zero_rtt,
     ) as c:
         # Wait for the peer's SETTINGS so that our encoder may use its
-        # dynamic table from the first request.
-        for _ in range(500):
+        # dynamic table from the first request (not in 0-RTT: the requests
+        # go at once, with the static table).
+        for _ in range(0 if a.zero_rtt else 500):
             if c.h3._settings_received:
                 break
             await asyncio.sleep(0.01)
@@ -201,7 +209,7 @@ async def main():
         if a.session_file and tickets:
             with open(a.session_file, "wb") as f:
                 pickle.dump(tickets[-1], f)
-        print(json.dumps({"stats": True, "resumed": c._quic.tls.session_resumed, "encoder_bytes_received": h._encoder_bytes_received, "decoder_bytes_received": h._decoder_bytes_received, "encoder_bytes_sent": h._encoder_bytes_sent, "decoder_bytes_sent": h._decoder_bytes_sent, "goaways": c.goaways}), flush=True)
+        print(json.dumps({"stats": True, "resumed": c._quic.tls.session_resumed, "early_data": c._quic.tls.early_data_accepted, "encoder_bytes_received": h._encoder_bytes_received, "decoder_bytes_received": h._decoder_bytes_received, "encoder_bytes_sent": h._encoder_bytes_sent, "decoder_bytes_sent": h._decoder_bytes_sent, "goaways": c.goaways}), flush=True)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,9 @@ counters! {
     conns_resumed,
     /// HTTP/3 requests answered.
     requests,
+    /// Of those, requests answered from 0-RTT, before the handshake
+    /// completed (RFC 9001 §4.6).
+    early_requests,
     /// Version Negotiation packets sent.
     version_negotiations,
     /// Retry packets sent.

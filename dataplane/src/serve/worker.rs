@@ -544,12 +544,17 @@ impl State {
         let dirty = std::mem::take(&mut self.dirty);
         for &i in &dirty {
             if let Some(c) = self.conns[i].as_mut() {
-                self.c.requests += self.shared.app.serve(
+                let early = c.conn.is_in_early_data();
+                let answered = self.shared.app.serve(
                     &mut c.conn,
                     &mut c.h3,
                     &self.h3_config,
                     &mut self.scratch,
                 );
+                self.c.requests += answered;
+                if early {
+                    self.c.early_requests += answered;
+                }
                 c.service(
                     i,
                     self.index,

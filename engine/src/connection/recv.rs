@@ -1324,6 +1324,9 @@ impl Connection {
 
     fn on_handshake_complete(&mut self, now: Instant) -> Result<()> {
         self.handshake_complete = true;
+        if let Some(tls) = self.tls.as_ref() {
+            tracing::debug!(trace_id = %self.trace_id, resumed = tls.is_resumed(), early_data = tls.early_data_reason(), "TLS handshake done");
+        }
         if !self.is_server {
             if self.early == EarlyData::Sending {
                 let accepted = self.tls.as_ref().is_some_and(|t| t.early_data_accepted());
