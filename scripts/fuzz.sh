@@ -4,7 +4,8 @@
 #   scripts/fuzz.sh TARGET SECONDS
 # Targets: engine (packet_header, frame_decode, transport_params,
 # conn_recv: whole datagrams into connections, conn_frames: frames past
-# packet protection into an established server), h3 and dataplane (see
+# packet protection into an established server, conn_zero_rtt: frames in
+# 0-RTT packets into a server that accepted 0-RTT), h3 and dataplane (see
 # */fuzz/fuzz_targets). Uses RUSTC_BOOTSTRAP because only a stable
 # toolchain is available here; cargo-fuzz is installed if missing.
 set -euo pipefail

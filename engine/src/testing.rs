@@ -504,6 +504,42 @@ pub fn forge_1rtt(from: &mut Connection, payload: &[u8]) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// Protects `payload` (frames, not checked) as the next 0-RTT packet of
+/// client `from`, which must be sending 0-RTT (`is_in_early_data`): for
+/// tests and fuzz targets that put arbitrary frames into 0-RTT. `None`
+/// otherwise.
+pub fn forge_0rtt(from: &mut Connection, payload: &[u8]) -> Option<Vec<u8>> {
+    if from.is_server {
+        return None;
+    }
+    let keys = from.zero_rtt_keys.as_ref()?;
+    let dcid = from.cids.dcid().to_vec();
+    let scid = from.cids.scid().to_vec();
+    let sp = &mut from.spaces[crate::recovery::Epoch::Application as usize];
+    let pn = sp.next_pkt_num;
+    let body_len = payload.len().max(4);
+    let mut buf = Vec::with_capacity(64 + body_len);
+    // Long header, type 0-RTT (RFC 9000 §17.2.3), 4-byte packet number.
+    buf.push(0xc0 | (0x01 << 4) | 0x03);
+    buf.extend_from_slice(&from.version.to_be_bytes());
+    buf.push(dcid.len() as u8);
+    buf.extend_from_slice(&dcid);
+    buf.push(scid.len() as u8);
+    buf.extend_from_slice(&scid);
+    let len = 4 + body_len + crate::crypto::TAG_LEN;
+    // Two-byte varint Length (packets stay below 16384 bytes).
+    let len = u16::try_from(len).ok().filter(|l| *l < 0x4000)?;
+    buf.extend_from_slice(&(0x4000 | len).to_be_bytes());
+    let pn_off = buf.len();
+    buf.extend_from_slice(&(pn as u32).to_be_bytes());
+    buf.extend_from_slice(payload);
+    buf.resize(pn_off + 4 + body_len + crate::crypto::TAG_LEN, 0);
+    let n = crate::packet::protect(&mut buf, pn_off, 4, pn, body_len, keys).ok()?;
+    sp.next_pkt_num += 1;
+    buf.truncate(n);
+    Some(buf)
+}
+
 impl Pipe {
     /// The two connections, dropping the links and buffers.
     pub fn into_parts(self) -> (Connection, Connection) {

@@ -356,3 +356,49 @@ fn zero_rtt_through_a_lossy_link() {
         assert!(p.client.is_resumed(), "seed {seed}");
     }
 }
+
+/// RFC 9000 §12.4/§12.5: ACK, CRYPTO, HANDSHAKE_DONE, NEW_TOKEN and
+/// PATH_RESPONSE are not allowed in 0-RTT packets: a server that
+/// accepted 0-RTT closes with PROTOCOL_VIOLATION; allowed frames work.
+#[test]
+fn frames_not_allowed_in_zero_rtt_close_the_connection() {
+    use crate::testing::forge_0rtt;
+    let forbidden: [&[u8]; 5] = [
+        &[0x02, 0x00, 0x00, 0x00, 0x00], // ACK
+        &[0x06, 0x00, 0x01, 0x00],       // CRYPTO
+        &[0x1e],                         // HANDSHAKE_DONE
+        &[0x07, 0x01, 0xaa],             // NEW_TOKEN
+        &[0x1b, 1, 2, 3, 4, 5, 6, 7, 8], // PATH_RESPONSE
+    ];
+    let (mut c, mut s) = early_configs();
+    let session = first_session(&mut c, &mut s);
+    for frame in forbidden.into_iter().map(Some).chain([None]) {
+        let mut p =
+            Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default())
+                .unwrap();
+        p.client.set_session(&session).unwrap();
+        one_way(&mut p);
+        assert!(p.server.is_in_early_data());
+        // A STREAM frame (stream 0, FIN) with or without a forbidden one.
+        let mut payload = vec![0x0b, 0x00, 0x02, b'h', b'i'];
+        if let Some(f) = frame {
+            payload.extend_from_slice(f);
+        }
+        let mut pkt = forge_0rtt(&mut p.client, &payload).unwrap();
+        let info = p.c2s_info();
+        let r = p.server.recv(&mut pkt, info);
+        match frame {
+            Some(f) => {
+                assert!(r.is_err(), "{f:?}");
+                let e = p.server.local_error().unwrap();
+                assert_eq!(e.error_code, 0x0a, "{f:?}");
+            }
+            None => {
+                assert!(r.is_ok());
+                let mut got = Vec::new();
+                assert!(read_all(&mut p.server, 0, &mut got));
+                assert_eq!(got, b"hi");
+            }
+        }
+    }
+}
