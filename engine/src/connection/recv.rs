@@ -581,6 +581,16 @@ impl Connection {
         for p in lost {
             self.requeue_frames(Epoch::Initial, &p.payload);
         }
+        // So is what went in 0-RTT packets: the server discarded them with
+        // the first attempt. The same ClientHello goes again, so the same
+        // 0-RTT keys carry it (RFC 9001 §4.6.2: a client "MAY reattempt
+        // 0-RTT if it receives a Retry").
+        if self.zero_rtt_keys.is_some() {
+            let lost = self.recovery.drain_unacked(Epoch::Application);
+            for p in lost {
+                self.requeue_frames(Epoch::Application, &p.payload);
+            }
+        }
         let _ = now;
         Ok(())
     }

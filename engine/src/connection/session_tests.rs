@@ -402,3 +402,76 @@ fn frames_not_allowed_in_zero_rtt_close_the_connection() {
         }
     }
 }
+
+/// A Retry after 0-RTT: the server dropped the 0-RTT packets with the
+/// first attempt; the client sends their data again in 0-RTT behind the
+/// Initial with the token, and the server accepts it.
+#[test]
+fn zero_rtt_goes_again_after_a_retry() {
+    let (caddr, saddr) = Pipe::addrs();
+    let (mut c, mut s) = early_configs();
+    let session = first_session(&mut c, &mut s);
+    let cscid = crate::ConnectionId::from_vec(vec![0xc1; 8]);
+    let mut client = crate::connect(Some("localhost"), &cscid, caddr, saddr, &mut c).unwrap();
+    client.set_session(&session).unwrap();
+    let now = std::time::Instant::now();
+    let mut out = vec![0u8; 1500];
+    let mut first = Vec::new();
+    while let Ok((n, _)) = client.send_at(&mut out, now) {
+        first.push(out[..n].to_vec());
+        if client.is_in_early_data() && client.stream_send(0, b"GET /z\r\n", true).is_ok() {
+            // Sent with the next datagram.
+        }
+    }
+    let sent_before = client.stats().sent;
+    assert!(first.len() >= 2, "ClientHello and 0-RTT");
+    let hdr = crate::Header::from_slice(&mut first[0], 8).unwrap();
+    let odcid = hdr.dcid.to_vec();
+    let new_scid = crate::ConnectionId::from_vec(vec![0x5e; 8]);
+    let mut retry = vec![0u8; 256];
+    let rn = crate::retry(
+        &hdr.scid,
+        &hdr.dcid,
+        &new_scid,
+        b"tok",
+        hdr.version,
+        &mut retry,
+    )
+    .unwrap();
+    let to_client = crate::RecvInfo {
+        from: saddr,
+        to: caddr,
+    };
+    client.recv_at(&mut retry[..rn], to_client, now).unwrap();
+    let mut server = crate::accept(
+        &new_scid,
+        Some(&crate::ConnectionId::from_ref(&odcid)),
+        saddr,
+        caddr,
+        &mut s,
+    )
+    .unwrap();
+    let to_server = crate::RecvInfo {
+        from: caddr,
+        to: saddr,
+    };
+    while let Ok((n, _)) = client.send_at(&mut out, now) {
+        server.recv_at(&mut out[..n], to_server, now).unwrap();
+    }
+    assert!(client.stats().sent > sent_before);
+    assert!(server.is_in_early_data());
+    let mut got = Vec::new();
+    assert!(read_all(&mut server, 0, &mut got));
+    assert_eq!(got, b"GET /z\r\n");
+    let mut p = Pipe::from_parts(
+        client,
+        server,
+        now,
+        LinkConfig::default(),
+        LinkConfig::default(),
+    )
+    .unwrap();
+    p.handshake().unwrap();
+    assert!(p.client.is_resumed());
+    assert_eq!(p.client.early, super::EarlyData::Accepted);
+}
