@@ -4,7 +4,9 @@
 //! connection: Rust allocations counted by a wrapping allocator, and all
 //! of malloc (Rust + BoringSSL) measured by mallinfo2. The connections are
 //! kept in a Vec, so their inline size is part of both figures; it is also
-//! reported on its own.
+//! reported on its own. Clients are measured keeping the session the
+//! server's ticket made (the default, for resumption) and keeping none
+//! (`set_session_tickets(false)`).
 //!
 //! Then the same for connections idle after a transfer (1,000 pairs, the
 //! server answering a one-byte request on stream 0 with 1 MiB): what a
@@ -125,20 +127,27 @@ fn main() {
     let mut sc = test_config(true).unwrap();
     cc.set_curves_list("X25519").unwrap();
     sc.set_curves_list("X25519").unwrap();
+    // A client that keeps no session (a load generator's).
+    let mut cc_bare = test_config(false).unwrap();
+    cc_bare.set_curves_list("X25519").unwrap();
+    cc_bare.set_session_tickets(false);
     // Warm the lazily built TLS contexts and the test certificate.
-    let mut warm = Pipe::with_configs(&mut cc, &mut sc, zero.clone(), zero.clone()).unwrap();
-    warm.handshake().unwrap();
-    drop(warm);
+    for c in [&mut cc, &mut cc_bare] {
+        let mut warm = Pipe::with_configs(c, &mut sc, zero.clone(), zero.clone()).unwrap();
+        warm.handshake().unwrap();
+    }
 
     let object: std::sync::Arc<[u8]> = vec![0x42u8; RESPONSE].into();
-    // (side, after a transfer, response queued: None, copied, shared).
-    for (side, transfer, queued) in [
-        ("server", false, None),
-        ("client", false, None),
-        ("server", true, None),
-        ("client", true, None),
-        ("server", false, Some(false)),
-        ("server", false, Some(true)),
+    // (side, after a transfer, response queued: None, copied, shared,
+    // client keeps its session).
+    for (side, transfer, queued, session) in [
+        ("server", false, None, true),
+        ("client", false, None, true),
+        ("client", false, None, false),
+        ("server", true, None, true),
+        ("client", true, None, true),
+        ("server", false, Some(false), true),
+        ("server", false, Some(true), true),
     ] {
         let n = if transfer || queued.is_some() {
             (n / 10).max(1)
@@ -150,7 +159,8 @@ fn main() {
         let malloc0 = malloc_in_use();
         let mut kept = Vec::with_capacity(n);
         for _ in 0..n {
-            let mut p = Pipe::with_configs(&mut cc, &mut sc, zero.clone(), zero.clone()).unwrap();
+            let c = if session { &mut cc } else { &mut cc_bare };
+            let mut p = Pipe::with_configs(c, &mut sc, zero.clone(), zero.clone()).unwrap();
             p.handshake().unwrap();
             if transfer {
                 respond(&mut p, RESPONSE);
@@ -158,10 +168,19 @@ fn main() {
             if let Some(shared) = queued {
                 queue_response(&mut p, &object, shared);
             } else {
-                // Let the last ACKs settle so both sides are idle.
-                for _ in 0..4 {
+                // Let the last ACKs settle so both sides are idle: the
+                // session ticket that follows the handshake is
+                // acknowledged after the client's ACK delay.
+                for _ in 0..6 {
                     p.flush().unwrap();
                     p.deliver().unwrap();
+                    p.now += Duration::from_millis(30);
+                    let now = p.now;
+                    for conn in [&mut p.client, &mut p.server] {
+                        if conn.timeout_instant().is_some_and(|t| t <= now) {
+                            conn.on_timeout_at(now);
+                        }
+                    }
                 }
             }
             let (client, server) = p.into_parts();
@@ -187,6 +206,10 @@ fn main() {
                 "{side}: {n} connections idle after a {} KiB response",
                 RESPONSE / 1024
             );
+        } else if side == "client" && !session {
+            println!("{side}: {n} established idle connections, keeping no session");
+        } else if side == "client" {
+            println!("{side}: {n} established idle connections, each keeping its session");
         } else {
             println!("{side}: {n} established idle connections");
         }

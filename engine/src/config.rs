@@ -334,8 +334,16 @@ impl Config {
         self.tls.early_data
     }
 
-    /// Whether a server issues session tickets (default on): without them
-    /// clients cannot resume, and each handshake saves sealing one.
+    /// Whether session tickets are on (see `set_session_tickets`).
+    pub(crate) fn session_tickets(&self) -> bool {
+        !self.tls.no_tickets
+    }
+
+    /// Session tickets (default on). A server without them issues none:
+    /// clients cannot resume, and each handshake saves sealing one. A
+    /// client without them keeps no session (`Connection::session` stays
+    /// `None`) and frees its TLS state as soon as the handshake is
+    /// confirmed: a load generator's thousands of connections need none.
     pub fn set_session_tickets(&mut self, enabled: bool) {
         self.tls.no_tickets = !enabled;
         self.tls_changed();
@@ -420,7 +428,7 @@ fn build_ctx(tls: &TlsSettings, is_server: bool) -> Result<SslContext> {
         if tls.no_tickets {
             b.set_options(boring::ssl::SslOptions::NO_TICKET);
         }
-    } else {
+    } else if !tls.no_tickets {
         crate::tls::install_client_session_callback(b.as_ptr());
     }
     if tls.early_data {

@@ -230,9 +230,9 @@ impl RangeSet {
         self.map.is_empty()
     }
 
-    /// Removes everything.
+    /// Removes everything, and frees what the set allocated.
     pub(crate) fn clear(&mut self) {
-        self.map.clear();
+        self.map = BTreeMap::new();
     }
 
     /// Drops the smallest ranges beyond the limit: a peer must not be able

@@ -538,6 +538,8 @@ pub struct Connection {
     pub(crate) stall_probes: u8,
     /// Client: the ClientHello is still to be made (on the first send).
     pub(crate) hello_pending: bool,
+    /// Client: keep the sessions NewSessionTickets make.
+    pub(crate) keep_session: bool,
     /// Where the connection stands with 0-RTT.
     pub(crate) early: EarlyData,
     /// 0-RTT packet keys: a client's to seal, a server's to open; gone
@@ -758,6 +760,7 @@ impl Connection {
             timed_out: false,
             stall_probes: 0,
             hello_pending: false,
+            keep_session: !is_server && config.session_tickets(),
             early: if config.early_data() {
                 EarlyData::Enabled
             } else {

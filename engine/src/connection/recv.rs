@@ -1375,7 +1375,7 @@ impl Connection {
             return;
         }
         self.handshake_confirmed = true;
-        if !self.is_server && self.tls_info.session.is_none() {
+        if self.keep_session && self.tls_info.session.is_none() {
             // A server sends its NewSessionTicket with or soon after its
             // HANDSHAKE_DONE (RFC 9001 §4.5): TLS stays until it comes, or
             // for three PTOs if none does.

@@ -146,6 +146,9 @@ impl Connection {
             if self.recovery.bytes_in_flight() == 0 {
                 self.recovery.release_idle_memory();
                 self.pending.release_idle();
+                let crypto = &mut self.spaces[Epoch::Application as usize].crypto;
+                crypto.send.release_idle_memory();
+                crypto.recv.release_idle_memory();
                 if self
                     .dgrams
                     .as_ref()

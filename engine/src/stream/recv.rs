@@ -83,6 +83,14 @@ impl RecvBuf {
         b
     }
 
+    /// Gives back the memory an idle buffer still holds (see
+    /// `SendBuf::release_idle_memory`).
+    pub(crate) fn release_idle_memory(&mut self) {
+        if self.chunks.is_empty() {
+            self.chunks = BTreeMap::new();
+        }
+    }
+
     /// Accepts a STREAM (or CRYPTO) frame's data at `offset`.
     pub(crate) fn write(&mut self, offset: u64, data: &[u8], fin: bool) -> Result<()> {
         let end = offset

@@ -378,6 +378,22 @@ impl SendBuf {
         }
     }
 
+    /// Gives back the memory an idle buffer still holds (emptied
+    /// collections keep their allocations): for buffers that live as long
+    /// as the connection, like the 1-RTT CRYPTO stream after a session
+    /// ticket went out.
+    pub(crate) fn release_idle_memory(&mut self) {
+        if self.chunks.is_empty() && self.chunks.capacity() > 0 {
+            self.chunks = VecDeque::new();
+        }
+        if self.acked.is_empty() {
+            self.acked.clear();
+        }
+        if self.lost.is_empty() {
+            self.lost.clear();
+        }
+    }
+
     /// A frame carrying `[offset, offset + len)` (+FIN) was declared lost:
     /// queue the parts not acknowledged since for retransmission.
     pub(crate) fn on_lost(&mut self, offset: u64, len: usize, fin: bool) {
