@@ -111,7 +111,8 @@ impl Connection {
                 epoch,
                 &mut out[written..end],
                 pad_to,
-                needs_pad && !later_has_data,
+                // Only while the datagram is short of 1200 bytes.
+                needs_pad && !later_has_data && written < MIN_INITIAL_DATAGRAM.min(limit),
                 closing,
                 now,
             )? {
