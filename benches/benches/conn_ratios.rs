@@ -84,22 +84,19 @@ fn main() {
 
     let pct = |ceiling: Duration, d: Duration| 100.0 * ceiling.as_secs_f64() / d.as_secs_f64();
     println!("workload                          tarte                 ceiling               ratio");
-    println!(
-        "handshakes/s (X25519, P-256)      {:>9.0}/s ({:>6.1} µs) {:>9.0}/s ({:>6.1} µs) {:>5.1}%",
-        1.0 / hs.as_secs_f64(),
-        hs.as_secs_f64() * 1e6,
-        1.0 / hs_ceiling.as_secs_f64(),
-        hs_ceiling.as_secs_f64() * 1e6,
-        pct(hs_ceiling, hs)
-    );
-    println!(
-        "resumed handshakes/s (PSK, X25519) {:>9.0}/s ({:>6.1} µs) {:>9.0}/s ({:>6.1} µs) {:>5.1}%",
-        1.0 / res.as_secs_f64(),
-        res.as_secs_f64() * 1e6,
-        1.0 / res_ceiling.as_secs_f64(),
-        res_ceiling.as_secs_f64() * 1e6,
-        pct(res_ceiling, res)
-    );
+    for (name, d, ceil) in [
+        ("handshakes/s (X25519, P-256)", hs, hs_ceiling),
+        ("resumed handshakes/s (PSK, X25519)", res, res_ceiling),
+    ] {
+        println!(
+            "{name:<34}{:>9.0}/s ({:>6.1} µs) {:>9.0}/s ({:>6.1} µs) {:>5.1}%",
+            1.0 / d.as_secs_f64(),
+            d.as_secs_f64() * 1e6,
+            1.0 / ceil.as_secs_f64(),
+            ceil.as_secs_f64() * 1e6,
+            pct(ceil, d)
+        );
+    }
     for (name, d, ceil, n) in [
         ("bulk 256 MiB, whole flights", flights, ceiling, packets),
         (

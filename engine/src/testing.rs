@@ -504,6 +504,22 @@ pub fn forge_1rtt(from: &mut Connection, payload: &[u8]) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// A fuzz input cut into the payloads of up to `max` packets, on 0xff 0xfe
+/// markers (for fuzz targets that seal each piece as a packet).
+pub fn fuzz_pieces(data: &[u8], max: usize) -> Vec<&[u8]> {
+    let mut pieces = Vec::new();
+    let mut rest = data;
+    while pieces.len() + 1 < max {
+        let Some(i) = rest.windows(2).position(|w| w == [0xff, 0xfe]) else {
+            break;
+        };
+        pieces.push(&rest[..i]);
+        rest = &rest[i + 2..];
+    }
+    pieces.push(rest);
+    pieces
+}
+
 /// Protects `payload` (frames, not checked) as the next 0-RTT packet of
 /// client `from`, which must be sending 0-RTT (`is_in_early_data`): for
 /// tests and fuzz targets that put arbitrary frames into 0-RTT. `None`

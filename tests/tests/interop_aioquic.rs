@@ -86,16 +86,22 @@ fn tarte_client_run(
     (report, hs)
 }
 
+/// aioquic's server on a fresh root holding `body` as `/name`.
+fn aioquic_serving(tag: &str, name: &str, body: &[u8]) -> (TempDir, AioquicServer) {
+    let dir = TempDir::new(tag);
+    let root = dir.path().join("www");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join(name), body).unwrap();
+    let server = AioquicServer::start(dir.path(), &root, &[]);
+    (dir, server)
+}
+
 /// aioquic's server holds `len` random bytes as /big.bin; the tarte client
 /// fetches them with `opts`; every byte is checked (SHA-256). Returns the
 /// client's report.
 fn tarte_client_gets_from_aioquic(tag: &str, len: usize, opts: &ClientOptions) -> Report {
     let body = random_bytes(len);
-    let dir = TempDir::new(tag);
-    let root = dir.path().join("www");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::write(root.join("big.bin"), &body).unwrap();
-    let server = AioquicServer::start(dir.path(), &root, &[]);
+    let (_dir, server) = aioquic_serving(tag, "big.bin", &body);
     let report = fetch(&[server.url("/big.bin")], opts)
         .unwrap_or_else(|e| panic!("tarte client: {e:#}\naioquic:\n{}", server.proc.log()));
     let got = report.responses[0].result.as_ref().unwrap();
@@ -241,11 +247,7 @@ fn tarte_client_aioquic_server_retry() {
 fn tarte_client_aioquic_server_resumes() {
     let _g = serial();
     let body = random_bytes(300_000);
-    let dir = TempDir::new("aioq-resume");
-    let root = dir.path().join("www");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::write(root.join("r.bin"), &body).unwrap();
-    let mut server = AioquicServer::start(dir.path(), &root, &[]);
+    let (_dir, mut server) = aioquic_serving("aioq-resume", "r.bin", &body);
     let urls = [server.url("/r.bin")];
     let mut opts = client_opts(20);
     let first = fetch(&urls, &opts)
@@ -275,11 +277,7 @@ fn tarte_client_aioquic_server_resumes() {
 fn tarte_client_aioquic_server_zero_rtt() {
     let _g = serial();
     let body = random_bytes(200_000);
-    let dir = TempDir::new("aioq-0rtt");
-    let root = dir.path().join("www");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::write(root.join("z.bin"), &body).unwrap();
-    let mut server = AioquicServer::start(dir.path(), &root, &[]);
+    let (_dir, mut server) = aioquic_serving("aioq-0rtt", "z.bin", &body);
     let urls = [server.url("/z.bin"), server.url("/z.bin")];
     let mut opts = ClientOptions {
         early_data: true,

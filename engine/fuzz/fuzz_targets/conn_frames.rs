@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 
 use libfuzzer_sys::fuzz_target;
-use tarte::testing::{forge_1rtt, Pipe};
+use tarte::testing::{forge_1rtt, fuzz_pieces, Pipe};
 use tarte::ConnectionId;
 
 fuzz_target!(|data: &[u8]| {
@@ -28,14 +28,7 @@ fuzz_target!(|data: &[u8]| {
         SocketAddr::from(([10, 1, 2, 3], 5002)),
     ];
     let mut buf = [0u8; 4096];
-    let mut pieces = Vec::new();
-    let mut rest = data;
-    while let Some(i) = rest.windows(2).position(|w| w == [0xff, 0xfe]) {
-        pieces.push(&rest[..i]);
-        rest = &rest[i + 2..];
-    }
-    pieces.push(rest);
-    for payload in pieces.into_iter().take(16) {
+    for payload in fuzz_pieces(data, 16) {
         let Some(mut pkt) = forge_1rtt(&mut p.client, payload) else {
             break;
         };

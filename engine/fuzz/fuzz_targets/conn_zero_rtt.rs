@@ -11,7 +11,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use tarte::testing::{forge_0rtt, test_config, LinkConfig, Pipe};
+use tarte::testing::{forge_0rtt, fuzz_pieces, test_config, LinkConfig, Pipe};
 use tarte::Config;
 
 /// Configs with 0-RTT on both sides, and a session of that server.
@@ -48,14 +48,7 @@ fuzz_target!(|data: &[u8]| {
     let info = p.c2s_info();
     let mut buf = [0u8; 4096];
     let mut out = [0u8; 1500];
-    let mut pieces = Vec::new();
-    let mut rest = data;
-    while let Some(i) = rest.windows(2).position(|w| w == [0xff, 0xfe]) {
-        pieces.push(&rest[..i]);
-        rest = &rest[i + 2..];
-    }
-    pieces.push(rest);
-    for payload in pieces.into_iter().take(16) {
+    for payload in fuzz_pieces(data, 16) {
         let Some(mut pkt) = forge_0rtt(&mut p.client, payload) else {
             break;
         };
