@@ -392,6 +392,10 @@ pub(crate) struct TlsInfo {
     pub(crate) session: Option<Box<[u8]>>,
 }
 
+/// A 0-RTT packet kept until its keys are known: its bytes, how it came,
+/// and the length of its datagram.
+pub(crate) type EarlyPacket = (Vec<u8>, RecvInfo, usize);
+
 /// Where a connection stands with 0-RTT (RFC 9001 §4.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum EarlyData {
@@ -545,6 +549,9 @@ pub struct Connection {
     /// 0-RTT packet keys: a client's to seal, a server's to open; gone
     /// once 1-RTT takes over (RFC 9001 §4.9.3).
     pub(crate) zero_rtt_keys: Option<Box<crate::crypto::DirectionalKeys>>,
+    /// Server: 0-RTT packets that came before the ClientHello was whole
+    /// (the keys to open them come with it), with how they came.
+    pub(crate) early_packets: Option<Box<Vec<EarlyPacket>>>,
     /// Whether a CONNECTION_CLOSE should be (re)sent now.
     pub(crate) send_close: bool,
 
@@ -767,6 +774,7 @@ impl Connection {
                 EarlyData::Off
             },
             zero_rtt_keys: None,
+            early_packets: None,
             send_close: false,
             pending: Pending::default(),
             dgrams: None,

@@ -82,7 +82,39 @@ impl Connection {
         if self.handshake_confirmed && self.tls.is_some() {
             self.release_lingering_tls(now);
         }
+        if self.early_packets.is_some() {
+            self.recv_early_packets(now)?;
+        }
         Ok(len)
+    }
+
+    /// 0-RTT packets kept from before the ClientHello was whole: opened
+    /// once the server accepted 0-RTT, dropped once it is clear it did not.
+    fn recv_early_packets(&mut self, now: Instant) -> Result<()> {
+        let accepted = self.zero_rtt_keys.is_some();
+        let undecided = self.early == EarlyData::Enabled
+            && self.spaces[Epoch::Handshake as usize].open.is_none()
+            && !self.spaces[Epoch::Handshake as usize].discarded;
+        if undecided && !accepted {
+            return Ok(());
+        }
+        let Some(q) = self.early_packets.take() else {
+            return Ok(());
+        };
+        for (mut pkt, info, datagram_len) in q.into_iter() {
+            if !accepted || self.close != CloseState::Open {
+                self.stats.dropped += 1;
+                continue;
+            }
+            match self.handle_packet(&mut pkt, info, datagram_len, now) {
+                Ok(_) | Err(Error::Done) => (),
+                Err(e) => {
+                    self.close_with_error(e, 0, "protocol error", now);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Processes one packet at the start of `buf`. Returns how many bytes
@@ -154,11 +186,26 @@ impl Connection {
             Type::Initial => Epoch::Initial,
             Type::Handshake => Epoch::Handshake,
             Type::ZeroRTT if !self.is_server || self.zero_rtt_keys.is_none() => {
+                let pkt_len = long_packet_len(buf, hdr_len)?;
+                // Before the ClientHello is whole its 0-RTT keys cannot be
+                // known: keep a few such packets until they can (RFC 9001
+                // §4.1.4 lets a server buffer them; §4.6.1: reordering
+                // brings them early).
+                if self.is_server
+                    && self.early == EarlyData::Enabled
+                    && self.spaces[Epoch::Handshake as usize].open.is_none()
+                    && !self.spaces[Epoch::Handshake as usize].discarded
+                {
+                    let q = self.early_packets.get_or_insert_with(Default::default);
+                    if q.len() < MAX_EARLY_PACKETS {
+                        q.push((buf[..pkt_len].to_vec(), info, datagram_len));
+                        return Ok(pkt_len);
+                    }
+                }
                 // Not (or no longer) accepting 0-RTT: skip the packet (RFC
                 // 9000 §12.2 lets us drop it and go on with the datagram;
                 // RFC 9001 §4.6.2: "When rejecting 0-RTT, a server MUST
                 // NOT process any 0-RTT packets, even if it could").
-                let pkt_len = long_packet_len(buf, hdr_len)?;
                 self.stats.dropped += 1;
                 return Ok(pkt_len);
             }
@@ -1443,6 +1490,10 @@ impl Connection {
         self.recovery.on_pkt_num_space_discarded(epoch);
     }
 }
+
+/// 0-RTT packets a server keeps while it waits for the rest of a
+/// ClientHello (a few datagrams' worth: what reordering brings early).
+const MAX_EARLY_PACKETS: usize = 8;
 
 /// The length of a long-header packet from its Length field.
 fn long_packet_len(buf: &[u8], hdr_len: usize) -> Result<usize> {

@@ -475,3 +475,92 @@ fn zero_rtt_goes_again_after_a_retry() {
     assert!(p.client.is_resumed());
     assert_eq!(p.client.early, super::EarlyData::Accepted);
 }
+
+/// The datagram with the end of the ClientHello and the 0-RTT request
+/// arrives before the one with its start: the server keeps the 0-RTT
+/// packet until the ClientHello is whole, then reads the request, and
+/// nothing is sent twice.
+#[test]
+fn zero_rtt_before_the_whole_client_hello_is_kept() {
+    let (mut c, mut s) = early_configs();
+    let session = first_session(&mut c, &mut s);
+    let mut p =
+        Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default()).unwrap();
+    p.client.set_session(&session).unwrap();
+    let now = p.now;
+    let mut out = [0u8; 1500];
+    let mut flight = Vec::new();
+    while let Ok((n, _)) = p.client.send_at(&mut out, now) {
+        flight.push(out[..n].to_vec());
+        if p.client.is_in_early_data() && p.client.stream_send(0, b"GET /x\r\n", true).is_ok() {
+            // Goes out with the next datagram.
+        }
+    }
+    assert!(
+        flight.len() >= 3,
+        "a ClientHello in two datagrams, then 0-RTT"
+    );
+    let info = p.c2s_info();
+    // The end of the ClientHello and the 0-RTT packet first, its start
+    // last.
+    flight.rotate_left(1);
+    for d in flight.iter_mut() {
+        p.server.recv_at(d, info, now).unwrap();
+    }
+    assert!(p.server.is_in_early_data());
+    let mut got = Vec::new();
+    assert!(read_all(&mut p.server, 0, &mut got));
+    assert_eq!(got, b"GET /x\r\n");
+    assert!(p.server.early_packets.is_none());
+    p.handshake().unwrap();
+    assert_eq!(p.client.stats().retrans, 0);
+}
+
+/// A server that does not accept 0-RTT drops what it kept.
+#[test]
+fn kept_zero_rtt_is_dropped_when_refused() {
+    let (mut c, mut s) = early_configs();
+    let session = first_session(&mut c, &mut s);
+    // Another early-data context: the server resumes but refuses 0-RTT.
+    let mut s2 = test_config(true).unwrap();
+    s2.enable_early_data();
+    s2.set_initial_max_streams_bidi(7);
+    let mut p = Pipe::with_configs(
+        &mut c,
+        &mut s2,
+        LinkConfig::default(),
+        LinkConfig::default(),
+    )
+    .unwrap();
+    p.client.set_session(&session).unwrap();
+    let now = p.now;
+    let mut out = [0u8; 1500];
+    let mut flight = Vec::new();
+    while let Ok((n, _)) = p.client.send_at(&mut out, now) {
+        flight.push(out[..n].to_vec());
+        if p.client.is_in_early_data() {
+            let _ = p.client.stream_send(0, b"GET /x\r\n", true);
+        }
+    }
+    let info = p.c2s_info();
+    let dropped = p.server.stats().dropped;
+    flight.rotate_left(1);
+    let n = flight.len();
+    for (i, d) in flight.iter_mut().enumerate() {
+        p.server.recv_at(d, info, now).unwrap();
+        if i + 2 == n {
+            // Kept while the ClientHello is not whole.
+            assert!(p.server.early_packets.is_some());
+        }
+    }
+    assert!(!p.server.is_in_early_data());
+    assert!(p.server.early_packets.is_none());
+    assert!(p.server.stats().dropped > dropped);
+    assert!(p.server.readable().next().is_none());
+    // The request comes again in 1-RTT.
+    p.handshake().unwrap();
+    let mut got = Vec::new();
+    p.run_until(1000, |p| read_all(&mut p.server, 0, &mut got))
+        .unwrap();
+    assert_eq!(got, b"GET /x\r\n");
+}
