@@ -301,6 +301,30 @@ fn aioquic_resumes(port: u16, session: &std::path::Path) -> bool {
 }
 
 #[test]
+fn our_client_requests_in_zero_rtt() {
+    let server = start(|o| o.workers = 2);
+    let port = server.local_addr().port();
+    let urls = ["/bytes/40000", "/"]
+        .iter()
+        .map(|p| format!("https://127.0.0.1:{port}{p}"))
+        .collect();
+    let mut o = client::ClientOptions::get(urls).unwrap();
+    o.verify = false;
+    o.timeout = Duration::from_secs(20);
+    o.early_data = true;
+    let first = client::fetch(&o).unwrap();
+    assert!(!first.resumed && !first.sent_early);
+    o.session = first.session;
+    let second = client::fetch(&o).unwrap();
+    assert!(second.resumed && second.sent_early);
+    assert_eq!(second.responses[0].body, pattern(40_000));
+    assert_eq!(second.responses[1].body, INDEX_HTML);
+    wait_for(&server, "2 requests from 0-RTT", |c| {
+        c.requests == 4 && c.early_requests == 2 && c.conns_resumed == 1
+    });
+}
+
+#[test]
 fn aioquic_client_requests_in_zero_rtt() {
     let dir = TempDir::new("serve-0rtt");
     let session = dir.path().join("ticket.pickle").display().to_string();

@@ -1,4 +1,5 @@
-//! `cargo run -p tarte-h3 --example http3-client -- [--no-verify] [--method M] [--body FILE] URL...`
+//! `cargo run -p tarte-h3 --example http3-client -- [--no-verify] [--method M] [--body FILE]
+//! [--session-file PATH [--early-data]] URL...`
 //!
 //! Status and headers go to stderr, bodies to stdout; the exit status is
 //! non-zero when the connection or any request fails.
@@ -27,6 +28,14 @@ struct Args {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
+    /// Resume the TLS session stored in this file, if it exists, and store
+    /// the server's newest one there (RFC 9001 §4.5).
+    #[arg(long, value_name = "PATH")]
+    session_file: Option<std::path::PathBuf>,
+    /// With --session-file: send the requests in 0-RTT when the stored
+    /// session allows it (RFC 9001 §4.6).
+    #[arg(long, requires = "session_file")]
+    early_data: bool,
     /// URLs (same authority).
     #[arg(required = true)]
     urls: Vec<String>,
@@ -45,7 +54,20 @@ fn main() -> anyhow::Result<()> {
     if let Some(p) = a.body {
         opts.body = Some(std::fs::read(&p)?);
     }
+    if let Some(f) = a.session_file.as_ref().filter(|f| f.exists()) {
+        opts.session = Some(std::fs::read(f)?);
+    }
+    opts.early_data = a.early_data;
     let out = client::fetch(&opts)?;
+    if let Some(f) = &a.session_file {
+        eprintln!("session resumed: {}", out.resumed);
+        if a.early_data {
+            eprintln!("requests in 0-RTT: {}", out.sent_early);
+        }
+        if let Some(s) = &out.session {
+            std::fs::write(f, s)?;
+        }
+    }
     let mut stdout = std::io::stdout().lock();
     let mut failed = false;
     for r in &out.responses {

@@ -171,6 +171,36 @@ fn tarte_client_gets_small_and_10mb_from_aioquic() {
 }
 
 #[test]
+fn tarte_client_resumes_and_requests_in_zero_rtt_from_aioquic() {
+    let certs = Certs::new("c-0rtt");
+    let (_k, port, rx) = aioquic_server(&certs, &[]);
+    let mut o = tarte_client(port, &["/bytes/30000".into(), "/bytes/5".into()]);
+    o.early_data = true;
+    let first = client::fetch(&o).unwrap();
+    assert!(!first.resumed && !first.sent_early);
+    o.session = Some(first.session.expect("a ticket from aioquic"));
+    let second = client::fetch(&o).unwrap();
+    assert!(second.resumed && second.sent_early);
+    for (r, n) in second.responses.iter().zip([30_000, 5]) {
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, pattern(n));
+    }
+    // aioquic's side: a full handshake, then one resumed with our two
+    // requests accepted in 0-RTT.
+    let hs: Vec<(bool, bool)> = lines(&rx)
+        .iter()
+        .filter(|v| v.get("handshake").is_some())
+        .map(|v| {
+            (
+                v["resumed"].as_bool().unwrap(),
+                v["early_data"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(hs, [(false, false), (true, true)]);
+}
+
+#[test]
 fn tarte_client_posts_1mb_with_trailers_to_aioquic() {
     let certs = Certs::new("c-post");
     let (_srv, port, _rx) = aioquic_server(&certs, &[]);

@@ -20,7 +20,7 @@ from aioquic.buffer import encode_uint_var
 from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection, encode_frame
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import ProtocolNegotiated, QuicEvent
+from aioquic.quic.events import HandshakeCompleted, ProtocolNegotiated, QuicEvent
 
 
 def pattern(n):
@@ -73,6 +73,8 @@ class Handler(QuicConnectionProtocol):
     def quic_event_received(self, event: QuicEvent):
         if isinstance(event, ProtocolNegotiated):
             self.install()
+        if isinstance(event, HandshakeCompleted):
+            emit({"handshake": True, "resumed": event.session_resumed, "early_data": event.early_data_accepted})
         if self.h3 is None:
             return
         for ev in self.h3.handle_event(event):
@@ -141,7 +143,16 @@ async def main():
     cfg = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN, max_datagram_frame_size=65536)
     cfg.load_cert_chain(a.cert, a.key)
     Handler.goaway_after = a.goaway_after
-    await serve("127.0.0.1", a.port, configuration=cfg, create_protocol=Handler)
+    # Session tickets for resumption and 0-RTT, each usable once.
+    tickets = {}
+    await serve(
+        "127.0.0.1",
+        a.port,
+        configuration=cfg,
+        create_protocol=Handler,
+        session_ticket_fetcher=lambda t: tickets.pop(t, None),
+        session_ticket_handler=lambda t: tickets.__setitem__(t.ticket, t),
+    )
     print(f"ready {a.port}", flush=True)
     await asyncio.Future()
 

@@ -31,6 +31,13 @@ pub struct ClientOptions {
     pub send_goaway: bool,
     /// HTTP/3 settings.
     pub h3: tarte_h3::Config,
+    /// A session from an earlier connection's [`Outcome::session`], offered
+    /// for resumption (RFC 9001 §4.5).
+    pub session: Option<Vec<u8>>,
+    /// With a session that allows it, send the requests in 0-RTT (RFC
+    /// 9001 §4.6; the server's SETTINGS are not remembered, so the first
+    /// requests use QPACK's static table only, always safe).
+    pub early_data: bool,
 }
 
 impl ClientOptions {
@@ -46,6 +53,8 @@ impl ClientOptions {
             timeout: Duration::from_secs(30),
             send_goaway: false,
             h3: tarte_h3::Config::new()?,
+            session: None,
+            early_data: false,
         })
     }
 }
@@ -91,6 +100,12 @@ pub struct Outcome {
     pub qpack: tarte_h3::QpackStats,
     /// The peer's SETTINGS.
     pub peer_settings: Vec<(u64, u64)>,
+    /// Whether the handshake resumed the offered session.
+    pub resumed: bool,
+    /// Whether the requests went out in 0-RTT (accepted or not).
+    pub sent_early: bool,
+    /// The newest session the server made resumable.
+    pub session: Option<Vec<u8>>,
 }
 
 /// Splits `https://host[:port]/path` into (host, port, authority, path).
@@ -152,6 +167,9 @@ pub fn fetch(opts: &ClientOptions) -> anyhow::Result<Outcome> {
     config.set_initial_max_stream_data_uni(1_000_000);
     config.set_initial_max_streams_bidi(100);
     config.set_initial_max_streams_uni(16);
+    if opts.early_data {
+        config.enable_early_data();
+    }
     let scid = tarte::ConnectionId::from_vec({
         use std::hash::{BuildHasher, Hasher};
         let h = || {
@@ -162,6 +180,10 @@ pub fn fetch(opts: &ClientOptions) -> anyhow::Result<Outcome> {
         [h().to_le_bytes(), h().to_le_bytes()].concat()
     });
     let mut conn = tarte::connect(Some(&host), &scid, local, peer, &mut config)?;
+    if let Some(session) = &opts.session {
+        conn.set_session(session)
+            .map_err(|e| anyhow::anyhow!("stored session refused: {e:?}"))?;
+    }
     let mut h3: Option<tarte_h3::Connection> = None;
     let mut out = Outcome {
         responses: opts
@@ -203,32 +225,37 @@ pub fn fetch(opts: &ClientOptions) -> anyhow::Result<Outcome> {
         if conn.is_closed() || closing {
             break;
         }
-        // Receive (wait at most until the next timer).
+        // Receive (wait at most until the next timer; not at all when
+        // the requests can go in 0-RTT now).
+        let early_now = h3.is_none() && conn.is_in_early_data();
         let wait = conn
             .timeout()
             .unwrap_or(Duration::from_millis(100))
             .clamp(Duration::from_millis(1), Duration::from_millis(100));
-        socket.set_read_timeout(Some(wait))?;
-        match socket.recv_from(&mut buf) {
-            Ok((n, from)) => {
-                let _ = conn.recv(&mut buf[..n], tarte::RecvInfo { from, to: local });
-                socket.set_nonblocking(true)?;
-                while let Ok((n, from)) = socket.recv_from(&mut buf) {
+        if !early_now {
+            socket.set_read_timeout(Some(wait))?;
+            match socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
                     let _ = conn.recv(&mut buf[..n], tarte::RecvInfo { from, to: local });
+                    socket.set_nonblocking(true)?;
+                    while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                        let _ = conn.recv(&mut buf[..n], tarte::RecvInfo { from, to: local });
+                    }
+                    socket.set_nonblocking(false)?;
                 }
-                socket.set_nonblocking(false)?;
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(e.into()),
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(e.into()),
         }
         if conn.timeout().is_some_and(|t| t.is_zero()) {
             conn.on_timeout();
         }
-        if conn.is_established() && h3.is_none() {
+        if (conn.is_established() || conn.is_in_early_data()) && h3.is_none() {
+            out.sent_early = !conn.is_established();
             h3 = Some(tarte_h3::Connection::with_transport(&mut conn, &opts.h3)?);
         }
         let Some(h3c) = h3.as_mut() else { continue };
@@ -373,5 +400,7 @@ pub fn fetch(opts: &ClientOptions) -> anyhow::Result<Outcome> {
             conn.is_timed_out()
         );
     }
+    out.resumed = conn.is_resumed();
+    out.session = conn.session().map(<[u8]>::to_vec);
     Ok(out)
 }
