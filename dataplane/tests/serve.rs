@@ -322,6 +322,20 @@ fn our_client_requests_in_zero_rtt() {
     wait_for(&server, "2 requests from 0-RTT", |c| {
         c.requests == 4 && c.early_requests == 2 && c.conns_resumed == 1
     });
+    server.stop();
+    server.join().unwrap();
+    // A server refusing 0-RTT resumes but answers after the handshake.
+    let server = start(|o| o.early_data = false);
+    let port = server.local_addr().port();
+    o.urls = vec![format!("https://127.0.0.1:{port}/bytes/40000")];
+    let first = client::fetch(&o).unwrap();
+    o.session = first.session;
+    let second = client::fetch(&o).unwrap();
+    assert!(second.resumed && !second.sent_early);
+    assert_eq!(second.responses[0].body, pattern(40_000));
+    wait_for(&server, "no request from 0-RTT", |c| {
+        c.requests == 2 && c.early_requests == 0 && c.conns_resumed == 1
+    });
 }
 
 #[test]

@@ -92,6 +92,9 @@ pub struct ServeOptions {
     /// across restarts lets a restarted server reset the connections it
     /// lost (RFC 9000 §10.3). `None`: a random one.
     pub secret: Option<[u8; 32]>,
+    /// Accept 0-RTT from resuming clients (RFC 9001 §4.6; replayable, and
+    /// this server answers only GETs of static content).
+    pub early_data: bool,
 }
 
 impl ServeOptions {
@@ -109,6 +112,7 @@ impl ServeOptions {
             idle_timeout_ms: 30_000,
             busy_poll: false,
             secret: None,
+            early_data: true,
         }
     }
 }
@@ -124,6 +128,7 @@ pub(crate) struct Shared {
     pub(crate) app: App,
     pub(crate) token_key: TokenKey,
     pub(crate) retry: bool,
+    pub(crate) early_data: bool,
     pub(crate) max_conns: usize,
     pub(crate) busy_poll: bool,
     idle_timeout_ms: u64,
@@ -156,7 +161,9 @@ impl Shared {
             .map_err(q("session ticket key"))?;
         // 0-RTT (RFC 9001 §4.6): the server answers GETs of static
         // content, which a replay cannot harm.
-        c.enable_early_data();
+        if self.early_data {
+            c.enable_early_data();
+        }
         c.set_max_idle_timeout(self.idle_timeout_ms);
         c.set_max_recv_udp_payload_size(1472);
         c.set_max_send_udp_payload_size(1472);
@@ -229,6 +236,7 @@ impl Server {
                 None => TokenKey::random()?,
             },
             retry: opts.retry,
+            early_data: opts.early_data,
             max_conns: opts.max_conns_per_worker,
             busy_poll: opts.busy_poll,
             idle_timeout_ms: opts.idle_timeout_ms,

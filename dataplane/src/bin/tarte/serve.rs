@@ -50,6 +50,10 @@ pub(crate) struct ServeArgs {
     /// resumes its earlier sessions. Default: a random secret.
     #[arg(long, value_name = "PATH")]
     secret_file: Option<PathBuf>,
+    /// Refuse 0-RTT: resuming clients wait for the handshake before their
+    /// requests are answered (0-RTT data can be replayed).
+    #[arg(long)]
+    no_early_data: bool,
     /// Open connections per worker.
     #[arg(long, default_value_t = 10_000)]
     max_conns: usize,
@@ -109,6 +113,7 @@ pub(crate) fn run(a: ServeArgs) -> anyhow::Result<()> {
     opts.pin = a.pin;
     opts.root = a.root.clone();
     opts.retry = a.retry;
+    opts.early_data = !a.no_early_data;
     opts.max_conns_per_worker = a.max_conns;
     opts.busy_poll = a.busy_poll;
     if let Some(f) = &a.secret_file {
