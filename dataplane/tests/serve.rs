@@ -24,7 +24,8 @@ fn start(f: impl FnOnce(&mut ServeOptions)) -> Server {
     Server::start(o).unwrap()
 }
 
-fn get(server: &Server, paths: &[&str]) -> client::Outcome {
+/// Our HTTP/3 client's options for GETs of `paths` from `server`.
+fn client_opts(server: &Server, paths: &[&str]) -> client::ClientOptions {
     let port = server.local_addr().port();
     let urls = paths
         .iter()
@@ -33,7 +34,11 @@ fn get(server: &Server, paths: &[&str]) -> client::Outcome {
     let mut o = client::ClientOptions::get(urls).unwrap();
     o.verify = false;
     o.timeout = Duration::from_secs(20);
-    client::fetch(&o).unwrap()
+    o
+}
+
+fn get(server: &Server, paths: &[&str]) -> client::Outcome {
+    client::fetch(&client_opts(server, paths)).unwrap()
 }
 
 fn pattern(n: u64) -> Vec<u8> {
@@ -303,14 +308,7 @@ fn aioquic_resumes(port: u16, session: &std::path::Path) -> bool {
 #[test]
 fn our_client_requests_in_zero_rtt() {
     let server = start(|o| o.workers = 2);
-    let port = server.local_addr().port();
-    let urls = ["/bytes/40000", "/"]
-        .iter()
-        .map(|p| format!("https://127.0.0.1:{port}{p}"))
-        .collect();
-    let mut o = client::ClientOptions::get(urls).unwrap();
-    o.verify = false;
-    o.timeout = Duration::from_secs(20);
+    let mut o = client_opts(&server, &["/bytes/40000", "/"]);
     o.early_data = true;
     let first = client::fetch(&o).unwrap();
     assert!(!first.resumed && !first.sent_early);
@@ -326,8 +324,7 @@ fn our_client_requests_in_zero_rtt() {
     server.join().unwrap();
     // A server refusing 0-RTT resumes but answers after the handshake.
     let server = start(|o| o.early_data = false);
-    let port = server.local_addr().port();
-    o.urls = vec![format!("https://127.0.0.1:{port}/bytes/40000")];
+    o.urls = client_opts(&server, &["/bytes/40000"]).urls;
     let first = client::fetch(&o).unwrap();
     o.session = first.session;
     let second = client::fetch(&o).unwrap();

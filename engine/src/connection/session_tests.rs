@@ -20,10 +20,16 @@ fn first_session(client: &mut Config, server: &mut Config) -> Vec<u8> {
     p.client.session().unwrap().to_vec()
 }
 
-fn resumed_pipe(client: &mut Config, server: &mut Config, session: &[u8]) -> Pipe {
+/// A pipe whose client offers `session` (nothing sent yet).
+fn offering_pipe(client: &mut Config, server: &mut Config, session: &[u8]) -> Pipe {
     let mut p =
         Pipe::with_configs(client, server, LinkConfig::default(), LinkConfig::default()).unwrap();
     p.client.set_session(session).unwrap();
+    p
+}
+
+fn resumed_pipe(client: &mut Config, server: &mut Config, session: &[u8]) -> Pipe {
+    let mut p = offering_pipe(client, server, session);
     p.handshake().unwrap();
     p
 }
@@ -194,9 +200,7 @@ fn one_way(p: &mut Pipe) {
 fn zero_rtt_request_gets_an_answer_in_one_round_trip() {
     let (mut c, mut s) = early_configs();
     let session = first_session(&mut c, &mut s);
-    let mut p =
-        Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default()).unwrap();
-    p.client.set_session(&session).unwrap();
+    let mut p = offering_pipe(&mut c, &mut s, &session);
     // The remembered limits allow the request before anything was sent.
     assert_eq!(p.client.stream_send(0, b"GET /index\r\n", true), Ok(12));
     assert!(!p.client.is_in_early_data());
@@ -236,14 +240,7 @@ fn rejected_zero_rtt_is_sent_again_in_one_rtt() {
     s2.enable_early_data();
     s2.set_ticket_key(&key).unwrap();
     s2.set_initial_max_data(20_000_000);
-    let mut p = Pipe::with_configs(
-        &mut c,
-        &mut s2,
-        LinkConfig::default(),
-        LinkConfig::default(),
-    )
-    .unwrap();
-    p.client.set_session(&session).unwrap();
+    let mut p = offering_pipe(&mut c, &mut s2, &session);
     let req: Vec<u8> = (0..5000u32).map(|i| (i % 253) as u8).collect();
     assert_eq!(p.client.stream_send(0, &req, true), Ok(req.len()));
     one_way(&mut p);
@@ -267,9 +264,7 @@ fn zero_rtt_keeps_to_remembered_limits() {
     let (mut c, mut s) = early_configs();
     s.set_initial_max_stream_data_bidi_remote(1000);
     let session = first_session(&mut c, &mut s);
-    let mut p =
-        Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default()).unwrap();
-    p.client.set_session(&session).unwrap();
+    let mut p = offering_pipe(&mut c, &mut s, &session);
     let data = vec![0x61u8; 4000];
     assert_eq!(p.client.stream_send(0, &data, true), Ok(1000));
     // Only bidi streams were granted: a unidirectional one is refused.
@@ -287,9 +282,7 @@ fn no_zero_rtt_without_the_servers_consent() {
     c.enable_early_data();
     let mut s = test_config(true).unwrap();
     let session = first_session(&mut c, &mut s);
-    let mut p =
-        Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default()).unwrap();
-    p.client.set_session(&session).unwrap();
+    let mut p = offering_pipe(&mut c, &mut s, &session);
     assert_eq!(p.client.stream_send(0, b"x", true), Err(Error::StreamLimit));
     p.flush().unwrap();
     assert!(!p.client.is_in_early_data());
@@ -299,9 +292,7 @@ fn no_zero_rtt_without_the_servers_consent() {
     let (_, mut s) = early_configs();
     let mut c = test_config(false).unwrap();
     let session = first_session(&mut c, &mut s);
-    let mut p =
-        Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default()).unwrap();
-    p.client.set_session(&session).unwrap();
+    let mut p = offering_pipe(&mut c, &mut s, &session);
     p.flush().unwrap();
     assert!(!p.client.is_in_early_data());
     p.handshake().unwrap();
@@ -484,9 +475,7 @@ fn zero_rtt_goes_again_after_a_retry() {
 fn zero_rtt_before_the_whole_client_hello_is_kept() {
     let (mut c, mut s) = early_configs();
     let session = first_session(&mut c, &mut s);
-    let mut p =
-        Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default()).unwrap();
-    p.client.set_session(&session).unwrap();
+    let mut p = offering_pipe(&mut c, &mut s, &session);
     let now = p.now;
     let mut out = [0u8; 1500];
     let mut flight = Vec::new();
@@ -525,14 +514,7 @@ fn kept_zero_rtt_is_dropped_when_refused() {
     let mut s2 = test_config(true).unwrap();
     s2.enable_early_data();
     s2.set_initial_max_streams_bidi(7);
-    let mut p = Pipe::with_configs(
-        &mut c,
-        &mut s2,
-        LinkConfig::default(),
-        LinkConfig::default(),
-    )
-    .unwrap();
-    p.client.set_session(&session).unwrap();
+    let mut p = offering_pipe(&mut c, &mut s2, &session);
     let now = p.now;
     let mut out = [0u8; 1500];
     let mut flight = Vec::new();
