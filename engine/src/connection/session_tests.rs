@@ -546,3 +546,42 @@ fn kept_zero_rtt_is_dropped_when_refused() {
         .unwrap();
     assert_eq!(got, b"GET /x\r\n");
 }
+
+/// A server that rejects 0-RTT may lower the limits the client used for it
+/// (RFC 9000 §7.4.1 forbids that only when accepting). The client does
+/// not take back what it queued under the remembered limits: sent again
+/// in 1-RTT, it exceeds the new ones and the server closes with
+/// FLOW_CONTROL_ERROR — a clear end, not a hang (the application opens
+/// its streams again on a new connection).
+#[test]
+fn lower_limits_after_a_rejection_end_the_connection_cleanly() {
+    let key = [5u8; 48];
+    let (mut c, mut s) = early_configs();
+    s.set_ticket_key(&key).unwrap();
+    let session = first_session(&mut c, &mut s);
+    let mut s2 = test_config(true).unwrap();
+    s2.enable_early_data();
+    s2.set_ticket_key(&key).unwrap();
+    s2.set_initial_max_stream_data_bidi_remote(1000);
+    let mut p = offering_pipe(&mut c, &mut s2, &session);
+    let req = vec![0x61u8; 5000];
+    assert_eq!(p.client.stream_send(0, &req, true), Ok(5000));
+    // The pipe hands the server's error up; the CONNECTION_CLOSE follows.
+    for _ in 0..200 {
+        if p.client.peer_error().is_some() {
+            break;
+        }
+        let _ = p.advance();
+    }
+    let e = p.client.peer_error().unwrap_or_else(|| {
+        panic!(
+            "no close: server {:?} client {:?} est {} {}",
+            p.server.local_error(),
+            p.client.local_error(),
+            p.client.is_established(),
+            p.server.is_established()
+        )
+    });
+    assert_eq!(e.error_code, 0x03, "FLOW_CONTROL_ERROR: {e:?}");
+    assert_eq!(p.client.early, super::EarlyData::Rejected);
+}
