@@ -226,7 +226,10 @@ fn zero_rtt_and_its_rejection_after_a_restart() {
         assert_eq!(r.result.as_ref().unwrap(), &body);
     }
     assert!(second.resumed && second.sent_early);
-    assert_eq!(srv.stats.early_requests.load(Ordering::Relaxed), 3);
+    assert_eq!(srv.stats.early_conns.load(Ordering::Relaxed), 1);
+    // Read before the handshake completed, unless the client's Finished
+    // came in the same batch.
+    assert!(srv.stats.early_requests.load(Ordering::Relaxed) <= 3);
     assert_eq!(srv.stats.resumed.load(Ordering::Relaxed), 1);
     srv.stop().unwrap();
 
@@ -239,5 +242,6 @@ fn zero_rtt_and_its_rejection_after_a_restart() {
     }
     assert!(!third.resumed && third.sent_early);
     assert_eq!(srv.stats.early_requests.load(Ordering::Relaxed), 0);
+    assert_eq!(srv.stats.early_conns.load(Ordering::Relaxed), 0);
     assert_eq!(srv.stats.responses.load(Ordering::Relaxed), 3);
 }

@@ -553,7 +553,7 @@ fn aioquic_client_tarte_server_zero_rtt() {
     // The second connection's request went in 0-RTT, and the server read
     // it before the handshake completed.
     assert_eq!(early, [false, true]);
-    assert_eq!(load(&side.stats().early_requests), 1);
+    assert_eq!(load(&side.stats().early_conns), 1);
     assert_eq!(load(&side.stats().resumed), 1);
 }
 

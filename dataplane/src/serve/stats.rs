@@ -57,10 +57,13 @@ counters! {
     conns_active,
     /// Connections whose handshake resumed a session (RFC 9001 §4.5).
     conns_resumed,
+    /// Connections that accepted 0-RTT (RFC 9001 §4.6).
+    conns_early,
     /// HTTP/3 requests answered.
     requests,
-    /// Of those, requests answered from 0-RTT, before the handshake
-    /// completed (RFC 9001 §4.6).
+    /// Of those, requests answered before the handshake completed (from
+    /// 0-RTT; one that came in 0-RTT with the client's Finished right
+    /// behind it in the same burst is answered after, and not counted).
     early_requests,
     /// Version Negotiation packets sent.
     version_negotiations,

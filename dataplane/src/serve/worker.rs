@@ -52,6 +52,8 @@ struct Conn {
     peer_moved: bool,
     /// Whether the established connection was counted (`conns_resumed`).
     counted: bool,
+    /// Whether it was seen accepting 0-RTT (`conns_early`).
+    counted_early: bool,
 }
 
 impl Conn {
@@ -469,6 +471,7 @@ impl State {
             peer: meta.src,
             peer_moved: false,
             counted: false,
+            counted_early: false,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -545,6 +548,12 @@ impl State {
         for &i in &dirty {
             if let Some(c) = self.conns[i].as_mut() {
                 let early = c.conn.is_in_early_data();
+                if early && !c.counted_early {
+                    // First seen in the flush after the burst that
+                    // completed the ClientHello: before any Finished.
+                    c.counted_early = true;
+                    self.c.conns_early += 1;
+                }
                 let answered = self.shared.app.serve(
                     &mut c.conn,
                     &mut c.h3,

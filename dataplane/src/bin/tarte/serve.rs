@@ -80,10 +80,11 @@ fn read_secret(path: &std::path::Path) -> anyhow::Result<[u8; 32]> {
 fn line(t: &Counters, prev: &Counters, secs: f64) -> String {
     let rate = |a: u64, b: u64| (a - b) as f64 / secs.max(1e-9);
     format!(
-        "conns {} open ({} accepted, {} resumed) | req {} ({:.0}/s, {} in 0-RTT) | rx {} pkts {:.1} Mbit/s | tx {} pkts {:.1} Mbit/s | vn {} retry {} reset {} refused {} dropped {} handoff {} tx_err {} | paths {} cids {}",
+        "conns {} open ({} accepted, {} resumed, {} 0-RTT) | req {} ({:.0}/s, {} in 0-RTT) | rx {} pkts {:.1} Mbit/s | tx {} pkts {:.1} Mbit/s | vn {} retry {} reset {} refused {} dropped {} handoff {} tx_err {} | paths {} cids {}",
         t.conns_active,
         t.conns_accepted,
         t.conns_resumed,
+        t.conns_early,
         t.requests,
         rate(t.requests, prev.requests),
         t.early_requests,

@@ -93,9 +93,12 @@ pub struct ServerStats {
     pub migrations: AtomicU64,
     /// Connections whose handshake resumed a session (RFC 9001 §4.5).
     pub resumed: AtomicU64,
-    /// Requests read from 0-RTT, before the handshake completed (RFC 9001
-    /// §4.6).
+    /// Requests read before the handshake completed (from 0-RTT, RFC 9001
+    /// §4.6; one whose packet came in the same batch as the client's
+    /// Finished is read after and not counted).
     pub early_requests: AtomicU64,
+    /// Connections that accepted 0-RTT.
+    pub early_conns: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -116,6 +119,8 @@ struct ServerConn {
     handled: std::collections::HashSet<u64>,
     responses: HashMap<u64, Response>,
     established: bool,
+    /// Counted in `early_conns`.
+    early_counted: bool,
     /// Bytes sent at which the next key update is due.
     next_key_update: Option<u64>,
     /// The client address last seen (a change is a migration or a NAT
@@ -291,6 +296,10 @@ impl Server {
                     }
                 }
             }
+            if sc.conn.is_in_early_data() && !sc.early_counted {
+                sc.early_counted = true;
+                bump(&self.stats.early_conns);
+            }
             // Requests are served from 0-RTT on (RFC 9001 §4.6: GETs of
             // static files are safe to replay), the answers going out in
             // 0.5-RTT packets.
@@ -462,6 +471,7 @@ impl Server {
                 handled: Default::default(),
                 responses: HashMap::new(),
                 established: false,
+                early_counted: false,
                 next_key_update: self.key_update_every,
                 peer: from,
             },
