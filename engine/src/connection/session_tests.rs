@@ -227,11 +227,10 @@ fn zero_rtt_request_gets_an_answer_in_one_round_trip() {
     assert!(p.server.zero_rtt_keys.is_none() && p.server.early == super::EarlyData::Accepted);
 }
 
-/// A server whose 0-RTT context changed (another flow-control limit)
-/// resumes but rejects 0-RTT: the client sends the request again in
-/// 1-RTT, and it arrives once, whole.
-#[test]
-fn rejected_zero_rtt_is_sent_again_in_one_rtt() {
+/// A client config with a session of a server allowing 0-RTT, and a
+/// server config with the same ticket key but `change` applied: it
+/// resumes the session and (another early-data context) rejects 0-RTT.
+fn session_then_changed_server(change: impl FnOnce(&mut Config)) -> (Config, Vec<u8>, Config) {
     let key = [9u8; 48];
     let (mut c, mut s) = early_configs();
     s.set_ticket_key(&key).unwrap();
@@ -239,7 +238,17 @@ fn rejected_zero_rtt_is_sent_again_in_one_rtt() {
     let mut s2 = test_config(true).unwrap();
     s2.enable_early_data();
     s2.set_ticket_key(&key).unwrap();
-    s2.set_initial_max_data(20_000_000);
+    change(&mut s2);
+    (c, session, s2)
+}
+
+/// A server whose 0-RTT context changed (another flow-control limit)
+/// resumes but rejects 0-RTT: the client sends the request again in
+/// 1-RTT, and it arrives once, whole.
+#[test]
+fn rejected_zero_rtt_is_sent_again_in_one_rtt() {
+    let (mut c, session, mut s2) =
+        session_then_changed_server(|s| s.set_initial_max_data(20_000_000));
     let mut p = offering_pipe(&mut c, &mut s2, &session);
     let req: Vec<u8> = (0..5000u32).map(|i| (i % 253) as u8).collect();
     assert_eq!(p.client.stream_send(0, &req, true), Ok(req.len()));
@@ -555,14 +564,8 @@ fn kept_zero_rtt_is_dropped_when_refused() {
 /// its streams again on a new connection).
 #[test]
 fn lower_limits_after_a_rejection_end_the_connection_cleanly() {
-    let key = [5u8; 48];
-    let (mut c, mut s) = early_configs();
-    s.set_ticket_key(&key).unwrap();
-    let session = first_session(&mut c, &mut s);
-    let mut s2 = test_config(true).unwrap();
-    s2.enable_early_data();
-    s2.set_ticket_key(&key).unwrap();
-    s2.set_initial_max_stream_data_bidi_remote(1000);
+    let (mut c, session, mut s2) =
+        session_then_changed_server(|s| s.set_initial_max_stream_data_bidi_remote(1000));
     let mut p = offering_pipe(&mut c, &mut s2, &session);
     let req = vec![0x61u8; 5000];
     assert_eq!(p.client.stream_send(0, &req, true), Ok(5000));
