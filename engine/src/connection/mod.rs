@@ -15,9 +15,12 @@
 //! `poll_*`.
 
 mod cids;
+mod handshake;
 mod recv;
 mod send;
 mod space;
+
+use handshake::{early_data_context, EarlyData, EarlyPacket, TlsInfo};
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -378,98 +381,6 @@ pub(crate) enum CloseState {
     Draining { until: Instant },
     /// Done.
     Closed,
-}
-
-/// TLS facts kept after the handshake state is freed.
-#[derive(Default)]
-pub(crate) struct TlsInfo {
-    pub(crate) alpn: Vec<u8>,
-    pub(crate) server_name: Option<String>,
-    pub(crate) peer_cert: Option<Vec<u8>>,
-    pub(crate) alert: Option<u8>,
-    pub(crate) resumed: bool,
-    /// Client: the latest resumable session (see [`Connection::session`]).
-    pub(crate) session: Option<Box<[u8]>>,
-}
-
-/// A 0-RTT packet kept until its keys are known: its bytes, how it came,
-/// and the length of its datagram.
-pub(crate) type EarlyPacket = (Vec<u8>, RecvInfo, usize);
-
-/// Where a connection stands with 0-RTT (RFC 9001 §4.6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum EarlyData {
-    /// Not enabled in the config.
-    Off,
-    /// Enabled; nothing offered (client) or accepted (server) yet.
-    Enabled,
-    /// Client: a session allowing 0-RTT goes into the ClientHello; the
-    /// server's remembered transport parameters apply (RFC 9000 §7.4.1).
-    Offered,
-    /// Client: 0-RTT keys installed, sending 0-RTT packets.
-    Sending,
-    /// The server accepted 0-RTT (both roles).
-    Accepted,
-    /// The server rejected it (client: what was sent goes again in 1-RTT).
-    Rejected,
-}
-
-/// What a server's 0-RTT depends on, for its tickets (RFC 9000 §7.4.1:
-/// the limits 0-RTT data must respect, and the values a server may keep).
-/// A ticket issued under other values gets its 0-RTT rejected.
-fn early_data_context(p: &TransportParams) -> Vec<u8> {
-    let mut out = b"tarte 0-RTT v1".to_vec();
-    for v in [
-        p.initial_max_data,
-        p.initial_max_stream_data_bidi_local,
-        p.initial_max_stream_data_bidi_remote,
-        p.initial_max_stream_data_uni,
-        p.initial_max_streams_bidi,
-        p.initial_max_streams_uni,
-        p.active_conn_id_limit,
-        p.max_datagram_frame_size.unwrap_or(u64::MAX),
-        p.max_idle_timeout,
-        p.max_udp_payload_size,
-        u64::from(p.disable_active_migration),
-    ] {
-        out.extend_from_slice(&v.to_be_bytes());
-    }
-    out
-}
-
-/// The format of [`Connection::session`]: a format byte, then the TLS
-/// session and the server's transport parameters, each with a varint
-/// length.
-const SESSION_FORMAT: u8 = 1;
-
-fn encode_session(tls_session: &[u8], params: &[u8]) -> Box<[u8]> {
-    let mut out = vec![0u8; 1 + 8 + tls_session.len() + 8 + params.len()];
-    let mut b = crate::octets::OctetsMut::with_slice(&mut out);
-    // The buffer is sized for the worst case: none of these can fail.
-    let ok = b.put_u8(SESSION_FORMAT).is_ok()
-        && b.put_varint(tls_session.len() as u64).is_ok()
-        && b.put_bytes(tls_session).is_ok()
-        && b.put_varint(params.len() as u64).is_ok()
-        && b.put_bytes(params).is_ok();
-    debug_assert!(ok);
-    let n = b.off();
-    out.truncate(n);
-    out.into_boxed_slice()
-}
-
-/// The TLS session and transport parameters of a stored session.
-fn decode_session(session: &[u8]) -> Result<(&[u8], &[u8])> {
-    let mut b = crate::octets::Octets::with_slice(session);
-    let bad = |_| Error::TlsFail;
-    if b.get_u8().map_err(bad)? != SESSION_FORMAT {
-        return Err(Error::TlsFail);
-    }
-    let tls = b.get_bytes_with_varint_length().map_err(bad)?;
-    let params = b.get_bytes_with_varint_length().map_err(bad)?;
-    if b.cap() != 0 {
-        return Err(Error::TlsFail);
-    }
-    Ok((tls, params))
 }
 
 /// A QUIC connection.
@@ -1093,30 +1004,6 @@ impl Connection {
         Ok(())
     }
 
-    /// The application protocol negotiated by ALPN.
-    pub fn application_proto(&self) -> &[u8] {
-        match &self.tls {
-            Some(t) => t.alpn(),
-            None => &self.tls_info.alpn,
-        }
-    }
-
-    /// The server name the client asked for (SNI).
-    pub fn server_name(&self) -> Option<&str> {
-        match &self.tls {
-            Some(t) => t.server_name(),
-            None => self.tls_info.server_name.as_deref(),
-        }
-    }
-
-    /// The peer's leaf certificate in DER.
-    pub fn peer_cert(&self) -> Option<Vec<u8>> {
-        match &self.tls {
-            Some(t) => t.peer_cert_der(),
-            None => self.tls_info.peer_cert.clone(),
-        }
-    }
-
     /// A string identifying the connection in logs.
     pub fn trace_id(&self) -> &str {
         &self.trace_id
@@ -1344,68 +1231,6 @@ impl Connection {
     /// Whether the connection closed because of the idle timeout.
     pub fn is_timed_out(&self) -> bool {
         self.timed_out
-    }
-
-    /// Whether the handshake resumed an earlier session (RFC 9001 §4.5).
-    pub fn is_resumed(&self) -> bool {
-        match &self.tls {
-            Some(t) => t.is_resumed(),
-            None => self.tls_info.resumed,
-        }
-    }
-
-    /// The latest session the server made resumable (client only): store
-    /// it, and hand it to [`Connection::set_session`] of a later
-    /// connection to the same server. It holds the TLS session (with its
-    /// ticket) and the server's transport parameters. `None` until a
-    /// NewSessionTicket has arrived (shortly after the handshake).
-    pub fn session(&self) -> Option<&[u8]> {
-        self.tls_info.session.as_deref()
-    }
-
-    /// Offers a session from [`Connection::session`] of an earlier
-    /// connection for resumption. Only a client, and only before it has
-    /// sent or received anything (the session goes into its ClientHello):
-    /// `InvalidState` otherwise; `TlsFail` for bytes that are not such a
-    /// session. If the server refuses it the handshake falls back to a
-    /// full one.
-    pub fn set_session(&mut self, session: &[u8]) -> Result<()> {
-        if self.is_server || !self.hello_pending {
-            return Err(Error::InvalidState);
-        }
-        let (tls_session, params) = decode_session(session)?;
-        let tls = self.tls.as_mut().ok_or(Error::InvalidState)?;
-        tls.set_session(tls_session)?;
-        if self.early == EarlyData::Enabled && tls.session_allows_early_data() {
-            // RFC 9000 §7.4.1: 0-RTT data keeps to the server's remembered
-            // parameters; those it must not reuse are left out, and the
-            // handshake's values replace the rest for 1-RTT.
-            let tp =
-                TransportParams::decode(params, false).map_err(|_| Error::InvalidTransportParam)?;
-            self.streams.apply_peer_params(&tp);
-            self.flow.update_peer_max(tp.initial_max_data);
-            self.cids.peer_limit = tp.active_conn_id_limit.min(16) as usize;
-            self.peer_params = TransportParams {
-                initial_source_connection_id: None,
-                original_destination_connection_id: None,
-                retry_source_connection_id: None,
-                stateless_reset_token: None,
-                preferred_address: None,
-                ack_delay_exponent: TransportParams::default().ack_delay_exponent,
-                max_ack_delay: TransportParams::default().max_ack_delay,
-                ..tp
-            };
-            self.early = EarlyData::Offered;
-        }
-        Ok(())
-    }
-
-    /// Whether the connection is in the early-data (0-RTT) stage: a
-    /// client may send stream data (it goes in 0-RTT packets), a server
-    /// has accepted 0-RTT and may read it (and answer in 1-RTT packets
-    /// before the handshake completes). Until the handshake completes.
-    pub fn is_in_early_data(&self) -> bool {
-        !self.handshake_complete && self.zero_rtt_keys.is_some()
     }
 
     /// Whether this is the server side.
