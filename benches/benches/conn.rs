@@ -6,7 +6,8 @@
 //!   same run: 2 X25519 key generations + 2 derivations + ECDSA P-256 sign
 //!   and verify;
 //! - bulk goodput of 256 MiB on one stream, whole flights per step and
-//!   streaming (16 datagrams per batch, ACKs after each), against the AEAD
+//!   streaming (16 datagrams per batch, ACKs after each; also through
+//!   `send_batch`/`recv_batch`, one call per batch), against the AEAD
 //!   ceiling of sealing and opening the same number of 1350-byte packets.
 #![allow(missing_docs)]
 
@@ -16,8 +17,9 @@ use boring::ec::{EcGroup, EcKey};
 use boring::nid::Nid;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tarte_benches::{
-    aead_ceiling, bulk_once, bulk_streaming_once, configs, crypto_ceiling_once, handshake_once,
-    resumed_handshake_once, resumption_ceiling_once, session_of, BULK,
+    aead_ceiling, bulk_once, bulk_streaming_batched, bulk_streaming_once, configs,
+    crypto_ceiling_once, handshake_once, resumed_handshake_once, resumption_ceiling_once,
+    session_of, BULK,
 };
 
 fn handshakes(c: &mut Criterion) {
@@ -55,6 +57,9 @@ fn bulk(c: &mut Criterion) {
     });
     g.bench_function("tarte/one_stream_cubic_streaming16", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| bulk_streaming_once(16).0).sum())
+    });
+    g.bench_function("tarte/one_stream_cubic_batched16", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| bulk_streaming_batched(16).0).sum())
     });
     let (_, _, cs, ss) = bulk_streaming_once(16);
     eprintln!(

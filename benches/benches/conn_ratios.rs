@@ -7,7 +7,8 @@
 //!   without the signature;
 //! - bulk goodput of 256 MiB (whole flights, and streaming in batches of
 //!   16 datagrams, the latter also with the application's data handed over
-//!   by `stream_send_shared` instead of copied) against BoringSSL
+//!   by `stream_send_shared` instead of copied, and through the batch API:
+//!   one `send_batch` / `recv_batch` per 16 datagrams) against BoringSSL
 //!   AES-128-GCM seal + open of the same number of 1350-byte packets.
 //!
 //! Each figure is the best of `ROUNDS` rounds. Run with
@@ -20,8 +21,9 @@ use std::time::{Duration, Instant};
 use boring::ec::{EcGroup, EcKey};
 use boring::nid::Nid;
 use tarte_benches::{
-    aead_ceiling, bulk_once, bulk_streaming, bulk_streaming_once, configs, crypto_ceiling_once,
-    handshake_once, resumed_handshake_once, resumption_ceiling_once, session_of, BULK,
+    aead_ceiling, bulk_once, bulk_streaming, bulk_streaming_batched, bulk_streaming_once, configs,
+    crypto_ceiling_once, handshake_once, resumed_handshake_once, resumption_ceiling_once,
+    session_of, BULK,
 };
 
 const ROUNDS: usize = 10;
@@ -70,9 +72,11 @@ fn main() {
     let (_, packets, _, _) = bulk_once();
     let (_, stream_packets, _, _) = bulk_streaming_once(16);
     let (_, shared_packets, _, _) = bulk_streaming(16, true);
+    let (_, batched_packets, _, _) = bulk_streaming_batched(16);
     let (mut flights, mut streaming, mut shared) = (Duration::MAX, Duration::MAX, Duration::MAX);
     let (mut ceiling, mut stream_ceiling, mut shared_ceiling) =
         (Duration::MAX, Duration::MAX, Duration::MAX);
+    let (mut batched, mut batched_ceiling) = (Duration::MAX, Duration::MAX);
     for _ in 0..ROUNDS {
         flights = flights.min(bulk_once().0);
         ceiling = ceiling.min(aead_ceiling(packets));
@@ -80,6 +84,8 @@ fn main() {
         stream_ceiling = stream_ceiling.min(aead_ceiling(stream_packets));
         shared = shared.min(bulk_streaming(16, true).0);
         shared_ceiling = shared_ceiling.min(aead_ceiling(shared_packets));
+        batched = batched.min(bulk_streaming_batched(16).0);
+        batched_ceiling = batched_ceiling.min(aead_ceiling(batched_packets));
     }
 
     let pct = |ceiling: Duration, d: Duration| 100.0 * ceiling.as_secs_f64() / d.as_secs_f64();
@@ -110,6 +116,12 @@ fn main() {
             shared,
             shared_ceiling,
             shared_packets,
+        ),
+        (
+            "  the same, send/recv_batch",
+            batched,
+            batched_ceiling,
+            batched_packets,
         ),
     ] {
         println!(

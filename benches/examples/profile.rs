@@ -1,8 +1,11 @@
 //! Runs one workload in a loop, for a profiler:
-//! `perf record cargo run --release -p tarte-benches --example profile -- bulk|streaming|handshake|handshake-ceiling [N]`.
+//! `perf record cargo run --release -p tarte-benches --example profile -- bulk|streaming|batched|handshake|handshake-ceiling [N]`.
 #![allow(missing_docs)]
 
-use tarte_benches::{bulk_once, bulk_streaming_once, configs, crypto_ceiling_once, handshake_once};
+use tarte_benches::{
+    bulk_once, bulk_streaming_batched, bulk_streaming_once, configs, crypto_ceiling_once,
+    handshake_once,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -15,6 +18,9 @@ fn main() {
         "streaming" => (0..n).for_each(|_| {
             bulk_streaming_once(16);
         }),
+        "batched" => (0..n).for_each(|_| {
+            bulk_streaming_batched(16);
+        }),
         "handshake" => {
             let (mut c, mut s) = configs(Some("X25519"));
             (0..n * 1000).for_each(|_| handshake_once(&mut c, &mut s));
@@ -26,7 +32,7 @@ fn main() {
             (0..n * 1000).for_each(|_| crypto_ceiling_once(&ec, &[7u8; 32]));
         }
         other => {
-            eprintln!("unknown workload {other}: bulk, streaming or handshake");
+            eprintln!("unknown workload {other}: bulk, streaming, batched, handshake or handshake-ceiling");
             std::process::exit(2);
         }
     }

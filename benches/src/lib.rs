@@ -224,6 +224,61 @@ pub fn bulk_streaming(batch: usize, shared: bool) -> (Duration, u64, tarte::Stat
     (elapsed, packets, p.client.stats(), p.server.stats())
 }
 
+/// As [`bulk_streaming_once`], through the batch API: the client writes
+/// each batch of at most `batch` datagrams with one `send_batch` (a GSO
+/// buffer) and the server takes it with one `recv_batch` (a GRO buffer).
+/// Returns the time taken, the client's datagrams and both sides' stats.
+pub fn bulk_streaming_batched(batch: usize) -> (Duration, u64, tarte::Stats, tarte::Stats) {
+    let mut p = bulk_pipe();
+    let (ca, sa) = (p.c2s_info(), p.s2c_info());
+    let now = p.now;
+    let chunk = vec![0x5au8; 1 << 20];
+    let mut buf = vec![0u8; 1 << 20];
+    let mut gso = vec![0u8; batch * 1500];
+    let mut dgram = vec![0u8; 1500];
+    let (mut sent, mut got, mut packets) = (0usize, 0usize, 0u64);
+    let start = Instant::now();
+    while got < BULK {
+        sent = write_stream(&mut p.client, &chunk, sent);
+        let mut progress = false;
+        match p.client.send_batch_at(&mut gso, batch, now) {
+            Ok(b) => {
+                packets += b.segments as u64;
+                progress = true;
+                p.server
+                    .recv_batch_at(&mut gso[..b.len], b.segment_size, ca, now)
+                    .unwrap();
+            }
+            Err(tarte::Error::Done) => (),
+            Err(e) => panic!("{e:?}"),
+        }
+        while let Ok((n, _)) = p.server.stream_recv(0, &mut buf) {
+            got += n;
+        }
+        loop {
+            match p.server.send_at(&mut dgram, now) {
+                Ok((len, _)) => {
+                    progress = true;
+                    p.client.recv_at(&mut dgram[..len], sa, now).unwrap();
+                }
+                Err(tarte::Error::Done) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        if !progress {
+            for conn in [&mut p.client, &mut p.server] {
+                if conn.timeout_instant().is_some_and(|t| t <= now) {
+                    conn.on_timeout_at(now);
+                }
+            }
+            assert!(!p.client.is_closed(), "client closed");
+        }
+    }
+    assert_eq!(got, BULK);
+    let elapsed = start.elapsed();
+    (elapsed, packets, p.client.stats(), p.server.stats())
+}
+
 /// The AEAD ceiling: seal + open of `packets` 1350-byte packets.
 pub fn aead_ceiling(packets: u64) -> Duration {
     let mut ctx = AeadCtx::new_default_tag(&BoringAead::aes_128_gcm(), &[9u8; 16]).unwrap();

@@ -532,8 +532,19 @@ pub fn apply_header_protection(
     pn_len: usize,
     hp: &HeaderProtectionKey,
 ) -> Result<()> {
-    let sample = sample(buf, pn_off)?;
-    let mask = hp.mask(&sample);
+    let mask = hp.mask(&sample(buf, pn_off)?);
+    apply_mask(buf, pn_off, pn_len, &mask)
+}
+
+/// Applies (or removes: it is its own inverse) a header-protection mask
+/// computed elsewhere, e.g. by a `HeaderProtectionBatch`, to the first
+/// byte and the `pn_len` packet-number bytes at `pn_off` (RFC 9001
+/// §5.4.1).
+#[inline]
+pub fn apply_mask(buf: &mut [u8], pn_off: usize, pn_len: usize, mask: &[u8; 5]) -> Result<()> {
+    if pn_len > MAX_PKT_NUM_LEN || buf.len() < pn_off + pn_len || pn_off == 0 {
+        return Err(Error::BufferTooShort);
+    }
     let long = buf[0] & FORM_BIT != 0;
     buf[0] ^= mask[0] & if long { 0x0f } else { 0x1f };
     for (b, m) in buf[pn_off..pn_off + pn_len].iter_mut().zip(&mask[1..]) {
@@ -550,15 +561,21 @@ pub fn remove_header_protection(
     pn_off: usize,
     hp: &HeaderProtectionKey,
 ) -> Result<usize> {
-    let sample = sample(buf, pn_off)?;
-    let mask = hp.mask(&sample);
+    let mask = hp.mask(&sample(buf, pn_off)?);
+    Ok(remove_mask(buf, pn_off, &mask))
+}
+
+/// [`remove_header_protection`] with the mask given; the sample must be
+/// in `buf` (checked by the caller that computed the mask).
+#[inline]
+fn remove_mask(buf: &mut [u8], pn_off: usize, mask: &[u8; 5]) -> usize {
     let long = buf[0] & FORM_BIT != 0;
     buf[0] ^= mask[0] & if long { 0x0f } else { 0x1f };
     let pn_len = usize::from(buf[0] & PKT_NUM_MASK) + 1;
     for (b, m) in buf[pn_off..pn_off + pn_len].iter_mut().zip(&mask[1..]) {
         *b ^= m;
     }
-    Ok(pn_len)
+    pn_len
 }
 
 /// The header-protection sample: 16 bytes starting 4 bytes after the start
@@ -602,15 +619,30 @@ pub fn protect_with(
     packet: &PacketKey,
     hp: &HeaderProtectionKey,
 ) -> Result<usize> {
+    let total = seal(buf, pn_off, pn_len, pn, payload_len, packet)?;
+    apply_header_protection(&mut buf[..total], pn_off, pn_len, hp)?;
+    Ok(total)
+}
+
+/// [`protect_with`] without the header protection, which the caller
+/// applies later ([`apply_mask`]): a batch of packets computes all its
+/// masks in one call. Returns the packet's length.
+#[inline]
+pub fn seal(
+    buf: &mut [u8],
+    pn_off: usize,
+    pn_len: usize,
+    pn: u64,
+    payload_len: usize,
+    packet: &PacketKey,
+) -> Result<usize> {
     let hdr_len = pn_off + pn_len;
     if !(1..=MAX_PKT_NUM_LEN).contains(&pn_len) || buf.len() < hdr_len + payload_len + TAG_LEN {
         return Err(Error::BufferTooShort);
     }
     let (hdr, body) = buf.split_at_mut(hdr_len);
     let sealed = packet.seal_in_place(pn, hdr, body, payload_len)?;
-    let total = hdr_len + sealed;
-    apply_header_protection(&mut buf[..total], pn_off, pn_len, hp)?;
-    Ok(total)
+    Ok(hdr_len + sealed)
 }
 
 /// What [`unprotect`] recovered from a packet.
@@ -653,7 +685,24 @@ pub fn unprotect_header(
     largest_pn: Option<u64>,
     hp: &HeaderProtectionKey,
 ) -> Result<(u64, usize, bool)> {
-    let pn_len = remove_header_protection(buf, pn_off, hp)?;
+    let mask = hp.mask(&sample(buf, pn_off)?);
+    unprotect_header_masked(buf, pn_off, largest_pn, &mask)
+}
+
+/// [`unprotect_header`] with a mask computed beforehand (a batch of
+/// datagrams, see `HeaderProtectionBatch`) from this packet's sample.
+#[inline]
+pub fn unprotect_header_masked(
+    buf: &mut [u8],
+    pn_off: usize,
+    largest_pn: Option<u64>,
+    mask: &[u8; 5],
+) -> Result<(u64, usize, bool)> {
+    // The sample's place: a packet shorter than that has no mask.
+    if pn_off == 0 || buf.len() < pn_off + MAX_PKT_NUM_LEN + HP_SAMPLE_LEN {
+        return Err(Error::InvalidPacket);
+    }
+    let pn_len = remove_mask(buf, pn_off, mask);
     let mut truncated = 0u64;
     for b in &buf[pn_off..pn_off + pn_len] {
         truncated = (truncated << 8) | u64::from(*b);

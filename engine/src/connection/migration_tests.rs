@@ -10,7 +10,7 @@ use crate::{ConnectionId, Error};
 
 /// Both sides issue every connection ID the other accepts, and the
 /// NEW_CONNECTION_ID frames are delivered.
-fn issue_spare_ids(p: &mut Pipe) {
+pub(super) fn issue_spare_ids(p: &mut Pipe) {
     for (conn, tag) in [(&mut p.client, 0xc0u8), (&mut p.server, 0x50)] {
         let mut i = 1u8;
         while conn.scids_left() > 0 {

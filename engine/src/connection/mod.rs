@@ -14,12 +14,14 @@
 //! read `Instant::now()`. Internally, inputs are `handle_*` and outputs
 //! `poll_*`.
 
+mod batch;
 mod cids;
 mod handshake;
 mod recv;
 mod send;
 mod space;
 
+pub use batch::BatchInfo;
 use handshake::{early_data_context, EarlyData, EarlyPacket, TlsInfo};
 
 use std::collections::VecDeque;
@@ -483,6 +485,8 @@ pub struct Connection {
     pub(crate) ack_scratch: Vec<std::ops::RangeInclusive<u64>>,
     /// Scratch for ACK processing outcomes (reused).
     pub(crate) ack_outcome: Option<Box<crate::recovery::AckOutcome<SentFrames>>>,
+    /// State of batched sends and receives (`batch.rs`), while in use.
+    pub(crate) batch: Option<Box<batch::Batch>>,
 }
 
 /// Creates a new client-side connection.
@@ -699,6 +703,7 @@ impl Connection {
             stats: Stats::default(),
             ack_scratch: Vec::new(),
             ack_outcome: None,
+            batch: None,
         };
         if is_server {
             // RFC 9002 §6.2.2.1: the client's address validation concerns
@@ -1484,6 +1489,8 @@ impl ExactSizeIterator for StreamIter {
     }
 }
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod migration_tests;
 #[cfg(test)]

@@ -426,7 +426,15 @@ impl Connection {
     ) -> Result<(packet::Unprotected, bool)> {
         let sp = &self.spaces[Epoch::Application as usize];
         let keys = sp.open.as_ref().ok_or(Error::CryptoFail)?;
-        let (pn, pn_len, phase) = packet::unprotect_header(pkt, pn_off, largest, &keys.hp)?;
+        // A batch receive computed the mask already (`batch.rs`).
+        let (pn, pn_len, phase) = match self
+            .batch
+            .as_deref_mut()
+            .and_then(|b| b.take_recv_mask(pn_off))
+        {
+            Some(mask) => packet::unprotect_header_masked(pkt, pn_off, largest, &mask)?,
+            None => packet::unprotect_header(pkt, pn_off, largest, &keys.hp)?,
+        };
         if phase == self.key_update.phase {
             let u = packet::unprotect_payload(pkt, pn_off, pn, pn_len, phase, &keys.packet)?;
             return Ok((u, false));

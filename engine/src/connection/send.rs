@@ -28,6 +28,21 @@ struct Written {
 impl Connection {
     /// [`Connection::send`] at an explicit time.
     pub fn send_at(&mut self, out: &mut [u8], now: Instant) -> Result<(usize, SendInfo)> {
+        self.send_datagram(out, 0, false, now)
+    }
+
+    /// Writes one datagram into `out`, which starts `base` bytes into the
+    /// caller's buffer (where deferred header protection finds the
+    /// packets, see `batch.rs`). With `same_path` only a datagram of the
+    /// current path is written: nothing for another path, which would end
+    /// a batch.
+    pub(super) fn send_datagram(
+        &mut self,
+        out: &mut [u8],
+        base: usize,
+        same_path: bool,
+        now: Instant,
+    ) -> Result<(usize, SendInfo)> {
         if out.is_empty() {
             return Err(Error::BufferTooShort);
         }
@@ -39,7 +54,7 @@ impl Connection {
             CloseState::Closing { .. } if !self.send_close => return Err(Error::Done),
             _ => (),
         }
-        if self.close == CloseState::Open {
+        if self.close == CloseState::Open && !same_path {
             if let Some(sent) = self.send_response_elsewhere(out, now)? {
                 return Ok(sent);
             }
@@ -110,6 +125,7 @@ impl Connection {
             let w = match self.write_packet(
                 epoch,
                 &mut out[written..end],
+                base + written,
                 pad_to,
                 // Only while the datagram is short of 1200 bytes.
                 needs_pad && !later_has_data && written < MIN_INITIAL_DATAGRAM.min(limit),
@@ -147,6 +163,7 @@ impl Connection {
             if self.recovery.bytes_in_flight() == 0 {
                 self.recovery.release_idle_memory();
                 self.pending.release_idle();
+                self.release_batch_state();
                 let crypto = &mut self.spaces[Epoch::Application as usize].crypto;
                 crypto.send.release_idle_memory();
                 crypto.recv.release_idle_memory();
@@ -246,12 +263,15 @@ impl Connection {
             || self.streams.streams_blocked_uni().is_some()
     }
 
-    /// Writes one packet of `epoch` into `buf`. `pad_to` asks for at least
-    /// that many bytes (PADDING inside the packet).
+    /// Writes one packet of `epoch` into `buf`, which starts `abs` bytes
+    /// into the caller's buffer. `pad_to` asks for at least that many
+    /// bytes (PADDING inside the packet).
+    #[allow(clippy::too_many_arguments)]
     fn write_packet(
         &mut self,
         epoch: Epoch,
         buf: &mut [u8],
+        abs: usize,
         pad_to: Option<usize>,
         must_pad: bool,
         closing: bool,
@@ -402,7 +422,20 @@ impl Connection {
                 self.spaces[ei].seal.as_ref()
             };
             let keys = keys.ok_or(Error::InvalidState)?;
-            let len = packet::protect(buf, pn_off, pn_len, pn, total_payload, keys)?;
+            // In a batch, 1-RTT packets get their header protection at the
+            // end, all masks in one AES call (`batch.rs`).
+            let deferred = match self.batch.as_deref_mut() {
+                Some(b) if b.deferring && epoch == Epoch::Application && !zero_rtt => Some(b),
+                _ => None,
+            };
+            let len = match deferred {
+                Some(b) => {
+                    let len = packet::seal(buf, pn_off, pn_len, pn, total_payload, &keys.packet)?;
+                    b.defer(abs, pn_off, pn_len);
+                    len
+                }
+                None => packet::protect(buf, pn_off, pn_len, pn, total_payload, keys)?,
+            };
 
             let sp = &mut self.spaces[ei];
             sp.next_pkt_num += 1;
@@ -1018,7 +1051,22 @@ impl Connection {
                 self.streams.on_flushed(id);
                 continue;
             };
-            let mut ty = frame::types::STREAM | 0x02;
+            // The offset does not depend on the length asked for: with
+            // the exact header, a chunk that fills the rest of the packet
+            // goes without a Length field (RFC 9000 §19.8: the frame then
+            // extends to the end of the packet), so that full packets are
+            // exactly as long as the room (the equal segments of a GSO
+            // batch) and carry a few bytes more.
+            let off_len = if off != 0 { varint_len(off) } else { 0 };
+            let to_end = room - (1 + varint_len(id) + off_len);
+            let (len, fin, with_len) = match send.next_chunk(to_end) {
+                Some((o, l, f)) if o == off && l == to_end => (l, f, false),
+                _ => (len, fin, true),
+            };
+            let mut ty = frame::types::STREAM;
+            if with_len {
+                ty |= 0x02;
+            }
             if off != 0 {
                 ty |= 0x04;
             }
@@ -1030,7 +1078,9 @@ impl Connection {
             if off != 0 {
                 w.put_varint(off)?;
             }
-            w.put_varint_with_len(len as u64, 2)?;
+            if with_len {
+                w.put_varint_with_len(len as u64, 2)?;
+            }
             let again = send.emit(off, len, fin, &mut w.rest_mut()[..len])?;
             w.skip(len)?;
             if again > 0 {
