@@ -19,6 +19,22 @@ const MIN_INITIAL_DATAGRAM: usize = 1200;
 /// 1 + 4 + 21 + 21 + token + 2 (Length) + 4 (pn); plus the tag.
 const MIN_PACKET_ROOM: usize = 64;
 
+/// The frames a packet may carry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// Whatever is due. `pad_to` asks for at least that many bytes
+    /// (PADDING inside the packet); `must_pad` for a PING if nothing else
+    /// is due (to pad an Initial's datagram); `closing` for
+    /// CONNECTION_CLOSE only.
+    All {
+        pad_to: Option<usize>,
+        must_pad: bool,
+        closing: bool,
+    },
+    /// Stream data only (see `steady_stream_send`).
+    StreamsOnly,
+}
+
 /// What one packet did.
 struct Written {
     len: usize,
@@ -53,6 +69,23 @@ impl Connection {
             CloseState::Closed | CloseState::Draining { .. } => return Err(Error::Done),
             CloseState::Closing { .. } if !self.send_close => return Err(Error::Done),
             _ => (),
+        }
+        if self.steady_stream_send() {
+            // Nearly every datagram of a transfer: one 1-RTT packet of
+            // stream data, nothing else due (see `steady_stream_send`).
+            let limit = out.len().min(self.max_send_udp_payload_size());
+            let body = Body::StreamsOnly;
+            if let Some(w) =
+                self.write_packet(Epoch::Application, &mut out[..limit], base, body, now)?
+            {
+                self.stats.sent_bytes += w.len as u64;
+                let info = SendInfo {
+                    from: self.local_addr,
+                    to: self.peer_addr,
+                    at: self.recovery.next_send_time(now),
+                };
+                return Ok((w.len, info));
+            }
         }
         if self.close == CloseState::Open && !same_path {
             if let Some(sent) = self.send_response_elsewhere(out, now)? {
@@ -122,14 +155,17 @@ impl Connection {
             } else {
                 limit
             };
+            let body = Body::All {
+                pad_to,
+                // Only while the datagram is short of 1200 bytes.
+                must_pad: needs_pad && !later_has_data && written < MIN_INITIAL_DATAGRAM.min(limit),
+                closing,
+            };
             let w = match self.write_packet(
                 epoch,
                 &mut out[written..end],
                 base + written,
-                pad_to,
-                // Only while the datagram is short of 1200 bytes.
-                needs_pad && !later_has_data && written < MIN_INITIAL_DATAGRAM.min(limit),
-                closing,
+                body,
                 now,
             )? {
                 Some(w) => w,
@@ -239,6 +275,27 @@ impl Connection {
                 .is_flushable()
     }
 
+    /// Whether the next datagram is one 1-RTT packet of stream data and
+    /// nothing else: the handshake is over, the connection open on one
+    /// validated path, and nothing but stream data due (no ACK, control
+    /// frame, probe, PING or DATAGRAM), with window to send.
+    fn steady_stream_send(&self) -> bool {
+        let sp = &self.spaces[Epoch::Application as usize];
+        self.handshake_confirmed
+            && self.close == CloseState::Open
+            && !self.send_close
+            && !sp.ack_elicited
+            && sp.probes == 0
+            && self.streams.has_flushable()
+            && self.address_validated
+            && self.path_validation.is_none()
+            && self.probe.is_none()
+            && self.dgrams.is_none()
+            && !self.pending.ping
+            && self.recovery.cwnd_available() >= MIN_PACKET_ROOM
+            && !self.control_pending()
+    }
+
     /// Whether the application space has anything besides ACKs to send.
     fn app_has_data(&self) -> bool {
         self.control_pending()
@@ -264,19 +321,24 @@ impl Connection {
     }
 
     /// Writes one packet of `epoch` into `buf`, which starts `abs` bytes
-    /// into the caller's buffer. `pad_to` asks for at least that many
-    /// bytes (PADDING inside the packet).
-    #[allow(clippy::too_many_arguments)]
+    /// into the caller's buffer, with the frames `body` asks for.
     fn write_packet(
         &mut self,
         epoch: Epoch,
         buf: &mut [u8],
         abs: usize,
-        pad_to: Option<usize>,
-        must_pad: bool,
-        closing: bool,
+        body: Body,
         now: Instant,
     ) -> Result<Option<Written>> {
+        let (pad_to, must_pad, closing) = match body {
+            Body::All {
+                pad_to,
+                must_pad,
+                closing,
+            } => (pad_to, must_pad, closing),
+            Body::StreamsOnly => (None, false, false),
+        };
+        let streams_only = body == Body::StreamsOnly;
         let ei = epoch as usize;
         let zero_rtt = epoch == Epoch::Application && !closing && self.sends_zero_rtt();
         {
@@ -324,10 +386,18 @@ impl Connection {
             let mut w = OctetsMut::with_slice(body);
             w.skip(payload_start)?;
 
+            if streams_only {
+                let (any, re) = self.write_stream_frames(&mut w, &mut frames)?;
+                ack_eliciting = any;
+                in_flight = any;
+                resent = re;
+            }
+
             // ACK first.
             let sp = &self.spaces[ei];
             // RFC 9000 §17.2.3: no ACK in 0-RTT packets.
-            let want_ack = !zero_rtt
+            let want_ack = !streams_only
+                && !zero_rtt
                 && sp.ack_elicited
                 && (epoch != Epoch::Application
                     || sp.ack_now
@@ -341,7 +411,9 @@ impl Connection {
                 }
             }
 
-            if closing {
+            if streams_only {
+                // Written above.
+            } else if closing {
                 self.write_close(epoch, &mut w)?;
                 frames.push(SentFrame::Close);
             } else if cwnd_ok {
