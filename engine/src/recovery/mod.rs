@@ -351,8 +351,11 @@ impl<T> Recovery<T> {
         if in_flight {
             let bif = self.bytes_in_flight();
             self.cc.on_packet_sent(epoch, pn, bif, now);
-            let rate = self.pacing_rate();
-            self.pacer.on_sent(size, now, rate);
+            // (The rate is a 128-bit division: not for a disabled pacer.)
+            if self.pacer.enabled() {
+                let rate = self.pacing_rate();
+                self.pacer.on_sent(size, now, rate);
+            }
         }
         // The timer is set as of this send, but computed when read: a
         // burst of packets costs one computation, not one each.
