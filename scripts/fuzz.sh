@@ -5,7 +5,8 @@
 # Targets: engine (packet_header, frame_decode, transport_params,
 # conn_recv: whole datagrams into connections, conn_frames: frames past
 # packet protection into an established server, conn_zero_rtt: frames in
-# 0-RTT packets into a server that accepted 0-RTT), h3 and dataplane (see
+# 0-RTT packets into a server that accepted 0-RTT, conn_batch: hostile GRO
+# buffers into recv_batch), h3 and dataplane (see
 # */fuzz/fuzz_targets). Uses RUSTC_BOOTSTRAP because only a stable
 # toolchain is available here; cargo-fuzz is installed if missing.
 set -euo pipefail

@@ -22,8 +22,9 @@ fn setup() -> &'static Mutex<(Config, Config, Vec<u8>)> {
         let mut s = test_config(true).expect("server config");
         c.enable_early_data();
         s.enable_early_data();
-        let mut p = Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default())
-            .expect("pipe");
+        let mut p =
+            Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default())
+                .expect("pipe");
         p.handshake().expect("handshake");
         p.run_until(100, |p| p.client.session().is_some())
             .expect("ticket");
