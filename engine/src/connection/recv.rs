@@ -944,11 +944,10 @@ impl Connection {
         let lost = std::mem::take(&mut outcome.lost);
         self.on_packets_lost(epoch, lost);
         outcome.clear();
-        // Keep the buffers while data is in flight; an idle connection
-        // holds none (memory per idle connection matters at the edge).
-        if self.recovery.bytes_in_flight() > 0 {
-            self.ack_outcome = Some(outcome);
-        }
+        // The buffers are kept for the next ACK (an ACK that leaves nothing
+        // in flight is followed by more data more often than not); an idle
+        // sender gives them back (`send_datagram`).
+        self.ack_outcome = Some(outcome);
         Ok(())
     }
 

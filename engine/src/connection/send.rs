@@ -200,6 +200,7 @@ impl Connection {
                 self.recovery.release_idle_memory();
                 self.pending.release_idle();
                 self.release_batch_state();
+                self.ack_outcome = None;
                 let crypto = &mut self.spaces[Epoch::Application as usize].crypto;
                 crypto.send.release_idle_memory();
                 crypto.recv.release_idle_memory();
