@@ -171,7 +171,7 @@ pub fn bulk_streaming_once(batch: usize) -> (Duration, u64, tarte::Stats, tarte:
 /// when `shared` (no copy into the send buffer).
 pub fn bulk_streaming(batch: usize, shared: bool) -> (Duration, u64, tarte::Stats, tarte::Stats) {
     let mut p = bulk_pipe();
-    let (ca, sa) = (p.c2s_info(), p.s2c_info());
+    let ca = p.c2s_info();
     let now = p.now;
     let chunk = vec![0x5au8; 1 << 20];
     let shared_chunk: std::sync::Arc<[u8]> = std::sync::Arc::from(&chunk[..]);
@@ -197,27 +197,7 @@ pub fn bulk_streaming(batch: usize, shared: bool) -> (Duration, u64, tarte::Stat
                 Err(e) => panic!("{e:?}"),
             }
         }
-        while let Ok((n, _)) = p.server.stream_recv(0, &mut buf) {
-            got += n;
-        }
-        loop {
-            match p.server.send_at(&mut dgram, now) {
-                Ok((len, _)) => {
-                    progress = true;
-                    p.client.recv_at(&mut dgram[..len], sa, now).unwrap();
-                }
-                Err(tarte::Error::Done) => break,
-                Err(e) => panic!("{e:?}"),
-            }
-        }
-        if !progress {
-            for conn in [&mut p.client, &mut p.server] {
-                if conn.timeout_instant().is_some_and(|t| t <= now) {
-                    conn.on_timeout_at(now);
-                }
-            }
-            assert!(!p.client.is_closed(), "client closed");
-        }
+        got += server_turn(&mut p, &mut buf, &mut dgram, progress);
     }
     assert_eq!(got, BULK);
     let elapsed = start.elapsed();
@@ -230,7 +210,7 @@ pub fn bulk_streaming(batch: usize, shared: bool) -> (Duration, u64, tarte::Stat
 /// Returns the time taken, the client's datagrams and both sides' stats.
 pub fn bulk_streaming_batched(batch: usize) -> (Duration, u64, tarte::Stats, tarte::Stats) {
     let mut p = bulk_pipe();
-    let (ca, sa) = (p.c2s_info(), p.s2c_info());
+    let ca = p.c2s_info();
     let now = p.now;
     let chunk = vec![0x5au8; 1 << 20];
     let mut buf = vec![0u8; 1 << 20];
@@ -252,31 +232,42 @@ pub fn bulk_streaming_batched(batch: usize) -> (Duration, u64, tarte::Stats, tar
             Err(tarte::Error::Done) => (),
             Err(e) => panic!("{e:?}"),
         }
-        while let Ok((n, _)) = p.server.stream_recv(0, &mut buf) {
-            got += n;
-        }
-        loop {
-            match p.server.send_at(&mut dgram, now) {
-                Ok((len, _)) => {
-                    progress = true;
-                    p.client.recv_at(&mut dgram[..len], sa, now).unwrap();
-                }
-                Err(tarte::Error::Done) => break,
-                Err(e) => panic!("{e:?}"),
-            }
-        }
-        if !progress {
-            for conn in [&mut p.client, &mut p.server] {
-                if conn.timeout_instant().is_some_and(|t| t <= now) {
-                    conn.on_timeout_at(now);
-                }
-            }
-            assert!(!p.client.is_closed(), "client closed");
-        }
+        got += server_turn(&mut p, &mut buf, &mut dgram, progress);
     }
     assert_eq!(got, BULK);
     let elapsed = start.elapsed();
     (elapsed, packets, p.client.stats(), p.server.stats())
+}
+
+/// The server's turn in the streaming runs, after the client's batch:
+/// its application reads stream 0 (returns how much), its ACKs go
+/// straight to the client, and when nothing moved this round (`progress`
+/// false and no ACK) the timers due at the fixed time fire.
+fn server_turn(p: &mut Pipe, buf: &mut [u8], dgram: &mut [u8], mut progress: bool) -> usize {
+    let mut got = 0;
+    while let Ok((n, _)) = p.server.stream_recv(0, buf) {
+        got += n;
+    }
+    let (sa, now) = (p.s2c_info(), p.now);
+    loop {
+        match p.server.send_at(dgram, now) {
+            Ok((len, _)) => {
+                progress = true;
+                p.client.recv_at(&mut dgram[..len], sa, now).unwrap();
+            }
+            Err(tarte::Error::Done) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    if !progress {
+        for conn in [&mut p.client, &mut p.server] {
+            if conn.timeout_instant().is_some_and(|t| t <= now) {
+                conn.on_timeout_at(now);
+            }
+        }
+        assert!(!p.client.is_closed(), "client closed");
+    }
+    got
 }
 
 /// The AEAD ceiling: seal + open of `packets` 1350-byte packets.

@@ -169,65 +169,43 @@ fn run(
 fn nothing(_: usize, _: &mut [u8], _: usize) {}
 fn no_op(_: usize, _: &mut Pipe) {}
 
+/// Moves 1 MB (3 MB for full batches) by `mode`, batches of at most
+/// `max`, on a clean zero-delay pipe: byte-exact, nothing dropped, and
+/// some batch full.
+fn clean_transfer(mode: Mode, max: usize) -> Pipe {
+    let mut p = pipe(false);
+    let data = pattern(if mode == Mode::Batches {
+        3_000_000
+    } else {
+        1_000_000
+    });
+    let r = run(&mut p, &data, max, mode, Duration::ZERO, nothing, no_op);
+    assert!(r.got == data);
+    assert_eq!(r.segments.iter().max(), Some(&max));
+    // All full-size datagrams.
+    assert!(r.sizes.iter().all(|s| *s == 1350), "{:?}", r.sizes);
+    assert_eq!(p.server.stats().dropped, 0);
+    p
+}
+
 #[test]
 fn batches_carry_a_transfer_byte_exact() {
-    let mut p = pipe(false);
-    let data = pattern(3_000_000);
-    let r = run(
-        &mut p,
-        &data,
-        16,
-        Mode::Batches,
-        Duration::ZERO,
-        nothing,
-        no_op,
-    );
-    assert!(r.got == data);
-    // Full batches once the window opened, all of full-size datagrams.
-    assert_eq!(r.segments.iter().max(), Some(&16));
-    assert!(r.sizes.iter().all(|s| *s == 1350), "{:?}", r.sizes);
+    let p = clean_transfer(Mode::Batches, 16);
     let (c, s) = (p.client.stats(), p.server.stats());
     assert_eq!(c.lost, 0);
     assert_eq!(s.recv, c.sent);
-    assert_eq!(s.dropped, 0);
 }
 
 // The deferred header protection makes packets any receiver opens alone.
 #[test]
 fn batch_datagrams_open_one_by_one() {
-    let mut p = pipe(false);
-    let data = pattern(1_000_000);
-    let r = run(
-        &mut p,
-        &data,
-        8,
-        Mode::BatchesOneByOne,
-        Duration::ZERO,
-        nothing,
-        no_op,
-    );
-    assert!(r.got == data);
-    assert_eq!(r.segments.iter().max(), Some(&8));
-    assert_eq!(p.server.stats().dropped, 0);
+    clean_transfer(Mode::BatchesOneByOne, 8);
 }
 
 // Masks computed for a GRO buffer open packets sealed one at a time.
 #[test]
 fn recv_batch_takes_datagrams_sent_one_by_one() {
-    let mut p = pipe(false);
-    let data = pattern(1_000_000);
-    let r = run(
-        &mut p,
-        &data,
-        16,
-        Mode::GroOnly,
-        Duration::ZERO,
-        nothing,
-        no_op,
-    );
-    assert!(r.got == data);
-    assert_eq!(r.segments.iter().max(), Some(&16));
-    assert_eq!(p.server.stats().dropped, 0);
+    clean_transfer(Mode::GroOnly, 16);
 }
 
 // A damaged datagram in a batch is dropped alone (its mask and its
