@@ -24,6 +24,9 @@ use clap::Parser;
 
 /// hq-interop client.
 #[derive(Parser, Debug)]
+#[command(
+    after_help = "Environment: SSLKEYLOGFILE=PATH appends the TLS secrets of every connection to PATH (NSS key log format, for Wireshark)."
+)]
 struct Args {
     /// Do not verify the server's certificate.
     #[arg(long)]
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
         key_update_every: args.key_update_every,
         migrate_after: args.migrate_after,
         probe_first: args.probe_first,
+        keylog: std::env::var_os("SSLKEYLOGFILE").map(Into::into),
         ..Default::default()
     };
     let report = match hq::client::fetch(&args.urls, &opts) {

@@ -21,6 +21,9 @@ use clap::Parser;
 
 /// hq-interop file server.
 #[derive(Parser, Debug)]
+#[command(
+    after_help = "Environment: SSLKEYLOGFILE=PATH appends the TLS secrets of every connection to PATH (NSS key log format, for Wireshark)."
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:4433")]
@@ -79,6 +82,7 @@ fn main() -> anyhow::Result<()> {
         idle_timeout_ms: args.idle_timeout,
         key_update_every: args.key_update_every,
         secret: args.secret_file.as_deref().map(read_secret).transpose()?,
+        keylog: std::env::var_os("SSLKEYLOGFILE").map(Into::into),
     };
     let mut server = hq::server::Server::bind(args.listen, &opts)?;
     eprintln!(

@@ -44,6 +44,7 @@ struct TlsSettings {
     ticket_key: Option<[u8; 48]>,
     no_tickets: bool,
     early_data: bool,
+    log_keys: bool,
 }
 
 impl Config {
@@ -329,6 +330,16 @@ impl Config {
         self.tls_changed();
     }
 
+    /// Enables logging of TLS secrets: a connection given a writer with
+    /// [`Connection::set_keylog`](crate::Connection::set_keylog) writes
+    /// them there in the NSS key log format (what `SSLKEYLOGFILE` files
+    /// hold; Wireshark decrypts QUIC captures with them). Anyone holding
+    /// the log can read the traffic: for debugging only.
+    pub fn log_keys(&mut self) {
+        self.tls.log_keys = true;
+        self.tls_changed();
+    }
+
     /// Whether 0-RTT is enabled.
     pub(crate) fn early_data(&self) -> bool {
         self.tls.early_data
@@ -433,6 +444,9 @@ fn build_ctx(tls: &TlsSettings, is_server: bool) -> Result<SslContext> {
     }
     if tls.early_data {
         crate::tls::enable_early_data(b.as_ptr());
+    }
+    if tls.log_keys {
+        crate::tls::install_keylog(b.as_ptr());
     }
     let mut wire = Vec::new();
     for p in &tls.alpn {

@@ -8,7 +8,7 @@
 //! never outlive the state they write to.
 #![allow(unsafe_code)]
 
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::OnceLock;
 
 use boring::ssl::{Ssl, SslContext, SslRef};
@@ -93,6 +93,9 @@ pub struct Events {
     pub session: Option<Vec<u8>>,
     /// The server rejected our 0-RTT (client; RFC 9001 §4.6.2).
     pub early_data_rejected: bool,
+    /// Where key log lines go (`Config::log_keys`); kept across
+    /// [`Handshake::take_events`].
+    keylog: Option<Box<dyn std::io::Write + Send + Sync>>,
 }
 
 /// The process-wide ex-data index that carries `*mut Events`.
@@ -239,6 +242,36 @@ unsafe extern "C" fn new_session(ssl: *mut ffi::SSL, session: *mut ffi::SSL_SESS
         unsafe { ffi::OPENSSL_free(out.cast()) };
     }
     0
+}
+
+/// BoringSSL's key-log callback: one line of the NSS key log format
+/// (without its newline) for each secret TLS derives.
+unsafe extern "C" fn keylog_line(ssl: *const ffi::SSL, line: *const c_char) {
+    // SAFETY: called by BoringSSL from within a `with_events` call (every
+    // secret is derived inside a handshake call we wrap), so `events`'
+    // contract holds; BoringSSL does not use the SSL in a way that
+    // conflicts with reading its ex-data here.
+    let Some(ev) = (unsafe { events(ssl.cast_mut()) }) else {
+        return;
+    };
+    let Some(w) = ev.keylog.as_mut() else {
+        return;
+    };
+    if line.is_null() {
+        return;
+    }
+    // SAFETY: BoringSSL passes a NUL-terminated string live for the call.
+    let line = unsafe { CStr::from_ptr(line) }.to_bytes();
+    if let Err(e) = w.write_all(line).and_then(|()| w.write_all(b"\n")) {
+        tracing::debug!(error = %e, "key log write failed");
+    }
+}
+
+/// Makes a context report its secrets to [`keylog_line`].
+pub(crate) fn install_keylog(ctx: *mut ffi::SSL_CTX) {
+    // SAFETY: `ctx` comes from a live SslContextBuilder; the callback is a
+    // plain function.
+    unsafe { ffi::SSL_CTX_set_keylog_callback(ctx, Some(keylog_line)) };
 }
 
 /// Makes a client context report the sessions that NewSessionTickets
@@ -419,7 +452,7 @@ impl Handshake {
             if p.is_null() {
                 return "unknown";
             }
-            std::ffi::CStr::from_ptr(p).to_str().unwrap_or("unknown")
+            CStr::from_ptr(p).to_str().unwrap_or("unknown")
         }
     }
 
@@ -540,7 +573,16 @@ impl Handshake {
 
     /// Takes the callbacks' output so far.
     pub fn take_events(&mut self) -> Events {
-        std::mem::take(&mut *self.events)
+        let keylog = self.events.keylog.take();
+        let ev = std::mem::take(&mut *self.events);
+        self.events.keylog = keylog;
+        ev
+    }
+
+    /// Sets where the key log lines of this handshake go (they are only
+    /// made with `Config::log_keys`).
+    pub fn set_keylog(&mut self, writer: Box<dyn std::io::Write + Send + Sync>) {
+        self.events.keylog = Some(writer);
     }
 
     /// Mutable access to pending events without taking them.

@@ -119,6 +119,7 @@ pub fn server_options(dir: &Path, files: &[(&str, &[u8])]) -> ServerOptions {
         idle_timeout_ms: 30_000,
         key_update_every: None,
         secret: None,
+        keylog: None,
     }
 }
 

@@ -245,3 +245,58 @@ fn zero_rtt_and_its_rejection_after_a_restart() {
     assert_eq!(srv.stats.early_conns.load(Ordering::Relaxed), 0);
     assert_eq!(srv.stats.responses.load(Ordering::Relaxed), 3);
 }
+
+/// (label, client random, secret) of each line of an NSS key log file.
+fn key_log(path: &std::path::Path) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            assert_eq!(f.len(), 3, "{l}");
+            assert!(f[1].len() == 64 && f[2].len() >= 64, "{l}");
+            (f[0].to_string(), f[1].to_string(), f[2].to_string())
+        })
+        .collect()
+}
+
+/// `SSLKEYLOGFILE` in the examples (the `keylog` option): client and
+/// server append the same secrets for each connection, so that a capture
+/// of either side can be decrypted.
+#[test]
+fn key_logs_of_client_and_server_agree() {
+    let _g = serial();
+    let dir = TempDir::new("hq-keylog");
+    let body = random_bytes(20_000);
+    let (ckeys, skeys) = (
+        dir.path().join("client.keys"),
+        dir.path().join("server.keys"),
+    );
+    let srv = TarteServer::start(ServerOptions {
+        keylog: Some(skeys.clone()),
+        ..server_options(dir.path(), &[("k.bin", &body)])
+    });
+    let o = ClientOptions {
+        keylog: Some(ckeys.clone()),
+        ..opts(false, Duration::from_secs(20))
+    };
+    for _ in 0..2 {
+        let r = fetch(&[srv.url("/k.bin")], &o).unwrap();
+        assert_eq!(r.responses[0].result.as_ref().unwrap(), &body);
+    }
+    srv.stop().unwrap();
+    let (c, s) = (key_log(&ckeys), key_log(&skeys));
+    let app = |l: &[(String, String, String)]| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = l
+            .iter()
+            .filter(|x| x.0 == "CLIENT_TRAFFIC_SECRET_0" || x.0 == "SERVER_TRAFFIC_SECRET_0")
+            .map(|x| (x.1.clone(), x.2.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    // Two connections, two secrets each, the same on both sides.
+    assert_eq!(app(&c).len(), 4, "{c:?}");
+    assert_eq!(app(&c), app(&s));
+    assert_ne!(app(&c)[0].0, app(&c)[2].0);
+    assert_eq!(c.len(), s.len());
+}

@@ -125,6 +125,17 @@ impl Connection {
         }
     }
 
+    /// Sets where this connection writes its TLS secrets, in the NSS key
+    /// log format, when its config has [`Config::log_keys`](crate::Config::log_keys) on. Call it
+    /// right after `connect`/`accept`: secrets derived before are not
+    /// logged. QUIC key updates (RFC 9001 §6) make no TLS secrets and
+    /// are not logged; a key log reader derives them from the first.
+    pub fn set_keylog(&mut self, writer: Box<dyn std::io::Write + Send + Sync>) {
+        if let Some(tls) = self.tls.as_mut() {
+            tls.set_keylog(writer);
+        }
+    }
+
     /// The peer's leaf certificate in DER.
     pub fn peer_cert(&self) -> Option<Vec<u8>> {
         match &self.tls {

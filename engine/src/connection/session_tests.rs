@@ -588,3 +588,93 @@ fn lower_limits_after_a_rejection_end_the_connection_cleanly() {
     assert_eq!(e.error_code, 0x03, "FLOW_CONTROL_ERROR: {e:?}");
     assert_eq!(p.client.early, super::EarlyData::Rejected);
 }
+
+/// A key log writer the test can read back.
+#[derive(Clone, Default)]
+struct SharedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedLog {
+    /// (label, client random, secret) of every line.
+    fn lines(&self) -> Vec<(String, String, String)> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        assert!(text.is_empty() || text.ends_with('\n'));
+        text.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                assert_eq!(f.len(), 3, "{l}");
+                (f[0].to_string(), f[1].to_string(), f[2].to_string())
+            })
+            .collect()
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+// `Config::log_keys` + `set_keylog`: the NSS key log lines of both sides
+// name the same ClientHello and hold the very secrets the 1-RTT keys come
+// from (what Wireshark needs to decrypt a capture).
+#[test]
+fn key_log_holds_the_secrets_in_use() {
+    let mut c = test_config(false).unwrap();
+    let mut s = test_config(true).unwrap();
+    c.log_keys();
+    s.log_keys();
+    let mut p =
+        Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default()).unwrap();
+    let (clog, slog) = (SharedLog::default(), SharedLog::default());
+    p.client.set_keylog(Box::new(clog.clone()));
+    p.server.set_keylog(Box::new(slog.clone()));
+    p.handshake().unwrap();
+    let (cl, sl) = (clog.lines(), slog.lines());
+    let labels = |l: &[(String, String, String)]| {
+        let mut v: Vec<String> = l.iter().map(|x| x.0.clone()).collect();
+        v.sort();
+        v
+    };
+    for want in [
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+    ] {
+        assert!(labels(&cl).iter().any(|l| l == want), "{want} in {cl:?}");
+    }
+    assert_eq!(labels(&cl), labels(&sl));
+    let random = &cl[0].1;
+    assert_eq!(random.len(), 64);
+    assert!(cl.iter().chain(&sl).all(|l| &l.1 == random));
+    let secret = |l: &[(String, String, String)], label: &str| {
+        l.iter().find(|x| x.0 == label).unwrap().2.clone()
+    };
+    let app = &p.client.spaces[2];
+    assert_eq!(
+        secret(&cl, "CLIENT_TRAFFIC_SECRET_0"),
+        hex(app.seal.as_ref().unwrap().secret())
+    );
+    assert_eq!(
+        secret(&cl, "SERVER_TRAFFIC_SECRET_0"),
+        hex(app.open.as_ref().unwrap().secret())
+    );
+    assert_eq!(
+        secret(&sl, "CLIENT_TRAFFIC_SECRET_0"),
+        secret(&cl, "CLIENT_TRAFFIC_SECRET_0")
+    );
+    // Without `log_keys` a writer gets nothing.
+    let mut p = Pipe::new().unwrap();
+    let quiet = SharedLog::default();
+    p.client.set_keylog(Box::new(quiet.clone()));
+    p.handshake().unwrap();
+    assert!(quiet.lines().is_empty());
+}

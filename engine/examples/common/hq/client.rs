@@ -42,6 +42,9 @@ pub struct ClientOptions {
     /// With a session that allows it, send the requests in 0-RTT packets
     /// (RFC 9001 §4.6).
     pub early_data: bool,
+    /// Append the connection's TLS secrets to this file (NSS key log
+    /// format, for Wireshark; the binary takes it from `SSLKEYLOGFILE`).
+    pub keylog: Option<PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -57,6 +60,7 @@ impl Default for ClientOptions {
             probe_first: false,
             session: None,
             early_data: false,
+            keylog: None,
         }
     }
 }
@@ -116,6 +120,9 @@ struct Request {
 pub fn client_config(opts: &ClientOptions) -> anyhow::Result<tarte::Config> {
     let mut c = tarte::Config::new(tarte::PROTOCOL_VERSION)?;
     c.verify_peer(opts.verify);
+    if opts.keylog.is_some() {
+        c.log_keys();
+    }
     if let Some(ca) = &opts.ca {
         let f = ca
             .to_str()
@@ -183,6 +190,9 @@ pub fn fetch(urls: &[String], opts: &ClientOptions) -> anyhow::Result<Report> {
     boring::rand::rand_bytes(&mut scid)?;
     let scid = ConnectionId::from_ref(&scid);
     let mut conn = tarte::connect(Some(&first.host), &scid, local, peer, &mut config)?;
+    if let Some(path) = &opts.keylog {
+        conn.set_keylog(super::keylog_writer(path)?);
+    }
     if let Some(session) = &opts.session {
         conn.set_session(session)
             .map_err(|e| anyhow::anyhow!("stored session refused: {e:?}"))?;

@@ -35,6 +35,17 @@ const RECV_BATCH: usize = 64;
 /// Longest request line we accept, `GET ` and CRLF included.
 pub const MAX_REQUEST_LEN: usize = 4096;
 
+/// A key log writer appending to `path` (the NSS key log format that
+/// `SSLKEYLOGFILE` names; `Config::log_keys` must be on).
+pub fn keylog_writer(path: &std::path::Path) -> anyhow::Result<Box<dyn io::Write + Send + Sync>> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(Box::new(f))
+}
+
 /// The transport settings both hq-interop endpoints use: ALPN, idle
 /// timeout, datagram sizes and flow-control windows; `max_streams_bidi`
 /// is what the peer may open.

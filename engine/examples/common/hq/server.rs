@@ -46,6 +46,9 @@ pub struct ServerOptions {
     /// reset tokens); the same across restarts lets a restarted server
     /// reset the connections it lost (RFC 9000 §10.3). Random when absent.
     pub secret: Option<[u8; 32]>,
+    /// Append every connection's TLS secrets to this file (NSS key log
+    /// format, for Wireshark; the binary takes it from `SSLKEYLOGFILE`).
+    pub keylog: Option<PathBuf>,
 }
 
 // By hand: the secret stays out of logs.
@@ -59,6 +62,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("idle_timeout_ms", &self.idle_timeout_ms)
             .field("key_update_every", &self.key_update_every)
             .field("secret", &self.secret.map(|_| "(set)"))
+            .field("keylog", &self.keylog)
             .finish()
     }
 }
@@ -167,6 +171,7 @@ pub struct Server {
     stats: Arc<ServerStats>,
     out: Vec<u8>,
     stream_buf: Vec<u8>,
+    keylog: Option<PathBuf>,
 }
 
 /// The server's QUIC configuration.
@@ -177,6 +182,9 @@ pub fn server_config(opts: &ServerOptions) -> anyhow::Result<tarte::Config> {
             .ok_or_else(|| anyhow::anyhow!("{}: not UTF-8", p.display()))
     };
     let mut c = tarte::Config::new(tarte::PROTOCOL_VERSION)?;
+    if opts.keylog.is_some() {
+        c.log_keys();
+    }
     c.load_cert_chain_from_pem_file(&path(&opts.cert)?)
         .map_err(|e| anyhow::anyhow!("{}: {e}", opts.cert.display()))?;
     c.load_priv_key_from_pem_file(&path(&opts.key)?)
@@ -216,6 +224,7 @@ impl Server {
             stats: Arc::default(),
             out: vec![0u8; RECV_BUF_LEN],
             stream_buf: vec![0u8; RECV_BUF_LEN],
+            keylog: opts.keylog.clone(),
         })
     }
 
@@ -460,7 +469,10 @@ impl Server {
         // is derived, so a restarted server can still reset it.
         self.config
             .set_stateless_reset_token(Some(self.key.reset_token(&scid)?));
-        let conn = tarte::accept(&scid, odcid.as_ref(), self.local, from, &mut self.config)?;
+        let mut conn = tarte::accept(&scid, odcid.as_ref(), self.local, from, &mut self.config)?;
+        if let Some(path) = &self.keylog {
+            conn.set_keylog(super::keylog_writer(path)?);
+        }
         tracing::info!(%from, trace_id = conn.trace_id(), retry = odcid.is_some(), "new connection");
         bump(&self.stats.connections);
         self.conns.insert(
