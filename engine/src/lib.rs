@@ -27,8 +27,8 @@ pub mod transport_params;
 pub use crate::cid::{ConnectionId, MAX_CONN_ID_LEN};
 pub use crate::config::Config;
 pub use crate::connection::{
-    accept, connect, connect_with_dcid, BatchInfo, Connection, ConnectionError, PathStats,
-    RecvInfo, SendInfo, Shutdown, Stats, StreamIter,
+    accept, connect, connect_with_dcid, BatchInfo, Connection, ConnectionError, PathEvent,
+    PathStats, RecvInfo, SendInfo, Shutdown, Stats, StreamIter,
 };
 pub use crate::error::{Error, Result, TransportError, TransportErrorCode};
 pub use crate::packet::{

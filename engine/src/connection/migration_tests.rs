@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::tests::{pattern, transfer, transfer_on};
 use crate::testing::{test_config, LinkConfig, Pipe};
-use crate::{ConnectionId, Error};
+use crate::{ConnectionId, Error, PathEvent};
 
 /// Both sides issue every connection ID the other accepts, and the
 /// NEW_CONNECTION_ID frames are delivered.
@@ -478,11 +478,23 @@ fn client_probes_then_migrates() {
     };
     p.client.recv_at(&mut r, to_new, p.now).unwrap();
     assert_eq!(p.client.is_path_validated(new, server), Ok(true));
+    assert_eq!(
+        p.client.path_event_next(),
+        Some(PathEvent::Validated(new, server))
+    );
+    assert_eq!(p.client.path_event_next(), None);
+    // The server saw a probe, no migration: no event there.
+    assert_eq!(p.server.path_event_next(), None);
     // The old path is untouched meanwhile.
     assert_eq!(p.client.destination_id(), old_dcid);
 
     // Move: the probe's ID, no new challenge needed.
+    let old = p.c2s_info().from;
     assert_eq!(p.client.migrate(new, server), Ok(seq));
+    assert_eq!(
+        p.client.path_event_next(),
+        Some(PathEvent::Closed(old, server))
+    );
     assert_eq!(p.client.is_path_validated(new, server), Ok(true));
     assert!(p.client.path_validation.is_none());
     p.rebind_client(new);
@@ -495,6 +507,16 @@ fn client_probes_then_migrates() {
             .is_some_and(|s| s.peer_addr == new && s.validated)
     })
     .unwrap();
+    // The server followed the peer (§9.3) and validated its address.
+    let events: Vec<PathEvent> = std::iter::from_fn(|| p.server.path_event_next()).collect();
+    assert_eq!(
+        events,
+        [
+            PathEvent::New(server, new),
+            PathEvent::Validated(server, new),
+            PathEvent::PeerMigrated(server, new)
+        ]
+    );
     // The ID used before the move is retired.
     p.run_until(1000, |p| {
         p.server.retired_scid_next().is_some_and(|c| c == old_dcid)
@@ -534,6 +556,10 @@ fn unanswered_probes_are_retried_then_dropped() {
     assert!(probes >= 3, "{probes} probes");
     assert!(p.now >= start + Duration::from_secs(3));
     assert!(!p.client.is_closed());
+    assert_eq!(
+        p.client.path_event_next(),
+        Some(PathEvent::FailedValidation(new, server))
+    );
     // Its ID is retired; the connection still works on the old path.
     p.run_until(1000, |p| {
         p.server

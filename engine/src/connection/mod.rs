@@ -283,7 +283,8 @@ pub(crate) struct DatagramQueues {
     pub(crate) send: VecDeque<Vec<u8>>,
 }
 
-/// Frames that wait in queues (see [`Pending`]).
+/// Frames that wait in queues (see [`Pending`]), and the path events the
+/// application has not read yet.
 #[derive(Default)]
 pub(crate) struct PendingQueues {
     pub(crate) reset_stream: VecDeque<(u64, u64, u64)>,
@@ -291,7 +292,12 @@ pub(crate) struct PendingQueues {
     pub(crate) new_cids: VecDeque<u64>,
     pub(crate) retire_cids: VecDeque<u64>,
     pub(crate) path_responses: VecDeque<PathResponse>,
+    pub(crate) path_events: VecDeque<PathEvent>,
 }
+
+/// Path events kept for the application at most (the oldest go first: a
+/// peer hopping between addresses cannot grow the queue).
+const MAX_PATH_EVENTS: usize = 16;
 
 impl PendingQueues {
     const EMPTY: PendingQueues = PendingQueues {
@@ -300,15 +306,48 @@ impl PendingQueues {
         new_cids: VecDeque::new(),
         retire_cids: VecDeque::new(),
         path_responses: VecDeque::new(),
+        path_events: VecDeque::new(),
     };
 
-    fn is_empty(&self) -> bool {
+    /// Whether no frame waits (path events are not frames).
+    fn no_frames(&self) -> bool {
         self.reset_stream.is_empty()
             && self.stop_sending.is_empty()
             && self.new_cids.is_empty()
             && self.retire_cids.is_empty()
             && self.path_responses.is_empty()
     }
+
+    fn is_empty(&self) -> bool {
+        self.no_frames() && self.path_events.is_empty()
+    }
+}
+
+/// Something that happened to a network path (local address, peer
+/// address) of the connection, as quiche reports it
+/// ([`Connection::path_event_next`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathEvent {
+    /// Server: packets came from a new peer address (the peer migrated or
+    /// was rebound, RFC 9000 §9.3); its validation started.
+    New(SocketAddr, SocketAddr),
+    /// The path was validated (RFC 9000 §8.2.3): a client's probed or
+    /// migrated-to path, or a server's new peer address.
+    Validated(SocketAddr, SocketAddr),
+    /// The path's validation failed (RFC 9000 §8.2.4): a server went back
+    /// to the last validated peer address; a client's probed path is
+    /// dropped, a migrated-to one kept unvalidated.
+    FailedValidation(SocketAddr, SocketAddr),
+    /// Client: the connection no longer uses the path (it migrated
+    /// elsewhere, or a probed path was given up by migrating to another).
+    Closed(SocketAddr, SocketAddr),
+    /// quiche reports a peer reusing a connection ID on another path with
+    /// this; tarte does not (it keeps one active path and moves the
+    /// peer's connection ID with it, RFC 9000 §9.5), so it never occurs.
+    ReusedSourceConnectionId(u64, (SocketAddr, SocketAddr), (SocketAddr, SocketAddr)),
+    /// Server: the peer now sends its non-probing packets on this
+    /// validated path (RFC 9000 §9.3).
+    PeerMigrated(SocketAddr, SocketAddr),
 }
 
 static NO_QUEUES: PendingQueues = PendingQueues::EMPTY;
@@ -332,7 +371,7 @@ impl Pending {
 
     /// Whether any queue holds a frame.
     pub(crate) fn any_queued(&self) -> bool {
-        self.queues.as_ref().is_some_and(|q| !q.is_empty())
+        self.queues.as_ref().is_some_and(|q| !q.no_frames())
     }
 
     /// Frees the queues once all are empty.
@@ -920,6 +959,32 @@ impl Connection {
         self.streams.readable().into_iter().next()
     }
 
+    /// The next stream with room to write, if any (none while the
+    /// connection's flow-control credit is spent).
+    pub fn stream_writable_next(&mut self) -> Option<u64> {
+        self.writable().next()
+    }
+
+    /// Makes the next packet ack-eliciting (a PING if it has nothing else
+    /// that is), e.g. to keep a path alive or to get an RTT sample. Does
+    /// nothing on a closing or closed connection.
+    pub fn send_ack_eliciting(&mut self) -> Result<()> {
+        if self.close == CloseState::Open {
+            self.pending.ping = true;
+        }
+        Ok(())
+    }
+
+    /// How many bytes the connection may send in one burst now: what the
+    /// congestion window leaves, bounded by the pacer's burst when pacing
+    /// is on, in whole datagrams and at least one (the size to give a GSO
+    /// batch, as quiche's `send_quantum`).
+    pub fn send_quantum(&self) -> usize {
+        let mss = self.max_send_udp_payload_size();
+        let quantum = self.recovery.send_quantum(Instant::now());
+        (quantum / mss).max(1) * mss
+    }
+
     /// How many bidirectional streams the peer still lets us open.
     pub fn peer_streams_left_bidi(&self) -> u64 {
         self.streams.peer_streams_left_bidi()
@@ -976,6 +1041,36 @@ impl Connection {
     /// Number of received datagrams waiting to be read.
     pub fn dgram_recv_queue_len(&self) -> usize {
         self.dgrams.as_ref().map_or(0, |q| q.recv.len())
+    }
+
+    /// Bytes of the received datagrams waiting to be read.
+    pub fn dgram_recv_queue_byte_size(&self) -> usize {
+        self.dgrams
+            .as_ref()
+            .map_or(0, |q| q.recv.iter().map(Vec::len).sum())
+    }
+
+    /// Whether the queue of received datagrams is full (new ones are then
+    /// dropped, RFC 9221 §5: delivery is unreliable).
+    pub fn is_dgram_recv_queue_full(&self) -> bool {
+        self.dgram_recv_queue_len() >= self.dgram_recv_max
+    }
+
+    /// Number of datagrams waiting to be sent.
+    pub fn dgram_send_queue_len(&self) -> usize {
+        self.dgrams.as_ref().map_or(0, |q| q.send.len())
+    }
+
+    /// Bytes of the datagrams waiting to be sent.
+    pub fn dgram_send_queue_byte_size(&self) -> usize {
+        self.dgrams
+            .as_ref()
+            .map_or(0, |q| q.send.iter().map(Vec::len).sum())
+    }
+
+    /// Whether the send queue is full (`dgram_send` then says `Done`).
+    pub fn is_dgram_send_queue_full(&self) -> bool {
+        self.dgram_send_queue_len() >= self.dgram_send_max
     }
 
     /// The largest datagram payload the peer accepts, once known.
@@ -1053,6 +1148,11 @@ impl Connection {
         self.cids.scids_left()
     }
 
+    /// How many of our connection IDs the peer may use now (not retired).
+    pub fn active_scids(&self) -> usize {
+        self.cids.scids.len()
+    }
+
     /// The next source connection ID the peer retired, for unrouting.
     pub fn retired_scid_next(&mut self) -> Option<ConnectionId<'static>> {
         self.cids.retired_scids.pop_front()
@@ -1116,8 +1216,13 @@ impl Connection {
             None => (self.switch_dcid().ok_or(Error::OutOfIdentifiers)?, false),
         };
         // A probe of another path is over: its ID goes.
-        self.abandon_probe();
+        if let Some(p) = &self.probe {
+            let closed = PathEvent::Closed(p.local, self.peer_addr);
+            self.abandon_probe();
+            self.push_path_event(closed);
+        }
         tracing::debug!(trace_id = %self.trace_id, from = %self.local_addr, to = %local, seq, validated, "migrating");
+        self.push_path_event(PathEvent::Closed(self.local_addr, self.peer_addr));
         self.local_addr = local;
         // §9.2, §9.4: the new path might not take the old rate.
         let now = self.now_hint();
@@ -1199,6 +1304,22 @@ impl Connection {
             }
             _ => Err(Error::InvalidState),
         }
+    }
+
+    /// The next path event (see [`PathEvent`]), oldest first; at most the
+    /// last 16 are kept.
+    pub fn path_event_next(&mut self) -> Option<PathEvent> {
+        self.pending.q_existing()?.path_events.pop_front()
+    }
+
+    /// Queues a path event for the application.
+    pub(crate) fn push_path_event(&mut self, ev: PathEvent) {
+        tracing::debug!(trace_id = %self.trace_id, event = ?ev, "path event");
+        let q = &mut self.pending.q_mut().path_events;
+        if q.len() == MAX_PATH_EVENTS {
+            q.pop_front();
+        }
+        q.push_back(ev);
     }
 
     /// Ends a probe, retiring its connection ID (it was used on that path,
@@ -1442,7 +1563,9 @@ impl Connection {
         if let Some(p) = self.probe.as_mut().filter(|p| !p.validated) {
             if now >= p.deadline {
                 // §8.2.4: the probed path failed validation.
+                let failed = PathEvent::FailedValidation(p.local, self.peer_addr);
                 self.abandon_probe();
+                self.push_path_event(failed);
             } else if now >= p.retry_at {
                 p.send = true;
             }

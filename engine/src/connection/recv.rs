@@ -391,8 +391,10 @@ impl Connection {
             // been seen recently"; §9.3.2 abandons the spurious one).
             self.path_validation = None;
             self.address_validated = true;
+            self.push_path_event(super::PathEvent::PeerMigrated(self.local_addr, to));
             return Ok(());
         }
+        self.push_path_event(super::PathEvent::New(self.local_addr, to));
         // RFC 9000 §8.2.4: give up after three times the larger of the
         // current PTO and that of a new path (kInitialRtt 333 ms: ~1 s).
         let pto = self.recovery.pto().max(Duration::from_secs(1));
@@ -802,11 +804,18 @@ impl Connection {
                     self.path_validation = None;
                     self.address_validated = true;
                     tracing::debug!(trace_id = %self.trace_id, peer = %self.peer_addr, "new peer address validated");
+                    let path = (self.local_addr, self.peer_addr);
+                    self.push_path_event(super::PathEvent::Validated(path.0, path.1));
+                    if self.is_server {
+                        self.push_path_event(super::PathEvent::PeerMigrated(path.0, path.1));
+                    }
                 }
                 if let Some(p) = self.probe.as_mut() {
-                    if p.challenges.contains(&data) {
+                    if p.challenges.contains(&data) && !p.validated {
                         p.validated = true;
                         tracing::debug!(trace_id = %self.trace_id, local = %p.local, "probed path validated");
+                        let ev = super::PathEvent::Validated(p.local, self.peer_addr);
+                        self.push_path_event(ev);
                     }
                 }
             }
@@ -1115,6 +1124,7 @@ impl Connection {
         let Some(v) = self.path_validation.take() else {
             return;
         };
+        let failed = super::PathEvent::FailedValidation(self.local_addr, self.peer_addr);
         match v.fallback {
             Some(back_to) => {
                 tracing::debug!(trace_id = %self.trace_id, failed = %self.peer_addr, %back_to, "path validation failed");
@@ -1126,6 +1136,7 @@ impl Connection {
                 tracing::debug!(trace_id = %self.trace_id, local = %self.local_addr, "validation of our new path failed");
             }
         }
+        self.push_path_event(failed);
     }
 
     /// The peer address we send to changed: move to a connection ID of the

@@ -1060,6 +1060,15 @@ fn spoofed_migrations_are_undone() {
     p.server.recv_at(&mut genuine, p.c2s_info(), now).unwrap();
     let s = p.server.path_stats().next().unwrap();
     assert_eq!((s.peer_addr, s.validated), (old, true));
+    let here = p.c2s_info().to;
+    let events: Vec<_> = std::iter::from_fn(|| p.server.path_event_next()).collect();
+    assert_eq!(
+        events,
+        [
+            crate::PathEvent::New(here, spoofed.from),
+            crate::PathEvent::PeerMigrated(here, old)
+        ]
+    );
 
     // Moved again, and nobody answers: back when validation times out.
     let mut copy = forge_1rtt(&mut p.client, &[0x01]);
@@ -1084,6 +1093,14 @@ fn spoofed_migrations_are_undone() {
     let s = p.server.path_stats().next().unwrap();
     assert_eq!((s.peer_addr, s.validated), (old, true));
     assert!(!p.server.is_closed());
+    let events: Vec<_> = std::iter::from_fn(|| p.server.path_event_next()).collect();
+    assert_eq!(
+        events,
+        [
+            crate::PathEvent::New(here, spoofed.from),
+            crate::PathEvent::FailedValidation(here, spoofed.from)
+        ]
+    );
     assert!(
         t - now >= std::time::Duration::from_secs(3),
         "{:?}",
@@ -1146,4 +1163,73 @@ fn shared_buffers_go_out_byte_exact_through_loss() {
             Err(Error::BufferTooShort)
         );
     }
+}
+
+// The smaller quiche calls: send_ack_eliciting, stream_writable_next,
+// the datagram queue sizes, active_scids, send_quantum.
+#[test]
+fn quiche_queue_and_probe_calls() {
+    let mut c = test_config(false).unwrap();
+    let mut s = test_config(true).unwrap();
+    for cfg in [&mut c, &mut s] {
+        cfg.enable_dgram(true, 4, 3);
+        cfg.enable_pacing(false);
+    }
+    let mut p =
+        Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default()).unwrap();
+    p.handshake().unwrap();
+    p.run_until(1000, |p| {
+        p.client.send_at(&mut [0; 1500], p.now) == Err(Error::Done)
+    })
+    .unwrap();
+
+    // A PING on demand: one ack-eliciting packet, which the server
+    // acknowledges.
+    let before = (p.client.stats().sent, p.server.stats().recv);
+    p.client.send_ack_eliciting().unwrap();
+    let mut out = [0u8; 1500];
+    let (n, _) = p.client.send_at(&mut out, p.now).unwrap();
+    // (A call that finds nothing may still scribble on its buffer.)
+    assert_eq!(p.client.send_at(&mut [0u8; 1500], p.now), Err(Error::Done));
+    let info = p.c2s_info();
+    p.server.recv_at(&mut out[..n], info, p.now).unwrap();
+    assert_eq!(p.client.stats().sent, before.0 + 1);
+    assert_eq!(p.server.stats().recv, before.1 + 1);
+    assert!(p.server.spaces[2].ack_elicited);
+
+    // Writable streams: the ones opened, none before.
+    assert_eq!(p.client.stream_writable_next(), None);
+    p.client.stream_send(4, b"x", false).unwrap();
+    assert_eq!(p.client.stream_writable_next(), Some(4));
+
+    // Datagram queues: lengths, bytes, full at the configured length.
+    for (i, len) in [10usize, 20, 30].into_iter().enumerate() {
+        assert!(!p.client.is_dgram_send_queue_full());
+        p.client.dgram_send(&vec![7u8; len]).unwrap();
+        assert_eq!(p.client.dgram_send_queue_len(), i + 1);
+    }
+    assert_eq!(p.client.dgram_send_queue_byte_size(), 60);
+    assert!(p.client.is_dgram_send_queue_full());
+    assert_eq!(p.client.dgram_send(b"y"), Err(Error::Done));
+    p.run_until(1000, |p| p.server.dgram_recv_queue_len() == 3)
+        .unwrap();
+    assert_eq!(p.client.dgram_send_queue_len(), 0);
+    assert_eq!(p.server.dgram_recv_queue_byte_size(), 60);
+    assert!(!p.server.is_dgram_recv_queue_full());
+
+    // One connection ID each after the handshake, two once another is
+    // issued.
+    assert_eq!(p.server.active_scids(), 1);
+    let cid = crate::ConnectionId::from_vec(vec![0x77; 8]);
+    p.server.new_scid(&cid, 0x99, false).unwrap();
+    assert_eq!(p.server.active_scids(), 2);
+
+    // Unpaced: the window's room in whole datagrams, less once some of
+    // it is in flight.
+    let room = p.client.recovery.cwnd_available();
+    assert_eq!(p.client.send_quantum(), room / 1350 * 1350);
+    p.client.stream_send(4, &[1u8; 5000], false).unwrap();
+    while p.client.send_at(&mut out, p.now).is_ok() {}
+    assert!(p.client.send_quantum() < room / 1350 * 1350);
+    assert!(p.client.send_quantum() >= 1350);
 }

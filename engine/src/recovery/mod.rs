@@ -493,6 +493,16 @@ impl<T> Recovery<T> {
         self.pacer.next_send_time(now, self.pacing_rate())
     }
 
+    /// Bytes that may leave in one burst at `now`: the window's room,
+    /// bounded by the pacer's tokens when pacing is on.
+    pub(crate) fn send_quantum(&self, now: Instant) -> usize {
+        let room = self.cwnd_available();
+        if !self.pacer.enabled() {
+            return room;
+        }
+        room.min(self.pacer.burst_at(now, self.pacing_rate()))
+    }
+
     /// Whether an in-flight packet may be sent now: the window has room and
     /// the pacer releases it.
     pub(crate) fn can_send(&self, now: Instant) -> bool {

@@ -75,6 +75,11 @@ impl Pacer {
         self.updated = Some(now);
     }
 
+    /// Bytes the pacer lets leave back to back at `now` (0 in debt).
+    pub(crate) fn burst_at(&self, now: Instant, rate: u64) -> usize {
+        self.tokens_at(now, rate).max(0.0) as usize
+    }
+
     /// When the next full-size datagram may leave: `now` when pacing is
     /// disabled or tokens are there.
     pub(crate) fn next_send_time(&self, now: Instant, rate: u64) -> Instant {
