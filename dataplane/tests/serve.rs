@@ -779,3 +779,64 @@ fn aioquic_client_migrates_through_loss() {
         c.requests == 2 && c.path_changes == 1
     });
 }
+
+/// The secrets of a key log file (label, client random, secret), sorted.
+fn key_log_lines(path: &std::path::Path) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut v: Vec<_> = text
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            assert_eq!(f.len(), 3, "{l}");
+            (f[0].to_string(), f[1].to_string(), f[2].to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `--keylog`: the secrets `tarte serve` (2 workers) logs for three
+/// connections are the ones aioquic's client logged for them (an
+/// independent TLS stack deriving the same handshake and 1-RTT secrets),
+/// one line per secret, none torn.
+#[test]
+fn keylog_matches_aioquic_secrets() {
+    let dir = TempDir::new("serve-keylog");
+    let (ours, theirs) = (
+        dir.path().join("serve.keys"),
+        dir.path().join("aioquic.keys"),
+    );
+    let server = start(|o| {
+        o.workers = 2;
+        o.keylog = Some(ours.clone());
+    });
+    let port = server.local_addr().port();
+    for _ in 0..3 {
+        let lines = aioquic_h3(
+            port,
+            &[
+                "--path",
+                "/bytes/2000",
+                "--secrets-log",
+                theirs.to_str().unwrap(),
+            ],
+        );
+        assert_bodies(&lines, &["/bytes/2000"]);
+    }
+    wait_for(&server, "3 requests", |c| c.requests == 3);
+    drop(server);
+    let wanted = [
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+    ];
+    let pick = |v: Vec<(String, String, String)>| -> Vec<(String, String, String)> {
+        v.into_iter()
+            .filter(|l| wanted.contains(&l.0.as_str()))
+            .collect()
+    };
+    let (a, b) = (pick(key_log_lines(&ours)), pick(key_log_lines(&theirs)));
+    assert_eq!(a.len(), 12, "{a:?}");
+    assert_eq!(a, b);
+}

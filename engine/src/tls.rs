@@ -262,7 +262,12 @@ unsafe extern "C" fn keylog_line(ssl: *const ffi::SSL, line: *const c_char) {
     }
     // SAFETY: BoringSSL passes a NUL-terminated string live for the call.
     let line = unsafe { CStr::from_ptr(line) }.to_bytes();
-    if let Err(e) = w.write_all(line).and_then(|()| w.write_all(b"\n")) {
+    // One write per line: connections sharing a file (opened to append)
+    // do not interleave their lines.
+    let mut buf = Vec::with_capacity(line.len() + 1);
+    buf.extend_from_slice(line);
+    buf.push(b'\n');
+    if let Err(e) = w.write_all(&buf) {
         tracing::debug!(error = %e, "key log write failed");
     }
 }

@@ -151,10 +151,13 @@ async def main():
     ap.add_argument("--migrate-after", type=int, default=0)
     ap.add_argument("--session-file", help="resume the ticket stored here; store the newest one here")
     ap.add_argument("--zero-rtt", action="store_true", help="with --session-file: requests in 0-RTT")
+    ap.add_argument("--secrets-log", help="append the TLS secrets here (NSS key log format)")
     a = ap.parse_args()
     cfg = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=False, max_stream_data=20_000_000, max_data=100_000_000)
     import ssl
     cfg.verify_mode = ssl.CERT_NONE
+    if a.secrets_log:
+        cfg.secrets_log_file = open(a.secrets_log, "a")
     body = pattern(a.body_size) if a.body_size >= 0 else None
     trailers = [tuple(t.split("=", 1)) for t in a.trailer]
     paths = [p for p in a.path for _ in range(a.count)]

@@ -95,6 +95,10 @@ pub struct ServeOptions {
     /// Accept 0-RTT from resuming clients (RFC 9001 §4.6; replayable, and
     /// this server answers only GETs of static content).
     pub early_data: bool,
+    /// Append every connection's TLS secrets to this file, in the NSS key
+    /// log format (Wireshark decrypts captures with it; anyone holding it
+    /// reads the traffic: for debugging).
+    pub keylog: Option<PathBuf>,
 }
 
 impl ServeOptions {
@@ -113,7 +117,23 @@ impl ServeOptions {
             busy_poll: false,
             secret: None,
             early_data: true,
+            keylog: None,
         }
+    }
+}
+
+/// A connection's writer into the shared key log file: each line is one
+/// `write` to a file opened to append, so lines of concurrent connections
+/// do not interleave.
+pub(crate) struct KeylogFile(pub(crate) Arc<std::fs::File>);
+
+impl std::io::Write for KeylogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self.0).flush()
     }
 }
 
@@ -135,6 +155,8 @@ pub(crate) struct Shared {
     cert: Vec<u8>,
     key: Vec<u8>,
     pub(crate) stop: AtomicBool,
+    /// The key log file, shared by every connection of every worker.
+    pub(crate) keylog: Option<Arc<std::fs::File>>,
     pub(crate) stats: Vec<WorkerStats>,
     pub(crate) handoff: Vec<SyncSender<Handoff>>,
 }
@@ -163,6 +185,9 @@ impl Shared {
         // content, which a replay cannot harm.
         if self.early_data {
             c.enable_early_data();
+        }
+        if self.keylog.is_some() {
+            c.log_keys();
         }
         c.set_max_idle_timeout(self.idle_timeout_ms);
         c.set_max_recv_udp_payload_size(1472);
@@ -243,6 +268,18 @@ impl Server {
             cert,
             key,
             stop: AtomicBool::new(false),
+            keylog: match &opts.keylog {
+                Some(path) => Some(Arc::new(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .map_err(|e| {
+                            ServeError::Config(format!("key log {}: {e}", path.display()))
+                        })?,
+                )),
+                None => None,
+            },
             stats: (0..opts.workers).map(|_| WorkerStats::default()).collect(),
             handoff,
         });

@@ -443,7 +443,7 @@ impl State {
         // that a restarted server can still reset the connection.
         self.config
             .set_stateless_reset_token(self.shared.token_key.reset_token(&our_cid).ok());
-        let conn = match tarte::accept(
+        let mut conn = match tarte::accept(
             &ConnectionId::from_ref(&our_cid),
             odcid_ref.as_ref(),
             meta.dst,
@@ -457,6 +457,9 @@ impl State {
                 return None;
             }
         };
+        if let Some(f) = &self.shared.keylog {
+            conn.set_keylog(Box::new(super::KeylogFile(f.clone())));
+        }
         tracing::debug!(peer = %meta.src, trace_id = conn.trace_id(), worker = self.index, "new connection");
         // Without Retry the client keeps its first DCID on Initials (and
         // 0-RTT) until it sees our SCID.

@@ -54,6 +54,11 @@ pub(crate) struct ServeArgs {
     /// requests are answered (0-RTT data can be replayed).
     #[arg(long)]
     no_early_data: bool,
+    /// Append every connection's TLS secrets to PATH in the NSS key log
+    /// format, for Wireshark (anyone holding the file can read the
+    /// traffic: for debugging only).
+    #[arg(long, value_name = "PATH")]
+    keylog: Option<PathBuf>,
     /// Open connections per worker.
     #[arg(long, default_value_t = 10_000)]
     max_conns: usize,
@@ -115,6 +120,7 @@ pub(crate) fn run(a: ServeArgs) -> anyhow::Result<()> {
     opts.root = a.root.clone();
     opts.retry = a.retry;
     opts.early_data = !a.no_early_data;
+    opts.keylog = a.keylog.clone();
     opts.max_conns_per_worker = a.max_conns;
     opts.busy_poll = a.busy_poll;
     if let Some(f) = &a.secret_file {
