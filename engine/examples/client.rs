@@ -25,7 +25,7 @@ use clap::Parser;
 /// hq-interop client.
 #[derive(Parser, Debug)]
 #[command(
-    after_help = "Environment: SSLKEYLOGFILE=PATH appends the TLS secrets of every connection to PATH (NSS key log format, for Wireshark)."
+    after_help = "Environment: SSLKEYLOGFILE=PATH appends the TLS secrets of every connection to PATH (NSS key log format, for Wireshark); QLOGDIR=DIR writes the qlog (JSON-SEQ) of every connection into DIR."
 )]
 struct Args {
     /// Do not verify the server's certificate.
@@ -129,6 +129,7 @@ fn main() -> ExitCode {
         migrate_after: args.migrate_after,
         probe_first: args.probe_first,
         keylog: std::env::var_os("SSLKEYLOGFILE").map(Into::into),
+        qlog_dir: std::env::var_os("QLOGDIR").map(Into::into),
         ..Default::default()
     };
     let report = match hq::client::fetch(&args.urls, &opts) {

@@ -22,7 +22,7 @@ use clap::Parser;
 /// hq-interop file server.
 #[derive(Parser, Debug)]
 #[command(
-    after_help = "Environment: SSLKEYLOGFILE=PATH appends the TLS secrets of every connection to PATH (NSS key log format, for Wireshark)."
+    after_help = "Environment: SSLKEYLOGFILE=PATH appends the TLS secrets of every connection to PATH (NSS key log format, for Wireshark); QLOGDIR=DIR writes the qlog (JSON-SEQ) of every connection into DIR."
 )]
 struct Args {
     /// Address to listen on.
@@ -83,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         key_update_every: args.key_update_every,
         secret: args.secret_file.as_deref().map(read_secret).transpose()?,
         keylog: std::env::var_os("SSLKEYLOGFILE").map(Into::into),
+        qlog_dir: std::env::var_os("QLOGDIR").map(Into::into),
     };
     let mut server = hq::server::Server::bind(args.listen, &opts)?;
     eprintln!(

@@ -47,6 +47,32 @@ pub fn test_config(is_server: bool) -> Result<Config> {
     Ok(c)
 }
 
+/// A writer whose bytes the test reads back (for key logs and qlogs);
+/// clones share the bytes.
+#[derive(Clone, Default)]
+pub struct SharedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedLog {
+    /// Everything written so far.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+}
+
+impl std::io::Write for SharedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Bytes the calling thread's pool of stream buffer blocks holds: memory
 /// that belongs to the thread, not to any connection (benchmarks of memory
 /// per connection subtract it).

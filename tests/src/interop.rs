@@ -120,6 +120,7 @@ pub fn server_options(dir: &Path, files: &[(&str, &[u8])]) -> ServerOptions {
         key_update_every: None,
         secret: None,
         keylog: None,
+        qlog_dir: None,
     }
 }
 

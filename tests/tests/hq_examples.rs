@@ -271,12 +271,16 @@ fn key_logs_of_client_and_server_agree() {
         dir.path().join("client.keys"),
         dir.path().join("server.keys"),
     );
+    let qlogs = dir.path().join("qlog");
+    std::fs::create_dir_all(&qlogs).unwrap();
     let srv = TarteServer::start(ServerOptions {
         keylog: Some(skeys.clone()),
+        qlog_dir: Some(qlogs.clone()),
         ..server_options(dir.path(), &[("k.bin", &body)])
     });
     let o = ClientOptions {
         keylog: Some(ckeys.clone()),
+        qlog_dir: Some(qlogs.clone()),
         ..opts(false, Duration::from_secs(20))
     };
     for _ in 0..2 {
@@ -299,4 +303,31 @@ fn key_logs_of_client_and_server_agree() {
     assert_eq!(app(&c), app(&s));
     assert_ne!(app(&c)[0].0, app(&c)[2].0);
     assert_eq!(c.len(), s.len());
+
+    // `QLOGDIR` (the `qlog_dir` option): a JSON-SEQ qlog per connection and
+    // side, client and server of a connection in the same group.
+    let mut groups: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for e in std::fs::read_dir(&qlogs).unwrap() {
+        let path = e.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let records: Vec<serde_json::Value> = bytes
+            .split(|b| *b == 0x1e)
+            .skip(1)
+            .map(|r| serde_json::from_slice(r).unwrap())
+            .collect();
+        let trace = &records[0]["trace"];
+        let side = trace["vantage_point"]["type"].as_str().unwrap().to_string();
+        let sent = records
+            .iter()
+            .filter(|r| r["name"] == "quic:packet_sent")
+            .count();
+        assert!(sent > 3, "{}: {sent} packets", path.display());
+        let group = trace["common_fields"]["group_id"].as_str().unwrap();
+        groups.entry(group.to_string()).or_default().push(side);
+    }
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    for sides in groups.values_mut() {
+        sides.sort();
+        assert_eq!(sides, &["client", "server"]);
+    }
 }

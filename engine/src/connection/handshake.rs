@@ -423,6 +423,9 @@ impl Connection {
         tp.retry_source_connection_id = None;
         self.peer_params = tp;
         self.peer_params_parsed = true;
+        if let Some(q) = self.qlog.as_deref_mut() {
+            q.parameters_set(Instant::now(), &self.peer_params, "remote");
+        }
         Ok(())
     }
 

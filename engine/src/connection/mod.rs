@@ -17,12 +17,14 @@
 mod batch;
 mod cids;
 mod handshake;
+mod qlog;
 mod recv;
 mod send;
 mod space;
 
 pub use batch::BatchInfo;
 use handshake::{early_data_context, EarlyData, EarlyPacket, TlsInfo};
+pub use qlog::QlogLevel;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -526,6 +528,8 @@ pub struct Connection {
     pub(crate) ack_outcome: Option<Box<crate::recovery::AckOutcome<SentFrames>>>,
     /// State of batched sends and receives (`batch.rs`), while in use.
     pub(crate) batch: Option<Box<batch::Batch>>,
+    /// The qlog, when the application asked for one (`qlog.rs`).
+    pub(crate) qlog: Option<Box<qlog::Qlog>>,
 }
 
 /// Creates a new client-side connection.
@@ -743,6 +747,7 @@ impl Connection {
             ack_scratch: Vec::new(),
             ack_outcome: None,
             batch: None,
+            qlog: None,
         };
         if is_server {
             // RFC 9002 §6.2.2.1: the client's address validation concerns
@@ -1100,7 +1105,9 @@ impl Connection {
             error_code: err,
             reason: reason.to_vec(),
         });
-        self.enter_closing(Instant::now());
+        let now = Instant::now();
+        self.qlog_closed(now, "local", app, err, reason, "application");
+        self.enter_closing(now);
         Ok(())
     }
 
@@ -1452,6 +1459,7 @@ impl Connection {
                 error_code: code,
                 reason: reason.as_bytes().to_vec(),
             });
+            self.qlog_closed(now, "local", false, code, reason.as_bytes(), "error");
             self.enter_closing(now);
         }
     }
@@ -1542,6 +1550,7 @@ impl Connection {
         if self.idle_deadline().is_some_and(|t| now >= t) {
             // RFC 9000 §10.1: silently closed and its state discarded.
             self.timed_out = true;
+            self.qlog_closed(now, "local", false, 0, b"", "idle_timeout");
             self.close = CloseState::Closed;
             return;
         }

@@ -70,6 +70,7 @@ impl Connection {
             // bytes of an undecryptable datagram.
             if len >= 21 && self.cids.is_stateless_reset(&buf[len - 16..]) {
                 tracing::debug!(trace_id = %self.trace_id, "stateless reset received");
+                self.qlog_closed(now, "remote", false, 0, b"", "stateless_reset");
                 self.peer_error = Some(ConnectionError {
                     is_app: false,
                     error_code: 0,
@@ -303,8 +304,15 @@ impl Connection {
         }
 
         let payload_range = u.payload_off..u.payload_off + u.payload_len;
-        let (ack_eliciting, non_probing) =
-            self.handle_frames(epoch, hdr.ty, &hdr.dcid, &mut buf[payload_range], now)?;
+        let logged = self.qlog.is_some().then_some((hdr.ty, u.pn, pkt_end));
+        let (ack_eliciting, non_probing) = self.handle_frames(
+            epoch,
+            hdr.ty,
+            &hdr.dcid,
+            &mut buf[payload_range],
+            logged,
+            now,
+        )?;
         // Challenges of this packet are answered on the path it came on.
         if let Some(q) = self.pending.q_existing() {
             for r in q.path_responses.iter_mut().rev() {
@@ -527,6 +535,9 @@ impl Connection {
         // Without Retry the ODCID is this DCID; with Retry, `accept` gave
         // it and this DCID is the Retry's SCID.
         self.initial_dcid = ConnectionId::from_vec(hdr.dcid.to_vec());
+        if self.qlog.is_some() {
+            self.qlog_begin(Instant::now());
+        }
         if self.odcid.is_empty() {
             self.odcid = self.initial_dcid.clone();
         }
@@ -637,14 +648,18 @@ impl Connection {
 
     /// Processes every frame of a decrypted payload. Returns whether the
     /// packet was ack-eliciting.
+    /// With `logged` (packet type, number and length: a qlog is on) the
+    /// packet and its frames go to the qlog.
     fn handle_frames(
         &mut self,
         epoch: Epoch,
         ty: Type,
         recv_dcid: &[u8],
         payload: &mut [u8],
+        logged: Option<(Type, u64, usize)>,
         now: Instant,
     ) -> Result<(bool, bool)> {
+        let mut qlog_frames = logged.map(|_| Vec::new());
         // RFC 9000 §12.4: "An endpoint MUST treat receipt of a packet
         // containing no frames as a connection error of type
         // PROTOCOL_VIOLATION."
@@ -665,6 +680,9 @@ impl Connection {
                     return Err(e);
                 }
             };
+            if let Some(v) = qlog_frames.as_mut() {
+                v.push(super::qlog::frame(&f));
+            }
             ack_eliciting |= f.ack_eliciting();
             non_probing |= !matches!(
                 f,
@@ -683,6 +701,17 @@ impl Connection {
             if !matches!(self.close, CloseState::Open) && self.peer_error.is_some() {
                 break;
             }
+        }
+        if let (Some((ty, pn, len)), Some(frames), Some(q)) =
+            (logged, qlog_frames, self.qlog.as_deref_mut())
+        {
+            let name = match ty {
+                Type::Initial => "initial",
+                Type::Handshake => "handshake",
+                Type::ZeroRTT => "0RTT",
+                _ => "1RTT",
+            };
+            q.packet_received(now, name, pn, len, frames);
         }
         Ok((ack_eliciting, non_probing))
     }
@@ -854,6 +883,8 @@ impl Connection {
     }
 
     fn handle_close(&mut self, is_app: bool, error_code: u64, reason: &[u8], now: Instant) {
+        let trigger = if is_app { "application" } else { "error" };
+        self.qlog_closed(now, "remote", is_app, error_code, reason, trigger);
         self.peer_error = Some(ConnectionError {
             is_app,
             error_code,
@@ -953,6 +984,7 @@ impl Connection {
         let lost = std::mem::take(&mut outcome.lost);
         self.on_packets_lost(epoch, lost);
         outcome.clear();
+        self.qlog_metrics(now);
         // The buffers are kept for the next ACK (an ACK that leaves nothing
         // in flight is followed by more data more often than not); an idle
         // sender gives them back (`send_datagram`).
@@ -968,6 +1000,15 @@ impl Connection {
         for p in lost {
             self.stats.lost += 1;
             self.stats.lost_bytes += p.size as u64;
+            if self.qlog.is_some() {
+                let now = self.now_hint();
+                if let Some(q) = self.qlog.as_deref_mut() {
+                    // (0-RTT packets share the application space: logged
+                    // as 1-RTT.)
+                    let ty = super::qlog::packet_type(epoch, false);
+                    q.packet_lost(now, ty, p.pkt_num, &p.payload);
+                }
+            }
             self.requeue_frames(epoch, &p.payload);
         }
     }

@@ -525,6 +525,10 @@ impl Connection {
                 self.ack_eliciting_sent_since_recv = true;
                 self.idle_since = Some(now);
             }
+            if let Some(q) = self.qlog.as_deref_mut() {
+                let ty = super::qlog::packet_type(epoch, zero_rtt);
+                q.packet_sent(now, ty, pn, len, &frames);
+            }
             self.recovery.on_packet_sent(
                 epoch,
                 SentPacket {

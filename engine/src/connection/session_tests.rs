@@ -1,6 +1,6 @@
 //! Session resumption (RFC 9001 §4.5) over the in-memory pipe.
 
-use crate::testing::{test_config, LinkConfig, Pipe};
+use crate::testing::{test_config, LinkConfig, Pipe, SharedLog};
 use crate::{Config, Error};
 
 use super::tests::transfer;
@@ -589,24 +589,14 @@ fn lower_limits_after_a_rejection_end_the_connection_cleanly() {
     assert_eq!(p.client.early, super::EarlyData::Rejected);
 }
 
-/// A key log writer the test can read back.
-#[derive(Clone, Default)]
-struct SharedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for SharedLog {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// (label, client random, secret) of every key log line.
+trait KeyLogLines {
+    fn lines(&self) -> Vec<(String, String, String)>;
 }
 
-impl SharedLog {
-    /// (label, client random, secret) of every line.
+impl KeyLogLines for SharedLog {
     fn lines(&self) -> Vec<(String, String, String)> {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        let text = String::from_utf8(self.bytes()).unwrap();
         assert!(text.is_empty() || text.ends_with('\n'));
         text.lines()
             .map(|l| {

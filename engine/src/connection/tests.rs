@@ -1233,3 +1233,101 @@ fn quiche_queue_and_probe_calls() {
     assert!(p.client.send_quantum() < room / 1350 * 1350);
     assert!(p.client.send_quantum() >= 1350);
 }
+
+/// The records of a JSON-SEQ qlog: each starts with RS and ends with LF.
+fn qlog_records(log: &crate::testing::SharedLog) -> Vec<serde_json::Value> {
+    let bytes = log.bytes();
+    assert_eq!(bytes.first(), Some(&0x1e));
+    bytes
+        .split(|b| *b == 0x1e)
+        .skip(1)
+        .map(|r| {
+            assert_eq!(r.last(), Some(&b'\n'));
+            serde_json::from_slice(r).unwrap()
+        })
+        .collect()
+}
+
+fn qlog_events<'a>(records: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json::Value> {
+    records
+        .iter()
+        .filter(|r| r["name"] == name)
+        .map(|r| &r["data"])
+        .collect()
+}
+
+// qlog (JSON-SEQ, the sequential schema): every packet sent, received and
+// lost is there with its frames, as many as the stats count; the peer's
+// parameters, RTT metrics and both ends of the close too.
+#[test]
+fn qlog_records_the_connection() {
+    use crate::testing::SharedLog;
+    let lossy = LinkConfig {
+        loss: 0.05,
+        seed: 7,
+        ..LinkConfig::default()
+    };
+    let mut c = test_config(false).unwrap();
+    let mut s = test_config(true).unwrap();
+    let mut p = Pipe::with_configs(&mut c, &mut s, lossy.clone(), lossy).unwrap();
+    let (clog, slog) = (SharedLog::default(), SharedLog::default());
+    p.client
+        .set_qlog(Box::new(clog.clone()), "client".into(), "a test".into());
+    p.server
+        .set_qlog(Box::new(slog.clone()), "server".into(), "a test".into());
+    p.handshake().unwrap();
+    let data = pattern(300_000);
+    assert!(transfer(&mut p, &data, 1_000_000) == data);
+    p.client.close(true, 7, b"bye").unwrap();
+    p.run_until(10_000, |p| p.server.is_draining() || p.server.is_closed())
+        .unwrap();
+
+    let (cr, sr) = (qlog_records(&clog), qlog_records(&slog));
+    assert_eq!(cr[0]["file_schema"], "urn:ietf:params:qlog:file:sequential");
+    assert_eq!(cr[0]["trace"]["vantage_point"]["type"], "client");
+    assert_eq!(sr[0]["trace"]["vantage_point"]["type"], "server");
+    assert_eq!(
+        cr[0]["trace"]["common_fields"]["group_id"],
+        sr[0]["trace"]["common_fields"]["group_id"]
+    );
+    let (cs, ss) = (p.client.stats(), p.server.stats());
+    assert_eq!(qlog_events(&cr, "quic:packet_sent").len(), cs.sent);
+    assert_eq!(qlog_events(&sr, "quic:packet_received").len(), ss.recv);
+    let lost = qlog_events(&cr, "quic:packet_lost");
+    assert!(cs.lost > 0);
+    assert_eq!(lost.len(), cs.lost);
+    // Every byte of the stream arrived in logged STREAM frames.
+    let stream_bytes: u64 = qlog_events(&sr, "quic:packet_received")
+        .iter()
+        .flat_map(|d| d["frames"].as_array().unwrap().iter())
+        .filter(|f| f["frame_type"] == "stream" && f["stream_id"] == 0)
+        .map(|f| f["raw"]["payload_length"].as_u64().unwrap())
+        .sum();
+    assert!(stream_bytes >= data.len() as u64, "{stream_bytes}");
+    // The first packets: the client's Initial, number 0, with CRYPTO.
+    let first = qlog_events(&cr, "quic:packet_sent")[0];
+    assert_eq!(first["header"]["packet_type"], "initial");
+    assert_eq!(first["header"]["packet_number"], 0);
+    assert_eq!(first["frames"][0]["frame_type"], "crypto");
+    // The peer's parameters as they came.
+    let remote: Vec<_> = qlog_events(&cr, "quic:parameters_set")
+        .into_iter()
+        .filter(|d| d["initiator"] == "remote")
+        .collect();
+    assert_eq!(remote.len(), 1);
+    assert_eq!(remote[0]["initial_max_data"], 10_000_000);
+    let metrics = qlog_events(&cr, "quic:recovery_metrics_updated");
+    assert!(metrics
+        .iter()
+        .any(|m| m["smoothed_rtt"].as_f64().is_some_and(|r| r > 0.0)));
+    // Both ends of the close.
+    let closed = qlog_events(&cr, "quic:connection_closed");
+    assert_eq!(closed.len(), 1);
+    assert_eq!(
+        (&closed[0]["initiator"], &closed[0]["error_code"]),
+        (&serde_json::json!("local"), &serde_json::json!(7))
+    );
+    let closed = qlog_events(&sr, "quic:connection_closed");
+    assert_eq!(closed[0]["initiator"], "remote");
+    assert_eq!(closed[0]["reason"], "bye");
+}

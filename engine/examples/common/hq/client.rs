@@ -45,6 +45,9 @@ pub struct ClientOptions {
     /// Append the connection's TLS secrets to this file (NSS key log
     /// format, for Wireshark; the binary takes it from `SSLKEYLOGFILE`).
     pub keylog: Option<PathBuf>,
+    /// Write the connection's qlog into this directory (the binary takes
+    /// it from `QLOGDIR`).
+    pub qlog_dir: Option<PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -61,6 +64,7 @@ impl Default for ClientOptions {
             session: None,
             early_data: false,
             keylog: None,
+            qlog_dir: None,
         }
     }
 }
@@ -192,6 +196,9 @@ pub fn fetch(urls: &[String], opts: &ClientOptions) -> anyhow::Result<Report> {
     let mut conn = tarte::connect(Some(&first.host), &scid, local, peer, &mut config)?;
     if let Some(path) = &opts.keylog {
         conn.set_keylog(super::keylog_writer(path)?);
+    }
+    if let Some(dir) = &opts.qlog_dir {
+        super::start_qlog(&mut conn, dir, "client")?;
     }
     if let Some(session) = &opts.session {
         conn.set_session(session)

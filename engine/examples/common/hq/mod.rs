@@ -35,6 +35,23 @@ const RECV_BATCH: usize = 64;
 /// Longest request line we accept, `GET ` and CRLF included.
 pub const MAX_REQUEST_LEN: usize = 4096;
 
+/// Starts `conn`'s qlog in `dir` (`<trace id>-<role>.sqlog`, as
+/// quiche's tools name them for `QLOGDIR`).
+pub fn start_qlog(
+    conn: &mut tarte::Connection,
+    dir: &std::path::Path,
+    role: &str,
+) -> anyhow::Result<()> {
+    let path = dir.join(format!("{}-{role}.sqlog", conn.trace_id()));
+    let f = std::fs::File::create(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    conn.set_qlog(
+        Box::new(io::BufWriter::new(f)),
+        format!("tarte hq-interop {role}"),
+        format!("tarte {role} connection {}", conn.trace_id()),
+    );
+    Ok(())
+}
+
 /// A key log writer appending to `path` (the NSS key log format that
 /// `SSLKEYLOGFILE` names; `Config::log_keys` must be on).
 pub fn keylog_writer(path: &std::path::Path) -> anyhow::Result<Box<dyn io::Write + Send + Sync>> {

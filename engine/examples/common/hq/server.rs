@@ -49,6 +49,9 @@ pub struct ServerOptions {
     /// Append every connection's TLS secrets to this file (NSS key log
     /// format, for Wireshark; the binary takes it from `SSLKEYLOGFILE`).
     pub keylog: Option<PathBuf>,
+    /// Write every connection's qlog into this directory (the binary
+    /// takes it from `QLOGDIR`).
+    pub qlog_dir: Option<PathBuf>,
 }
 
 // By hand: the secret stays out of logs.
@@ -63,6 +66,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("key_update_every", &self.key_update_every)
             .field("secret", &self.secret.map(|_| "(set)"))
             .field("keylog", &self.keylog)
+            .field("qlog_dir", &self.qlog_dir)
             .finish()
     }
 }
@@ -172,6 +176,7 @@ pub struct Server {
     out: Vec<u8>,
     stream_buf: Vec<u8>,
     keylog: Option<PathBuf>,
+    qlog_dir: Option<PathBuf>,
 }
 
 /// The server's QUIC configuration.
@@ -225,6 +230,7 @@ impl Server {
             out: vec![0u8; RECV_BUF_LEN],
             stream_buf: vec![0u8; RECV_BUF_LEN],
             keylog: opts.keylog.clone(),
+            qlog_dir: opts.qlog_dir.clone(),
         })
     }
 
@@ -472,6 +478,9 @@ impl Server {
         let mut conn = tarte::accept(&scid, odcid.as_ref(), self.local, from, &mut self.config)?;
         if let Some(path) = &self.keylog {
             conn.set_keylog(super::keylog_writer(path)?);
+        }
+        if let Some(dir) = &self.qlog_dir {
+            super::start_qlog(&mut conn, dir, "server")?;
         }
         tracing::info!(%from, trace_id = conn.trace_id(), retry = odcid.is_some(), "new connection");
         bump(&self.stats.connections);
