@@ -305,7 +305,7 @@ impl Connection {
     }
 
     /// Installs new keys and queues handshake bytes TLS produced.
-    fn apply_tls_events(&mut self, _now: Instant) -> Result<()> {
+    fn apply_tls_events(&mut self, now: Instant) -> Result<()> {
         use crate::crypto::DirectionalKeys;
         let Some(tls) = self.tls.as_mut() else {
             return Ok(());
@@ -369,14 +369,14 @@ impl Connection {
             self.on_early_data_rejected();
         }
         if let Some(raw) = peer_params {
-            self.apply_peer_transport_params(&raw)?;
+            self.apply_peer_transport_params(&raw, now)?;
         }
         Ok(())
     }
 
     /// Validates and applies the peer's transport parameters (RFC 9000
     /// §7.3, §7.4).
-    fn apply_peer_transport_params(&mut self, raw: &[u8]) -> Result<()> {
+    fn apply_peer_transport_params(&mut self, raw: &[u8], now: Instant) -> Result<()> {
         let tp = TransportParams::decode(raw, self.is_server)?;
         // RFC 9000 §7.3: authenticate the connection IDs. "An endpoint MUST
         // treat the absence of the initial_source_connection_id transport
@@ -424,7 +424,7 @@ impl Connection {
         self.peer_params = tp;
         self.peer_params_parsed = true;
         if let Some(q) = self.qlog.as_deref_mut() {
-            q.parameters_set(Instant::now(), &self.peer_params, "remote");
+            q.parameters_set(now, &self.peer_params, "remote");
         }
         Ok(())
     }

@@ -210,7 +210,7 @@ impl Connection {
                 if self.spaces[Epoch::Initial as usize].open.is_none()
                     && !self.spaces[Epoch::Initial as usize].discarded
                 {
-                    self.server_first_initial(&hdr)?;
+                    self.server_first_initial(&hdr, now)?;
                 }
             } else if !hdr.token.as_deref().unwrap_or_default().is_empty() {
                 // RFC 9000 §17.2.2: a client that receives an Initial with
@@ -531,12 +531,12 @@ impl Connection {
 
     /// Server: the first Initial fixes the ODCID, the client's SCID and
     /// the Initial keys.
-    fn server_first_initial(&mut self, hdr: &Header<'_>) -> Result<()> {
+    fn server_first_initial(&mut self, hdr: &Header<'_>, now: Instant) -> Result<()> {
         // Without Retry the ODCID is this DCID; with Retry, `accept` gave
         // it and this DCID is the Retry's SCID.
         self.initial_dcid = ConnectionId::from_vec(hdr.dcid.to_vec());
         if self.qlog.is_some() {
-            self.qlog_begin(Instant::now());
+            self.qlog_begin(now);
         }
         if self.odcid.is_empty() {
             self.odcid = self.initial_dcid.clone();
