@@ -279,7 +279,8 @@ impl Connection {
     /// Whether the next datagram is one 1-RTT packet of stream data and
     /// nothing else: the handshake is over, the connection open on one
     /// validated path, and nothing but stream data due (no ACK, control
-    /// frame, probe, PING or DATAGRAM), with window to send.
+    /// frame, CRYPTO data — a ticket, or one to send again —, probe, PING
+    /// or DATAGRAM), with window to send.
     fn steady_stream_send(&self) -> bool {
         let sp = &self.spaces[Epoch::Application as usize];
         self.handshake_confirmed
@@ -287,6 +288,7 @@ impl Connection {
             && !self.send_close
             && !sp.ack_elicited
             && sp.probes == 0
+            && !sp.crypto.send.is_flushable()
             && self.streams.has_flushable()
             && self.address_validated
             && self.path_validation.is_none()
