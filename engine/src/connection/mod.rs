@@ -1013,17 +1013,22 @@ impl Connection {
 
     /// Sends an unreliable datagram (RFC 9221).
     pub fn dgram_send(&mut self, buf: &[u8]) -> Result<()> {
+        self.dgram_admit(buf.len())?;
+        self.dgram_send_vec(buf.to_vec())
+    }
+
+    /// Whether a datagram of `len` bytes may be queued now: `Done` when
+    /// the queue is full.
+    fn dgram_admit(&self, len: usize) -> Result<()> {
         let Some(max) = self.dgram_max_writable_len() else {
             return Err(Error::InvalidState);
         };
-        if buf.len() > max {
+        if len > max {
             return Err(Error::BufferTooShort);
         }
-        let q = self.dgrams.get_or_insert_with(Box::default);
-        if q.send.len() >= self.dgram_send_max {
+        if self.dgram_send_queue_len() >= self.dgram_send_max {
             return Err(Error::Done);
         }
-        q.send.push_back(buf.to_vec());
         Ok(())
     }
 
@@ -1041,6 +1046,55 @@ impl Connection {
         let d = q.recv.pop_front().unwrap_or_default();
         buf[..d.len()].copy_from_slice(&d);
         Ok(d.len())
+    }
+
+    /// Receives a datagram into a new vector.
+    pub fn dgram_recv_vec(&mut self) -> Result<Vec<u8>> {
+        self.dgrams
+            .as_deref_mut()
+            .and_then(|q| q.recv.pop_front())
+            .ok_or(Error::Done)
+    }
+
+    /// Copies up to `len` bytes of the next datagram into `buf` without
+    /// taking it; returns how many.
+    pub fn dgram_recv_peek(&self, buf: &mut [u8], len: usize) -> Result<usize> {
+        let d = self
+            .dgrams
+            .as_ref()
+            .and_then(|q| q.recv.front())
+            .ok_or(Error::Done)?;
+        let n = len.min(d.len()).min(buf.len());
+        buf[..n].copy_from_slice(&d[..n]);
+        Ok(n)
+    }
+
+    /// Length of the next datagram to read, if any.
+    pub fn dgram_recv_front_len(&self) -> Option<usize> {
+        self.dgrams.as_ref()?.recv.front().map(Vec::len)
+    }
+
+    /// Sends `buf` as a datagram, taking the vector (no copy).
+    pub fn dgram_send_vec(&mut self, buf: Vec<u8>) -> Result<()> {
+        self.dgram_admit(buf.len())?;
+        self.dgrams
+            .get_or_insert_with(Box::default)
+            .send
+            .push_back(buf);
+        Ok(())
+    }
+
+    /// Drops the queued, unsent datagrams for which `f` is true.
+    pub fn dgram_purge_outgoing<F: Fn(&[u8]) -> bool>(&mut self, f: F) {
+        if let Some(q) = self.dgrams.as_deref_mut() {
+            q.send.retain(|d| !f(d));
+        }
+    }
+
+    /// Whether the application has anything to read: stream data or a
+    /// datagram.
+    pub fn is_readable(&self) -> bool {
+        self.streams.has_readable() || self.dgram_recv_queue_len() > 0
     }
 
     /// Number of received datagrams waiting to be read.

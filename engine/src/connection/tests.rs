@@ -1216,6 +1216,23 @@ fn quiche_queue_and_probe_calls() {
     assert_eq!(p.client.dgram_send_queue_len(), 0);
     assert_eq!(p.server.dgram_recv_queue_byte_size(), 60);
     assert!(!p.server.is_dgram_recv_queue_full());
+    // Reading them: peek, front length, by vector.
+    assert!(p.server.is_readable());
+    assert_eq!(p.server.dgram_recv_front_len(), Some(10));
+    let mut peek = [0u8; 4];
+    assert_eq!(p.server.dgram_recv_peek(&mut peek, 3), Ok(3));
+    assert_eq!(p.server.dgram_recv_queue_len(), 3);
+    assert_eq!(p.server.dgram_recv_vec(), Ok(vec![7u8; 10]));
+    assert_eq!(p.server.dgram_recv_front_len(), Some(20));
+    // Queued datagrams can be taken back before they go.
+    p.client.dgram_send_vec(vec![1; 5]).unwrap();
+    p.client.dgram_send_vec(vec![2; 6]).unwrap();
+    p.client.dgram_purge_outgoing(|d| d[0] == 1);
+    assert_eq!(p.client.dgram_send_queue_byte_size(), 6);
+    assert_eq!(
+        p.client.dgram_send_vec(vec![0; 70_000]),
+        Err(Error::BufferTooShort)
+    );
 
     // One connection ID each after the handshake, two once another is
     // issued.

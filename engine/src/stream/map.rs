@@ -712,6 +712,11 @@ impl StreamMap {
             .filter_map(|id| Some((*id, self.streams.get(id)?.blocked_at()?)))
     }
 
+    /// Whether the application can read from some stream.
+    pub(crate) fn has_readable(&self) -> bool {
+        !self.readable.is_empty()
+    }
+
     /// Whether a stream needs STREAM_DATA_BLOCKED.
     pub(crate) fn has_blocked(&self) -> bool {
         !self.blocked.is_empty()
