@@ -806,9 +806,12 @@ fn keylog_matches_aioquic_secrets() {
         dir.path().join("serve.keys"),
         dir.path().join("aioquic.keys"),
     );
+    let qlogs = dir.path().join("qlog");
+    std::fs::create_dir_all(&qlogs).unwrap();
     let server = start(|o| {
         o.workers = 2;
         o.keylog = Some(ours.clone());
+        o.qlog_dir = Some(qlogs.clone());
     });
     let port = server.local_addr().port();
     for _ in 0..3 {
@@ -839,4 +842,25 @@ fn keylog_matches_aioquic_secrets() {
     let (a, b) = (pick(key_log_lines(&ours)), pick(key_log_lines(&theirs)));
     assert_eq!(a.len(), 12, "{a:?}");
     assert_eq!(a, b);
+    // `--qlog-dir`: a qlog per connection, each with the response's
+    // 2,000 bytes in the STREAM frames it sent.
+    let files: Vec<_> = std::fs::read_dir(&qlogs).unwrap().collect();
+    assert_eq!(files.len(), 3);
+    for f in files {
+        let bytes = std::fs::read(f.unwrap().path()).unwrap();
+        let records: Vec<serde_json::Value> = bytes
+            .split(|b| *b == 0x1e)
+            .skip(1)
+            .map(|r| serde_json::from_slice(r).unwrap())
+            .collect();
+        assert_eq!(records[0]["trace"]["vantage_point"]["type"], "server");
+        let stream_bytes: u64 = records
+            .iter()
+            .filter(|r| r["name"] == "quic:packet_sent")
+            .flat_map(|r| r["data"]["frames"].as_array().unwrap().iter())
+            .filter(|f| f["frame_type"] == "stream" && f["stream_id"] == 0)
+            .map(|f| f["raw"]["payload_length"].as_u64().unwrap())
+            .sum();
+        assert!(stream_bytes >= 2000, "{stream_bytes}");
+    }
 }

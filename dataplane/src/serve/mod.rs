@@ -99,6 +99,10 @@ pub struct ServeOptions {
     /// log format (Wireshark decrypts captures with it; anyone holding it
     /// reads the traffic: for debugging).
     pub keylog: Option<PathBuf>,
+    /// Write every connection's qlog (JSON-SEQ) into this directory, one
+    /// `<trace id>-server.sqlog` file each (an open file and a write
+    /// buffer per connection: for debugging).
+    pub qlog_dir: Option<PathBuf>,
 }
 
 impl ServeOptions {
@@ -118,6 +122,7 @@ impl ServeOptions {
             secret: None,
             early_data: true,
             keylog: None,
+            qlog_dir: None,
         }
     }
 }
@@ -157,6 +162,8 @@ pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
     /// The key log file, shared by every connection of every worker.
     pub(crate) keylog: Option<Arc<std::fs::File>>,
+    /// Where connections write their qlogs.
+    pub(crate) qlog_dir: Option<PathBuf>,
     pub(crate) stats: Vec<WorkerStats>,
     pub(crate) handoff: Vec<SyncSender<Handoff>>,
 }
@@ -279,6 +286,15 @@ impl Server {
                         })?,
                 )),
                 None => None,
+            },
+            qlog_dir: match opts.qlog_dir {
+                Some(d) if !d.is_dir() => {
+                    return Err(ServeError::Config(format!(
+                        "qlog directory {}: not a directory",
+                        d.display()
+                    )))
+                }
+                d => d,
             },
             stats: (0..opts.workers).map(|_| WorkerStats::default()).collect(),
             handoff,

@@ -460,6 +460,17 @@ impl State {
         if let Some(f) = &self.shared.keylog {
             conn.set_keylog(Box::new(super::KeylogFile(f.clone())));
         }
+        if let Some(dir) = &self.shared.qlog_dir {
+            let path = dir.join(format!("{}-server.sqlog", conn.trace_id()));
+            match std::fs::File::create(&path) {
+                Ok(f) => conn.set_qlog(
+                    Box::new(std::io::BufWriter::new(f)),
+                    "tarte serve".into(),
+                    format!("worker {}", self.index),
+                ),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "qlog file"),
+            }
+        }
         tracing::debug!(peer = %meta.src, trace_id = conn.trace_id(), worker = self.index, "new connection");
         // Without Retry the client keeps its first DCID on Initials (and
         // 0-RTT) until it sees our SCID.

@@ -59,6 +59,11 @@ pub(crate) struct ServeArgs {
     /// traffic: for debugging only).
     #[arg(long, value_name = "PATH")]
     keylog: Option<PathBuf>,
+    /// Write every connection's qlog (JSON-SEQ, for qvis) into DIR, one
+    /// `<trace id>-server.sqlog` file each (a file per connection: for
+    /// debugging).
+    #[arg(long, value_name = "DIR")]
+    qlog_dir: Option<PathBuf>,
     /// Open connections per worker.
     #[arg(long, default_value_t = 10_000)]
     max_conns: usize,
@@ -121,6 +126,7 @@ pub(crate) fn run(a: ServeArgs) -> anyhow::Result<()> {
     opts.retry = a.retry;
     opts.early_data = !a.no_early_data;
     opts.keylog = a.keylog.clone();
+    opts.qlog_dir = a.qlog_dir.clone();
     opts.max_conns_per_worker = a.max_conns;
     opts.busy_poll = a.busy_poll;
     if let Some(f) = &a.secret_file {
