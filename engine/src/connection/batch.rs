@@ -215,19 +215,35 @@ impl Connection {
         Ok(done)
     }
 
-    /// Makes the batch state and its sealing mask context if there is a
-    /// 1-RTT key to seal with, and starts deferring; false without one.
-    fn start_deferring(&mut self) -> Result<bool> {
-        let Some(keys) = self.spaces[Epoch::Application as usize].seal.as_deref() else {
+    /// Makes the batch state, with the mask context of the 1-RTT sealing
+    /// (`sealing`) or opening key; false while there is no such key.
+    fn ready_batch(&mut self, sealing: bool) -> Result<bool> {
+        let sp = &self.spaces[Epoch::Application as usize];
+        let Some(keys) = (if sealing { &sp.seal } else { &sp.open }).as_deref() else {
             return Ok(false);
         };
         let b = self.batch.get_or_insert_with(Default::default);
         b.used = true;
-        if b.seal_hp.is_none() {
-            b.seal_hp = Some(keys.hp.batch()?);
+        let hp = if sealing {
+            &mut b.seal_hp
+        } else {
+            &mut b.open_hp
+        };
+        if hp.is_none() {
+            *hp = Some(keys.hp.batch()?);
         }
-        b.deferring = true;
-        b.deferred.clear();
+        Ok(true)
+    }
+
+    /// Starts deferring header protection; false without a 1-RTT key.
+    fn start_deferring(&mut self) -> Result<bool> {
+        if !self.ready_batch(true)? {
+            return Ok(false);
+        }
+        if let Some(b) = self.batch.as_deref_mut() {
+            b.deferring = true;
+            b.deferred.clear();
+        }
         Ok(true)
     }
 
@@ -262,8 +278,7 @@ impl Connection {
         let hp = b.seal_hp.as_mut().ok_or(Error::InvalidState)?;
         hp.masks(&b.samples, &mut b.masks)?;
         for (i, d) in b.deferred.drain(..).enumerate() {
-            let mut mask = [0u8; 5];
-            mask.copy_from_slice(&b.masks[i * HP_SAMPLE_LEN..i * HP_SAMPLE_LEN + 5]);
+            let mask = mask_at(&b.masks, i);
             packet::apply_mask(
                 &mut out[d.start..],
                 usize::from(d.pn_off),
@@ -282,14 +297,12 @@ impl Connection {
         segment_size: usize,
         pn_off: usize,
     ) -> Result<bool> {
-        let Some(keys) = self.spaces[Epoch::Application as usize].open.as_deref() else {
+        if !self.ready_batch(false)? {
+            return Ok(false);
+        }
+        let Some(b) = self.batch.as_deref_mut() else {
             return Ok(false);
         };
-        let b = self.batch.get_or_insert_with(Default::default);
-        b.used = true;
-        if b.open_hp.is_none() {
-            b.open_hp = Some(keys.hp.batch()?);
-        }
         b.samples.clear();
         let s = pn_off + MAX_PKT_NUM_LEN;
         for seg in buf.chunks(segment_size) {
@@ -314,9 +327,7 @@ impl Connection {
         if seg[0] & 0x80 != 0 || seg.len() < pn_off + MAX_PKT_NUM_LEN + HP_SAMPLE_LEN {
             return;
         }
-        let mut mask = [0u8; 5];
-        mask.copy_from_slice(&b.masks[k * HP_SAMPLE_LEN..k * HP_SAMPLE_LEN + 5]);
-        b.recv_mask = Some((pn_off, mask));
+        b.recv_mask = Some((pn_off, mask_at(&b.masks, k)));
     }
 
     /// The sender is idle: drops the batch state if no batch ran since it
@@ -329,4 +340,12 @@ impl Connection {
             None => (),
         }
     }
+}
+
+/// The mask of sample `i` in the output of `HeaderProtectionBatch::masks`
+/// (16-byte slots, the mask in the first 5 bytes of each).
+fn mask_at(masks: &[u8], i: usize) -> [u8; 5] {
+    let mut mask = [0u8; 5];
+    mask.copy_from_slice(&masks[i * HP_SAMPLE_LEN..i * HP_SAMPLE_LEN + 5]);
+    mask
 }

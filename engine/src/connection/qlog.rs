@@ -218,45 +218,25 @@ fn sent_frame(f: &SentFrame) -> Value {
 
 /// Transport parameters as `quic:parameters_set` data.
 fn parameters(p: &TransportParams, initiator: &str) -> Value {
-    let mut m = Map::new();
-    m.insert("initiator".into(), json!(initiator));
-    m.insert("max_idle_timeout".into(), json!(p.max_idle_timeout));
-    m.insert("max_udp_payload_size".into(), json!(p.max_udp_payload_size));
-    m.insert("ack_delay_exponent".into(), json!(p.ack_delay_exponent));
-    m.insert("max_ack_delay".into(), json!(p.max_ack_delay));
-    m.insert(
-        "active_connection_id_limit".into(),
-        json!(p.active_conn_id_limit),
-    );
-    m.insert("initial_max_data".into(), json!(p.initial_max_data));
-    m.insert(
-        "initial_max_stream_data_bidi_local".into(),
-        json!(p.initial_max_stream_data_bidi_local),
-    );
-    m.insert(
-        "initial_max_stream_data_bidi_remote".into(),
-        json!(p.initial_max_stream_data_bidi_remote),
-    );
-    m.insert(
-        "initial_max_stream_data_uni".into(),
-        json!(p.initial_max_stream_data_uni),
-    );
-    m.insert(
-        "initial_max_streams_bidi".into(),
-        json!(p.initial_max_streams_bidi),
-    );
-    m.insert(
-        "initial_max_streams_uni".into(),
-        json!(p.initial_max_streams_uni),
-    );
-    m.insert(
-        "disable_active_migration".into(),
-        json!(p.disable_active_migration),
-    );
+    let mut v = json!({
+        "initiator": initiator,
+        "max_idle_timeout": p.max_idle_timeout,
+        "max_udp_payload_size": p.max_udp_payload_size,
+        "ack_delay_exponent": p.ack_delay_exponent,
+        "max_ack_delay": p.max_ack_delay,
+        "active_connection_id_limit": p.active_conn_id_limit,
+        "initial_max_data": p.initial_max_data,
+        "initial_max_stream_data_bidi_local": p.initial_max_stream_data_bidi_local,
+        "initial_max_stream_data_bidi_remote": p.initial_max_stream_data_bidi_remote,
+        "initial_max_stream_data_uni": p.initial_max_stream_data_uni,
+        "initial_max_streams_bidi": p.initial_max_streams_bidi,
+        "initial_max_streams_uni": p.initial_max_streams_uni,
+        "disable_active_migration": p.disable_active_migration,
+    });
     if let Some(d) = p.max_datagram_frame_size {
-        m.insert("max_datagram_frame_size".into(), json!(d));
+        v["max_datagram_frame_size"] = json!(d);
     }
-    Value::Object(m)
+    v
 }
 
 impl Qlog {

@@ -304,7 +304,10 @@ impl Connection {
         }
 
         let payload_range = u.payload_off..u.payload_off + u.payload_len;
-        let logged = self.qlog.is_some().then_some((hdr.ty, u.pn, pkt_end));
+        let logged = self.qlog.is_some().then(|| {
+            let ty = super::qlog::packet_type(epoch, hdr.ty == Type::ZeroRTT);
+            (ty, u.pn, pkt_end)
+        });
         let (ack_eliciting, non_probing) = self.handle_frames(
             epoch,
             hdr.ty,
@@ -648,6 +651,7 @@ impl Connection {
 
     /// Processes every frame of a decrypted payload. Returns whether the
     /// packet was ack-eliciting.
+    ///
     /// With `logged` (packet type, number and length: a qlog is on) the
     /// packet and its frames go to the qlog.
     fn handle_frames(
@@ -656,7 +660,7 @@ impl Connection {
         ty: Type,
         recv_dcid: &[u8],
         payload: &mut [u8],
-        logged: Option<(Type, u64, usize)>,
+        logged: Option<(&'static str, u64, usize)>,
         now: Instant,
     ) -> Result<(bool, bool)> {
         let mut qlog_frames = logged.map(|_| Vec::new());
@@ -705,13 +709,7 @@ impl Connection {
         if let (Some((ty, pn, len)), Some(frames), Some(q)) =
             (logged, qlog_frames, self.qlog.as_deref_mut())
         {
-            let name = match ty {
-                Type::Initial => "initial",
-                Type::Handshake => "handshake",
-                Type::ZeroRTT => "0RTT",
-                _ => "1RTT",
-            };
-            q.packet_received(now, name, pn, len, frames);
+            q.packet_received(now, ty, pn, len, frames);
         }
         Ok((ack_eliciting, non_probing))
     }
@@ -982,7 +980,7 @@ impl Connection {
             self.on_stream_range_acked(r);
         }
         let lost = std::mem::take(&mut outcome.lost);
-        self.on_packets_lost(epoch, lost);
+        self.on_packets_lost(epoch, lost, now);
         outcome.clear();
         self.qlog_metrics(now);
         // The buffers are kept for the next ACK (an ACK that leaves nothing
@@ -996,18 +994,16 @@ impl Connection {
         &mut self,
         epoch: Epoch,
         lost: Vec<crate::recovery::SentPacket<super::SentFrames>>,
+        now: Instant,
     ) {
         for p in lost {
             self.stats.lost += 1;
             self.stats.lost_bytes += p.size as u64;
-            if self.qlog.is_some() {
-                let now = self.now_hint();
-                if let Some(q) = self.qlog.as_deref_mut() {
-                    // (0-RTT packets share the application space: logged
-                    // as 1-RTT.)
-                    let ty = super::qlog::packet_type(epoch, false);
-                    q.packet_lost(now, ty, p.pkt_num, &p.payload);
-                }
+            if let Some(q) = self.qlog.as_deref_mut() {
+                // (0-RTT packets share the application space: logged as
+                // 1-RTT.)
+                let ty = super::qlog::packet_type(epoch, false);
+                q.packet_lost(now, ty, p.pkt_num, &p.payload);
             }
             self.requeue_frames(epoch, &p.payload);
         }
@@ -1128,7 +1124,7 @@ impl Connection {
             self.peer_validated_address,
             now,
         ) {
-            TimeoutOutcome::Lost { epoch, lost } => self.on_packets_lost(epoch, lost),
+            TimeoutOutcome::Lost { epoch, lost } => self.on_packets_lost(epoch, lost, now),
             TimeoutOutcome::Probe { epoch, count } => {
                 let sp = &mut self.spaces[epoch as usize];
                 sp.probes = count;

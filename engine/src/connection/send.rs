@@ -389,13 +389,6 @@ impl Connection {
             let mut w = OctetsMut::with_slice(body);
             w.skip(payload_start)?;
 
-            if streams_only {
-                let (any, re) = self.write_stream_frames(&mut w, &mut frames)?;
-                ack_eliciting = any;
-                in_flight = any;
-                resent = re;
-            }
-
             // ACK first.
             let sp = &self.spaces[ei];
             // RFC 9000 §17.2.3: no ACK in 0-RTT packets.
@@ -415,7 +408,10 @@ impl Connection {
             }
 
             if streams_only {
-                // Written above.
+                let (any, re) = self.write_stream_frames(&mut w, &mut frames)?;
+                ack_eliciting = any;
+                in_flight = any;
+                resent = re;
             } else if closing {
                 self.write_close(epoch, &mut w)?;
                 frames.push(SentFrame::Close);

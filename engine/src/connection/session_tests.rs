@@ -3,7 +3,7 @@
 use crate::testing::{test_config, LinkConfig, Pipe, SharedLog};
 use crate::{Config, Error};
 
-use super::tests::{pattern, transfer};
+use super::tests::{pattern, pipe_of, transfer};
 
 /// A full handshake with `server`; returns the session the client got.
 fn first_session(client: &mut Config, server: &mut Config) -> Vec<u8> {
@@ -463,14 +463,7 @@ fn zero_rtt_goes_again_after_a_retry() {
     let mut got = Vec::new();
     assert!(read_all(&mut server, 0, &mut got));
     assert_eq!(got, b"GET /z\r\n");
-    let mut p = Pipe::from_parts(
-        client,
-        server,
-        now,
-        LinkConfig::default(),
-        LinkConfig::default(),
-    )
-    .unwrap();
+    let mut p = pipe_of(client, server, now);
     p.handshake().unwrap();
     assert!(p.client.is_resumed());
     assert_eq!(p.client.early, super::EarlyData::Accepted);

@@ -98,6 +98,22 @@ fn established_over(link: LinkConfig, reverse_seed: u64) -> Pipe {
     p
 }
 
+/// A pipe on clean default links around an existing pair.
+pub(super) fn pipe_of(
+    client: crate::Connection,
+    server: crate::Connection,
+    now: std::time::Instant,
+) -> Pipe {
+    Pipe::from_parts(
+        client,
+        server,
+        now,
+        LinkConfig::default(),
+        LinkConfig::default(),
+    )
+    .unwrap()
+}
+
 pub(super) fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
@@ -338,14 +354,7 @@ fn retry_round_trip() {
     )
     .unwrap();
     server.recv_at(&mut out[..n], to_server(), now).unwrap();
-    let mut p = Pipe::from_parts(
-        client,
-        server,
-        now,
-        LinkConfig::default(),
-        LinkConfig::default(),
-    )
-    .unwrap();
+    let mut p = pipe_of(client, server, now);
     p.handshake().unwrap();
     let data = pattern(20_000);
     assert!(transfer(&mut p, &data, 10_000) == data);
@@ -382,14 +391,7 @@ fn server_rejects_retry_transport_parameter_mismatch() {
         &mut scfg,
     )
     .unwrap();
-    let mut p = Pipe::from_parts(
-        client,
-        server,
-        std::time::Instant::now(),
-        LinkConfig::default(),
-        LinkConfig::default(),
-    )
-    .unwrap();
+    let mut p = pipe_of(client, server, std::time::Instant::now());
     let _ = p.run_until(1000, |p| p.client.local_error().is_some());
     assert_eq!(p.client.local_error().map(|e| e.error_code), Some(0x08));
     assert!(!p.client.is_established() || p.client.local_error().is_some());
