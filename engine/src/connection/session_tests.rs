@@ -3,7 +3,7 @@
 use crate::testing::{test_config, LinkConfig, Pipe, SharedLog};
 use crate::{Config, Error};
 
-use super::tests::{pattern, pipe_of, transfer};
+use super::tests::{pattern, pipe_of, retry_for, transfer};
 
 /// A full handshake with `server`; returns the session the client got.
 fn first_session(client: &mut Config, server: &mut Config) -> Vec<u8> {
@@ -426,18 +426,8 @@ fn zero_rtt_goes_again_after_a_retry() {
     let sent_before = client.stats().sent;
     assert!(first.len() >= 2, "ClientHello and 0-RTT");
     let hdr = crate::Header::from_slice(&mut first[0], 8).unwrap();
-    let odcid = hdr.dcid.to_vec();
-    let new_scid = crate::ConnectionId::from_vec(vec![0x5e; 8]);
-    let mut retry = vec![0u8; 256];
-    let rn = crate::retry(
-        &hdr.scid,
-        &hdr.dcid,
-        &new_scid,
-        b"tok",
-        hdr.version,
-        &mut retry,
-    )
-    .unwrap();
+    let (odcid, new_scid, mut retry) = retry_for(&hdr, b"tok");
+    let rn = retry.len();
     let to_client = crate::RecvInfo {
         from: saddr,
         to: caddr,

@@ -98,6 +98,27 @@ fn established_over(link: LinkConfig, reverse_seed: u64) -> Pipe {
     p
 }
 
+/// A server's Retry for the client Initial `hdr`, with `token`: returns
+/// the original DCID, the server's new SCID and the Retry packet.
+pub(super) fn retry_for(
+    hdr: &crate::Header<'_>,
+    token: &[u8],
+) -> (Vec<u8>, crate::ConnectionId<'static>, Vec<u8>) {
+    let new_scid = crate::ConnectionId::from_vec(vec![0x5e; 8]);
+    let mut retry = vec![0u8; 256];
+    let n = crate::retry(
+        &hdr.scid,
+        &hdr.dcid,
+        &new_scid,
+        token,
+        hdr.version,
+        &mut retry,
+    )
+    .unwrap();
+    retry.truncate(n);
+    (hdr.dcid.to_vec(), new_scid, retry)
+}
+
 /// A pipe on clean default links around an existing pair.
 pub(super) fn pipe_of(
     client: crate::Connection,
@@ -326,18 +347,8 @@ fn retry_round_trip() {
     // The server answers with Retry.
     let hdr = crate::Header::from_slice(&mut out[..n], 8).unwrap();
     assert_eq!(hdr.ty, crate::Type::Initial);
-    let odcid = hdr.dcid.to_vec();
-    let new_scid = crate::ConnectionId::from_vec(vec![0x5e; 8]);
-    let mut retry = vec![0u8; 256];
-    let rn = crate::retry(
-        &hdr.scid,
-        &hdr.dcid,
-        &new_scid,
-        b"opaque-token",
-        hdr.version,
-        &mut retry,
-    )
-    .unwrap();
+    let (odcid, new_scid, mut retry) = retry_for(&hdr, b"opaque-token");
+    let rn = retry.len();
     client.recv_at(&mut retry[..rn], to_client(), now).unwrap();
     assert!(client.did_retry);
     // The client's next Initial carries the token and the new DCID.
