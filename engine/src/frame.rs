@@ -443,6 +443,35 @@ pub fn allowed_in(frame_type: u64, pkt: Type) -> bool {
     allowed_mask(frame_type).is_some_and(|m| m & type_bit(pkt) != 0)
 }
 
+/// The body of a STREAM frame of type `frame_type` (0x08..=0x0f, RFC 9000
+/// §19.8) after its type byte: (stream ID, offset, data, FIN). Errors as
+/// [`Frame::from_bytes`] before its mapping (a short body is
+/// `BufferTooShort`). The receiver's fast path for stream data calls it
+/// directly, without building a [`Frame`].
+#[inline]
+pub(crate) fn stream_body<'a>(
+    frame_type: u8,
+    b: &mut Octets<'a>,
+) -> Result<(u64, u64, &'a [u8], bool)> {
+    let stream_id = b.get_varint()?;
+    let offset = if frame_type & 0x04 != 0 {
+        b.get_varint()?
+    } else {
+        0
+    };
+    let data = if frame_type & 0x02 != 0 {
+        b.get_bytes_with_varint_length()?
+    } else {
+        b.get_bytes(b.cap())?
+    };
+    // RFC 9000 §19.8: "The largest offset delivered on a stream ... cannot
+    // exceed 2^62-1 ... Receipt of a frame that exceeds this limit MUST be
+    // treated as a connection error of type FRAME_ENCODING_ERROR or
+    // FLOW_CONTROL_ERROR."
+    check_offset(offset, data.len())?;
+    Ok((stream_id, offset, data, frame_type & 0x01 != 0))
+}
+
 impl<'a> Frame<'a> {
     /// Decodes one frame from `b`, which must hold the rest of a decrypted
     /// packet payload of type `pkt`.
@@ -508,27 +537,12 @@ impl<'a> Frame<'a> {
                 Frame::NewToken { token }
             }
             0x08..=0x0f => {
-                let stream_id = b.get_varint()?;
-                let offset = if frame_type & 0x04 != 0 {
-                    b.get_varint()?
-                } else {
-                    0
-                };
-                let data = if frame_type & 0x02 != 0 {
-                    b.get_bytes_with_varint_length()?
-                } else {
-                    b.get_bytes(b.cap())?
-                };
-                // RFC 9000 §19.8: "The largest offset delivered on a stream
-                // ... cannot exceed 2^62-1 ... Receipt of a frame that
-                // exceeds this limit MUST be treated as a connection error
-                // of type FRAME_ENCODING_ERROR or FLOW_CONTROL_ERROR."
-                check_offset(offset, data.len())?;
+                let (stream_id, offset, data, fin) = stream_body(frame_type as u8, b)?;
                 Frame::Stream {
                     stream_id,
                     offset,
                     data,
-                    fin: frame_type & 0x01 != 0,
+                    fin,
                 }
             }
             MAX_DATA => Frame::MaxData {

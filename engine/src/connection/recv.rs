@@ -98,18 +98,12 @@ impl Connection {
         datagram_len: usize,
         now: Instant,
     ) -> Result<usize> {
+        if buf[0] & 0x80 == 0 {
+            return self.handle_short_packet(buf, info, datagram_len, now);
+        }
         let dcid_len = self.cids.scid().len();
         let total = buf.len();
-        // Short headers (nearly every packet) are parsed from a copy of
-        // their first bytes, so the header borrows a local instead of
-        // allocating owned IDs while `buf` is decrypted in place.
-        let mut head = [0u8; 1 + crate::MAX_CONN_ID_LEN];
-        let parsed = if buf[0] & 0x80 == 0 {
-            let n = total.min(head.len());
-            head[..n].copy_from_slice(&buf[..n]);
-            let mut b = Octets::with_slice(&head[..n]);
-            Header::from_bytes(&mut b, dcid_len).map(|h| (h, b.off()))
-        } else {
+        let parsed = {
             let mut b = Octets::with_slice(buf);
             Header::from_bytes(&mut b, dcid_len).map(|h| (h.into_owned(), b.off()))
         };
@@ -141,14 +135,7 @@ impl Connection {
         }
 
         // Packets for another connection ID are not ours (RFC 9000 §5.2).
-        if hdr.ty != Type::Short
-            && !self.dcid_is_ours(&hdr.dcid)
-            && !(self.is_server && hdr.ty == Type::Initial)
-        {
-            self.stats.dropped += 1;
-            return Err(Error::Done);
-        }
-        if hdr.ty == Type::Short && !self.dcid_is_ours(&hdr.dcid) {
+        if !self.dcid_is_ours(&hdr.dcid) && !(self.is_server && hdr.ty == Type::Initial) {
             self.stats.dropped += 1;
             return Err(Error::Done);
         }
@@ -184,9 +171,7 @@ impl Connection {
         };
 
         // The packet's extent: long headers carry a Length.
-        let (pn_off, pkt_end) = if hdr.ty == Type::Short {
-            (hdr_len, total)
-        } else {
+        let (pn_off, pkt_end) = {
             let mut b = Octets::with_slice(&buf[hdr_len..]);
             let plen = b.get_varint().map_err(|_| Error::Done)? as usize;
             let pn_off = hdr_len + b.off();
@@ -233,45 +218,114 @@ impl Connection {
 
         let pkt = &mut buf[..pkt_end];
         let largest = sp.largest_rx.map(|(pn, _)| pn);
-        let decrypted = if zero_rtt {
-            let keys = self.zero_rtt_keys.as_ref().ok_or(Error::Done)?;
-            packet::unprotect(pkt, pn_off, largest, keys).map(|u| (u, false))
-        } else if epoch == Epoch::Application {
-            self.open_short(pkt, pn_off, largest, now)
+        let keys = if zero_rtt {
+            self.zero_rtt_keys.as_ref()
         } else {
-            let keys = sp.open.as_ref().ok_or(Error::Done)?;
-            packet::unprotect(pkt, pn_off, largest, keys).map(|u| (u, false))
+            sp.open.as_ref()
         };
-        let (u, is_new_phase) = match decrypted {
-            Ok(v) => v,
-            Err(_) => {
-                self.stats.dropped += 1;
-                // Undecryptable: drop; a long-header packet has a known end.
-                return if hdr.ty == Type::Short {
-                    Err(Error::Done)
-                } else {
-                    Ok(pkt_end)
-                };
-            }
+        let decrypted = keys
+            .ok_or(Error::Done)
+            .and_then(|keys| packet::unprotect(pkt, pn_off, largest, keys));
+        let Ok(u) = decrypted else {
+            // Undecryptable: drop; a long-header packet has a known end.
+            self.stats.dropped += 1;
+            return Ok(pkt_end);
         };
+        let hdr = (hdr.ty, &hdr.dcid[..], &hdr.scid[..]);
+        self.handle_payload(buf, hdr, epoch, u, false, info, datagram_len, now)?;
+        Ok(pkt_end)
+    }
+
+    /// [`Connection::handle_packet`] for a short header (RFC 9000 §17.3):
+    /// nearly every packet, parsed without building a [`Header`].
+    fn handle_short_packet(
+        &mut self,
+        buf: &mut [u8],
+        info: RecvInfo,
+        datagram_len: usize,
+        now: Instant,
+    ) -> Result<usize> {
+        let dcid_len = self.cids.scid().len();
+        let total = buf.len();
+        // The DCID is copied out: `buf` is decrypted in place.
+        let mut dcid = [0u8; crate::MAX_CONN_ID_LEN];
+        let Some(d) = buf.get(1..1 + dcid_len).filter(|_| dcid_len <= dcid.len()) else {
+            self.stats.dropped += 1;
+            return Err(Error::Done);
+        };
+        dcid[..dcid_len].copy_from_slice(d);
+        let dcid = &dcid[..dcid_len];
+        // Packets for another connection ID are not ours (RFC 9000 §5.2).
+        if !self.dcid_is_ours(dcid) {
+            self.stats.dropped += 1;
+            return Err(Error::Done);
+        }
+        let sp = &self.spaces[Epoch::Application as usize];
+        if sp.discarded || sp.open.is_none() {
+            // Keys not (yet) available: see `handle_packet`.
+            self.stats.dropped += 1;
+            return Ok(total);
+        }
+        let largest = sp.largest_rx.map(|(pn, _)| pn);
+        let Ok((u, is_new_phase)) = self.open_short(buf, 1 + dcid_len, largest, now) else {
+            // Undecryptable: a short header runs to the end of the
+            // datagram, so the rest goes with it.
+            self.stats.dropped += 1;
+            return Err(Error::Done);
+        };
+        let hdr = (Type::Short, dcid, &[][..]);
+        self.handle_payload(
+            buf,
+            hdr,
+            Epoch::Application,
+            u,
+            is_new_phase,
+            info,
+            datagram_len,
+            now,
+        )?;
+        Ok(total)
+    }
+
+    /// The part of packet processing after a successful decryption, for
+    /// both header forms: `hdr` is the packet's (type, DCID, SCID),
+    /// `is_new_phase` whether it opened with the next key phase.
+    #[allow(clippy::too_many_arguments)]
+    fn handle_payload(
+        &mut self,
+        buf: &mut [u8],
+        hdr: (Type, &[u8], &[u8]),
+        epoch: Epoch,
+        u: packet::Unprotected,
+        is_new_phase: bool,
+        info: RecvInfo,
+        datagram_len: usize,
+        now: Instant,
+    ) -> Result<()> {
+        let (ty, dcid, scid) = hdr;
+        let first = buf[0];
 
         // RFC 9000 §17.2/§17.3.1: "An endpoint MUST treat receipt of a
         // packet that has a non-zero value for these bits after removing
         // both packet and header protection as a connection error of type
         // PROTOCOL_VIOLATION."
-        if packet::reserved_bits(pkt[0]) != 0 {
+        if packet::reserved_bits(first) != 0 {
             return Err(Error::InvalidPacket);
         }
 
         let sp = &mut self.spaces[epoch as usize];
-        if sp.recv_pkt_num.contains_or_forgotten(u.pn) {
+        // A number above the largest received is new: no lookup (nearly
+        // every packet).
+        if sp.largest_rx.is_some_and(|(l, _)| u.pn <= l)
+            && sp.recv_pkt_num.contains_or_forgotten(u.pn)
+        {
             self.stats.dropped += 1;
-            return Ok(pkt_end);
+            return Ok(());
         }
         if is_new_phase {
             self.commit_peer_key_update(u.pn, now)?;
-        } else if hdr.ty == Type::Short
-            && pkt[0] & 0x04 == u8::from(self.key_update.phase) << 2
+        } else if ty == Type::Short
+            && first & 0x04 == u8::from(self.key_update.phase) << 2
             && self.key_update.first_recv_pn.is_none_or(|f| u.pn < f)
         {
             self.key_update.first_recv_pn = Some(u.pn);
@@ -280,7 +334,7 @@ impl Connection {
         // RFC 9001 §4.9.3: a server may drop 0-RTT keys once a 1-RTT
         // packet arrives (later 0-RTT packets are lost; the client sends
         // their data again in 1-RTT).
-        if self.is_server && hdr.ty == Type::Short && self.zero_rtt_keys.is_some() {
+        if self.is_server && ty == Type::Short && self.zero_rtt_keys.is_some() {
             self.zero_rtt_keys = None;
         }
 
@@ -295,7 +349,7 @@ impl Connection {
             // RFC 9000 §7.2: the client switches to the server's SCID.
             self.got_peer_packet = true;
             self.cids
-                .set_initial_dcid(hdr.scid.clone().into_owned(), None);
+                .set_initial_dcid(ConnectionId::from_vec(scid.to_vec()), None);
         }
         if self.is_server && !self.got_peer_packet {
             self.got_peer_packet = true;
@@ -305,17 +359,15 @@ impl Connection {
 
         let payload_range = u.payload_off..u.payload_off + u.payload_len;
         let logged = self.qlog.is_some().then(|| {
-            let ty = super::qlog::packet_type(epoch, hdr.ty == Type::ZeroRTT);
-            (ty, u.pn, pkt_end)
+            let pkt_end = u.payload_off + u.payload_len + TAG_LEN;
+            (
+                super::qlog::packet_type(epoch, ty == Type::ZeroRTT),
+                u.pn,
+                pkt_end,
+            )
         });
-        let (ack_eliciting, non_probing) = self.handle_frames(
-            epoch,
-            hdr.ty,
-            &hdr.dcid,
-            &mut buf[payload_range],
-            logged,
-            now,
-        )?;
+        let (ack_eliciting, non_probing) =
+            self.handle_frames(epoch, ty, dcid, &mut buf[payload_range], logged, now)?;
         // Challenges of this packet are answered on the path it came on.
         if let Some(q) = self.pending.q_existing() {
             for r in q.path_responses.iter_mut().rev() {
@@ -367,7 +419,17 @@ impl Connection {
         {
             self.on_peer_address_change(info.from, datagram_len, now)?;
         }
-        Ok(pkt_end)
+        Ok(())
+    }
+
+    /// A STREAM frame's data for its stream.
+    #[inline]
+    fn on_stream_frame(&mut self, id: u64, offset: u64, data: &[u8], fin: bool) -> Result<()> {
+        let newly = self.streams.on_stream_frame(id, offset, data, fin)?;
+        // RFC 9000 §4.1: connection-level flow control.
+        self.flow.on_recv(newly)?;
+        self.credit_discarded();
+        Ok(())
     }
 
     /// The peer now sends from `to` (RFC 9000 §9.3): "it MUST send
@@ -677,6 +739,37 @@ impl Connection {
         let mut non_probing = false;
         while b.cap() > 0 {
             let frame_type = b.peek_u8().map(u64::from).unwrap_or(0);
+            // STREAM frames (most frames) in the packets that may carry
+            // them (RFC 9000 §12.4: 0-RTT and 1-RTT) go straight to their
+            // stream, without a `Frame` built (or logged: with a qlog on
+            // every frame takes the general way).
+            if (0x08..=0x0f).contains(&frame_type)
+                && matches!(ty, Type::Short | Type::ZeroRTT)
+                && qlog_frames.is_none()
+            {
+                b.skip(1)?;
+                ack_eliciting = true;
+                non_probing = true;
+                let (id, offset, data, fin) = match frame::stream_body(frame_type as u8, &mut b) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let e = if e == Error::BufferTooShort {
+                            Error::InvalidFrame
+                        } else {
+                            e
+                        };
+                        self.close_with_error(e, frame_type, "malformed frame", now);
+                        return Err(e);
+                    }
+                };
+                match self.on_stream_frame(id, offset, data, fin) {
+                    Ok(()) | Err(Error::Done) => continue,
+                    Err(e) => {
+                        self.close_with_error(e, frame_type, "frame processing failed", now);
+                        return Err(e);
+                    }
+                }
+            }
             let f = match Frame::from_bytes(&mut b, ty) {
                 Ok(f) => f,
                 Err(e) => {
@@ -732,12 +825,7 @@ impl Connection {
                 offset,
                 data,
                 fin,
-            } => {
-                let newly = self.streams.on_stream_frame(stream_id, offset, data, fin)?;
-                // RFC 9000 §4.1: connection-level flow control.
-                self.flow.on_recv(newly)?;
-                self.credit_discarded();
-            }
+            } => self.on_stream_frame(stream_id, offset, data, fin)?,
             Frame::ResetStream {
                 stream_id,
                 error_code,
