@@ -135,7 +135,9 @@ impl Connection {
         }
 
         // Packets for another connection ID are not ours (RFC 9000 §5.2).
-        if !self.dcid_is_ours(&hdr.dcid) && !(self.is_server && hdr.ty == Type::Initial) {
+        // (A server's first Initial carries the DCID the client chose.)
+        let first_initial = self.is_server && hdr.ty == Type::Initial;
+        if !first_initial && !self.dcid_is_ours(&hdr.dcid) {
             self.stats.dropped += 1;
             return Err(Error::Done);
         }
