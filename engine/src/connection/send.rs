@@ -10,7 +10,7 @@ use crate::frame::{self, AckRanges, Frame};
 use crate::octets::{varint_len, OctetsMut};
 use crate::packet::{self, MAX_PKT_NUM_LEN};
 use crate::recovery::{Epoch, SentPacket};
-use crate::stream::Membership;
+use crate::stream::{Membership, SEND_BITS};
 
 /// Smallest datagram carrying an Initial (RFC 9000 §14.1).
 const MIN_INITIAL_DATAGRAM: usize = 1200;
@@ -1162,7 +1162,7 @@ impl Connection {
                 self.stats.stream_retrans_bytes += again as u64;
                 resent = true;
             }
-            let m = Membership::refresh(stream);
+            let m = Membership::refresh_half(stream, SEND_BITS);
             frames.push(SentFrame::Stream {
                 id,
                 offset: off,

@@ -24,7 +24,7 @@ mod tests;
 #[allow(unused_imports)]
 pub(crate) use flow::FlowControl;
 #[allow(unused_imports)]
-pub(crate) use map::{Membership, StreamLimits, StreamMap};
+pub(crate) use map::{Membership, StreamLimits, StreamMap, SEND_BITS};
 pub(crate) use recv::RecvBuf;
 pub(crate) use send::SendBuf;
 

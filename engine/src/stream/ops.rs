@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::map::Membership;
+use super::map::{Membership, RECV_BITS, SEND_BITS};
 use super::{Stream, StreamMap};
 use crate::{Error, Result};
 
@@ -29,7 +29,7 @@ impl StreamMap {
     pub(crate) fn recv(&mut self, id: u64, out: &mut [u8]) -> Result<(usize, bool)> {
         let s = self.existing_mut(id)?;
         let res = s.recv_mut()?.read(out);
-        let m = Membership::refresh(s);
+        let m = Membership::refresh_half(s, RECV_BITS);
         self.apply(id, m);
         res
     }
@@ -48,7 +48,7 @@ impl StreamMap {
         let n = buf.len().min(conn_cap);
         let s = self.get_or_create(id, true)?;
         let res = s.send_mut()?.write(&buf[..n], fin && n == buf.len());
-        let m = Membership::refresh(s);
+        let m = Membership::refresh_half(s, SEND_BITS);
         self.apply(id, m);
         res
     }
@@ -68,7 +68,7 @@ impl StreamMap {
         let res = s
             .send_mut()?
             .write_shared_len(buf, range.start, n, fin && n == len);
-        let m = Membership::refresh(s);
+        let m = Membership::refresh_half(s, SEND_BITS);
         self.apply(id, m);
         res
     }
@@ -176,7 +176,7 @@ impl StreamMap {
         r.write(offset, data, fin)?;
         let newly = r.highest_offset() - high;
         let dropped = r.consumed() - consumed;
-        let m = Membership::refresh(s);
+        let m = Membership::refresh_half(s, RECV_BITS);
         self.discarded += dropped;
         self.apply(id, m);
         Ok(newly)
@@ -246,7 +246,7 @@ impl StreamMap {
                 return;
             };
             send.on_ack(offset, len, fin);
-            let m = Membership::refresh(s);
+            let m = Membership::refresh_half(s, SEND_BITS);
             self.apply(id, m);
         }
     }
