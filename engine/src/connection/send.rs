@@ -1103,7 +1103,13 @@ impl Connection {
         let mut any = false;
         let mut resent = false;
         let mut guard = 0;
-        while let Some(id) = self.streams.peek_flushable() {
+        // The smallest of the header bounds below (a one-byte stream ID):
+        // a full packet ends the loop before any stream lookup.
+        const MIN_HDR: usize = 1 + 1 + 8 + 2;
+        while w.cap() > MIN_HDR {
+            let Some(id) = self.streams.peek_flushable() else {
+                break;
+            };
             guard += 1;
             if guard > 10_000 {
                 break;
@@ -1122,22 +1128,26 @@ impl Connection {
                 self.streams.on_flushed(id);
                 continue;
             };
-            let Some((off, len, fin)) = send.next_chunk(room - max_hdr) else {
+            // All that is ready next: `avail` bytes from `off` (`fin_all`:
+            // they end the stream).
+            let Some((off, avail, fin_all)) = send.next_chunk(usize::MAX) else {
                 self.streams.on_flushed(id);
                 continue;
             };
-            // The offset does not depend on the length asked for: with
-            // the exact header, a chunk that fills the rest of the packet
-            // goes without a Length field (RFC 9000 §19.8: the frame then
-            // extends to the end of the packet), so that full packets are
-            // exactly as long as the room (the equal segments of a GSO
-            // batch) and carry a few bytes more.
+            // With the exact header, a chunk that fills the rest of the
+            // packet goes without a Length field (RFC 9000 §19.8: the frame
+            // then extends to the end of the packet), so that full packets
+            // are exactly as long as the room (the equal segments of a GSO
+            // batch) and carry a few bytes more. A shorter one takes a
+            // Length field, sized with the header's upper bound.
             let off_len = if off != 0 { varint_len(off) } else { 0 };
             let to_end = room - (1 + varint_len(id) + off_len);
-            let (len, fin, with_len) = match send.next_chunk(to_end) {
-                Some((o, l, f)) if o == off && l == to_end => (l, f, false),
-                _ => (len, fin, true),
+            let (len, with_len) = if avail >= to_end {
+                (to_end, false)
+            } else {
+                (avail.min(room - max_hdr), true)
             };
+            let fin = fin_all && len == avail;
             let mut ty = frame::types::STREAM;
             if with_len {
                 ty |= 0x02;

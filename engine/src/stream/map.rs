@@ -609,7 +609,20 @@ impl StreamMap {
     /// it) says; returns whether it is flushable and its (urgency,
     /// incremental). Callers holding the stream already refresh it
     /// themselves and call this, saving a lookup.
+    #[inline]
     pub(super) fn apply(&mut self, id: u64, m: Membership) -> (bool, (u8, bool)) {
+        let flushable = m.bits & FLUSHABLE_BIT != 0;
+        let prio = (m.urgency, m.incremental);
+        // Nearly always nothing changed (a packet's worth of data sent or
+        // received): no call into the set updates.
+        if m.bits == m.old {
+            return (flushable, prio);
+        }
+        self.apply_changes(id, m)
+    }
+
+    /// [`StreamMap::apply`] when some membership changed.
+    fn apply_changes(&mut self, id: u64, m: Membership) -> (bool, (u8, bool)) {
         let Membership {
             bits,
             old,
@@ -687,6 +700,7 @@ impl StreamMap {
 
     /// [`StreamMap::on_flushed`] for a caller that refreshed the stream
     /// itself.
+    #[inline]
     pub(crate) fn on_flushed_with(&mut self, id: u64, m: Membership) {
         let (flushable, (urgency, incremental)) = self.apply(id, m);
         if !(flushable && incremental) {
