@@ -154,6 +154,14 @@ impl<T> Recovery<T> {
                 }
             }
             let mut i = space.lower_bound(lo);
+            if i == 0 {
+                // The range reaches the oldest packet tracked (in-order
+                // acknowledgements: nearly always): its packets leave the
+                // front at once, no tombstones left.
+                let end = space.lower_bound(hi.saturating_add(1));
+                space.take_front(end, &mut out.acked);
+                continue;
+            }
             while i < space.sent.len() && space.sent[i].pn <= hi {
                 if let Some(p) = space.take(i) {
                     out.acked.push(p);

@@ -110,6 +110,23 @@ impl<T> Space<T> {
         Some(pkt)
     }
 
+    /// Takes the first `n` entries out: their packets go to `out`, in
+    /// order, the space's counters updated.
+    pub(super) fn take_front(&mut self, n: usize, out: &mut Vec<SentPacket<T>>) {
+        let n = n.min(self.sent.len());
+        out.reserve(n);
+        for p in self.sent.drain(..n).filter_map(|e| e.pkt) {
+            self.live -= 1;
+            if p.in_flight {
+                self.bytes_in_flight -= p.size;
+                if p.ack_eliciting {
+                    self.ack_eliciting_in_flight -= 1;
+                }
+            }
+            out.push(p);
+        }
+    }
+
     /// Marks every packet tracked as sent on a path since left. They stop
     /// counting as in flight: the new path's window starts empty (else a
     /// window's worth sent into a dead path would hold the new one shut
