@@ -129,6 +129,10 @@ impl Connection {
         // longer, nor go elsewhere.
         let mut more =
             first == first_room && info.from == self.local_addr && info.to == self.peer_addr;
+        // Once a datagram is one packet of stream data and nothing else
+        // (`steady_stream_send`), the next one is too while window and
+        // data last: the other conditions are not looked at again.
+        let mut steady = more && self.steady_stream_send();
         while more && segments < max_datagrams && out.len() - total >= first {
             // Pacing (RFC 9002 §7.7): what the pacer would hold back
             // belongs to a later send.
@@ -136,11 +140,18 @@ impl Connection {
                 break;
             }
             let room = &mut out[total..total + first];
-            match self.send_datagram(room, total, true, now) {
-                Ok((n, _)) => {
+            let sent = if steady {
+                self.send_stream_datagram(room, total, now)
+                    .and_then(|n| n.ok_or(Error::Done))
+            } else {
+                self.send_datagram(room, total, true, now).map(|(n, _)| n)
+            };
+            match sent {
+                Ok(n) => {
                     more = n == first;
                     total += n;
                     segments += 1;
+                    steady = steady && self.steady_stream_send_continues();
                 }
                 Err(Error::Done) => break,
                 Err(e) => {

@@ -73,18 +73,13 @@ impl Connection {
         if self.steady_stream_send() {
             // Nearly every datagram of a transfer: one 1-RTT packet of
             // stream data, nothing else due (see `steady_stream_send`).
-            let limit = out.len().min(self.max_send_udp_payload_size());
-            let body = Body::StreamsOnly;
-            if let Some(w) =
-                self.write_packet(Epoch::Application, &mut out[..limit], base, body, now)?
-            {
-                self.stats.sent_bytes += w.len as u64;
+            if let Some(len) = self.send_stream_datagram(out, base, now)? {
                 let info = SendInfo {
                     from: self.local_addr,
                     to: self.peer_addr,
                     at: self.recovery.next_send_time(now),
                 };
-                return Ok((w.len, info));
+                return Ok((len, info));
             }
         }
         if self.close == CloseState::Open && !same_path {
@@ -237,6 +232,32 @@ impl Connection {
         ))
     }
 
+    /// Writes one datagram of one 1-RTT packet of stream data, when
+    /// `steady_stream_send` holds; None if no stream had data after all.
+    pub(super) fn send_stream_datagram(
+        &mut self,
+        out: &mut [u8],
+        base: usize,
+        now: Instant,
+    ) -> Result<Option<usize>> {
+        let limit = out.len().min(self.max_send_udp_payload_size());
+        let body = Body::StreamsOnly;
+        let w = self.write_packet(Epoch::Application, &mut out[..limit], base, body, now)?;
+        Ok(w.map(|w| {
+            self.stats.sent_bytes += w.len as u64;
+            w.len
+        }))
+    }
+
+    /// Whether, right after a datagram written by `send_stream_datagram`
+    /// in the same batch, the next one is such a datagram too: sending
+    /// stream data changes none of the other conditions of
+    /// `steady_stream_send` (only receiving, timers and the application
+    /// do), but it uses window and may empty the streams.
+    pub(super) fn steady_stream_send_continues(&self) -> bool {
+        self.recovery.cwnd_available() >= MIN_PACKET_ROOM && self.streams.has_flushable()
+    }
+
     /// Whether a space after `epoch` has something to send now.
     fn later_space_has_data(&self, epoch: Epoch, closing: bool) -> bool {
         let later: &[Epoch] = match epoch {
@@ -281,7 +302,7 @@ impl Connection {
     /// validated path, and nothing but stream data due (no ACK, control
     /// frame, CRYPTO data — a ticket, or one to send again —, probe, PING
     /// or DATAGRAM), with window to send.
-    fn steady_stream_send(&self) -> bool {
+    pub(super) fn steady_stream_send(&self) -> bool {
         let sp = &self.spaces[Epoch::Application as usize];
         self.handshake_confirmed
             && self.close == CloseState::Open
