@@ -63,15 +63,16 @@ impl RangeSet {
         }
         // Fast path: at or after the last range (in-order packet numbers,
         // in-order acks).
-        if let Some((&ls, le)) = self.map.iter_mut().next_back() {
-            if start > *le {
+        if let Some(mut last) = self.map.last_entry() {
+            let (ls, le) = (*last.key(), *last.get());
+            if start > le {
                 self.map.insert(start, end);
                 self.enforce_limit();
                 return;
             }
             if start >= ls {
-                if end > *le {
-                    *le = end;
+                if end > le {
+                    *last.get_mut() = end;
                 }
                 return;
             }

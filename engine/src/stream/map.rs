@@ -359,6 +359,11 @@ impl StreamMap {
     }
 
     /// The stream, if it exists.
+    /// Whether this is the server's map.
+    pub(crate) fn is_server(&self) -> bool {
+        self.is_server
+    }
+
     pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut Stream> {
         self.streams.get_mut(&id)
     }

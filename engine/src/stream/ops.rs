@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use super::map::{Membership, RECV_BITS, SEND_BITS};
-use super::{Stream, StreamMap};
+use super::{is_bidi, is_local, Stream, StreamMap};
 use crate::{Error, Result};
 
 impl StreamMap {
@@ -168,8 +168,16 @@ impl StreamMap {
         data: &[u8],
         fin: bool,
     ) -> Result<u64> {
-        let Some(s) = self.get_or_create_recv(id)? else {
-            return Ok(0);
+        // An open stream's frames (nearly all) take one lookup; only the
+        // first frame of a stream (or one of our unidirectional streams,
+        // an error) goes through the creation rules.
+        let peer_may_send = is_bidi(id) || !is_local(id, self.is_server());
+        let s = match self.get_mut(id) {
+            Some(s) if peer_may_send => s,
+            _ => match self.get_or_create_recv(id)? {
+                Some(s) => s,
+                None => return Ok(0),
+            },
         };
         let r = s.recv_mut()?;
         let (high, consumed) = (r.highest_offset(), r.consumed());
