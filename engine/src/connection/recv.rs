@@ -240,6 +240,7 @@ impl Connection {
 
     /// [`Connection::handle_packet`] for a short header (RFC 9000 §17.3):
     /// nearly every packet, parsed without building a [`Header`].
+    #[inline(always)]
     fn handle_short_packet(
         &mut self,
         buf: &mut [u8],
@@ -292,7 +293,10 @@ impl Connection {
     /// The part of packet processing after a successful decryption, for
     /// both header forms: `hdr` is the packet's (type, DCID, SCID),
     /// `is_new_phase` whether it opened with the next key phase.
+    // Inlined into both callers: the call, with its many arguments, cost
+    // as much as a good part of the work for a short packet.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn handle_payload(
         &mut self,
         buf: &mut [u8],
