@@ -1,5 +1,6 @@
 //! Runs one workload in a loop, for a profiler:
-//! `perf record cargo run --release -p tarte-benches --example profile -- bulk|streaming|batched|handshake|handshake-ceiling [N]`.
+//! `perf record cargo run --release -p tarte-benches --example profile -- bulk|streaming|batched|handshake|handshake-ceiling [N] [BATCH]`
+//! (BATCH: datagrams per batch of `batched`, 16 by default).
 #![allow(missing_docs)]
 
 use tarte_benches::{
@@ -11,6 +12,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map(String::as_str).unwrap_or("bulk");
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let batch: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(16);
     match what {
         "bulk" => (0..n).for_each(|_| {
             bulk_once();
@@ -19,7 +21,7 @@ fn main() {
             bulk_streaming_once(16);
         }),
         "batched" => (0..n).for_each(|_| {
-            bulk_streaming_batched(16);
+            bulk_streaming_batched(batch);
         }),
         "handshake" => {
             let (mut c, mut s) = configs(Some("X25519"));
