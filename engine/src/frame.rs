@@ -448,7 +448,7 @@ pub fn allowed_in(frame_type: u64, pkt: Type) -> bool {
 /// [`Frame::from_bytes`] before its mapping (a short body is
 /// `BufferTooShort`). The receiver's fast path for stream data calls it
 /// directly, without building a [`Frame`].
-#[inline]
+#[inline(always)]
 pub(crate) fn stream_body<'a>(
     frame_type: u8,
     b: &mut Octets<'a>,

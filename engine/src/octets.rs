@@ -114,18 +114,18 @@ impl<'a> Octets<'a> {
     /// Reads a variable-length integer (RFC 9000 §16).
     #[inline]
     pub fn get_varint(&mut self) -> Result<u64> {
+        // One big-endian load per length (RFC 9000 §16: the two high
+        // bits of the first byte give it), not a loop over the bytes.
         let first = self.peek_u8()?;
-        let len = varint_parse_len(first);
-        let bytes = self
-            .buf
-            .get(self.off..self.off + len)
-            .ok_or(BufferTooShort)?;
-        let mut v = u64::from(first & 0x3f);
-        for b in &bytes[1..] {
-            v = (v << 8) | u64::from(*b);
-        }
-        self.off += len;
-        Ok(v)
+        Ok(match first >> 6 {
+            0 => {
+                self.off += 1;
+                u64::from(first)
+            }
+            1 => u64::from(u16::from_be_bytes(self.get_array()?) & 0x3fff),
+            2 => u64::from(u32::from_be_bytes(self.get_array()?) & 0x3fff_ffff),
+            _ => u64::from_be_bytes(self.get_array()?) & 0x3fff_ffff_ffff_ffff,
+        })
     }
 
     /// Reads `len` bytes as a sub-slice.

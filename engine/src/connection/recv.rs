@@ -372,8 +372,26 @@ impl Connection {
                 pkt_end,
             )
         });
-        let (ack_eliciting, non_probing) =
-            self.handle_frames(epoch, ty, dcid, &mut buf[payload_range], logged, now)?;
+        let payload = &mut buf[payload_range];
+        let first_frame = payload.first().copied().unwrap_or(0);
+        // A packet that starts with a STREAM frame (nearly every packet of
+        // a transfer, often its only frame) has it handled here; only what
+        // follows goes through the frame loop (same checks: see
+        // `handle_frames`).
+        let (ack_eliciting, non_probing) = if (0x08..=0x0f).contains(&first_frame)
+            && matches!(ty, Type::Short | Type::ZeroRTT)
+            && logged.is_none()
+        {
+            let mut b = Octets::with_slice(payload);
+            self.handle_stream_frame(&mut b, now)?;
+            let rest = b.off();
+            if rest < payload.len() {
+                self.handle_frames(epoch, ty, dcid, &mut payload[rest..], logged, now)?;
+            }
+            (true, true)
+        } else {
+            self.handle_frames(epoch, ty, dcid, payload, logged, now)?
+        };
         // Challenges of this packet are answered on the path it came on.
         if let Some(q) = self.pending.q_existing() {
             for r in q.path_responses.iter_mut().rev() {
@@ -428,8 +446,35 @@ impl Connection {
         Ok(())
     }
 
+    /// Decodes the STREAM frame at `b` (its type byte first) and hands its
+    /// data to its stream, without building a `Frame`; an error closes the
+    /// connection as `handle_frames` does.
+    #[inline(always)]
+    fn handle_stream_frame(&mut self, b: &mut Octets<'_>, now: Instant) -> Result<()> {
+        let frame_type = b.get_u8().map_err(|_| Error::InvalidFrame)?;
+        let (id, offset, data, fin) = match frame::stream_body(frame_type, b) {
+            Ok(f) => f,
+            Err(e) => {
+                let e = if e == Error::BufferTooShort {
+                    Error::InvalidFrame
+                } else {
+                    e
+                };
+                self.close_with_error(e, frame_type.into(), "malformed frame", now);
+                return Err(e);
+            }
+        };
+        match self.on_stream_frame(id, offset, data, fin) {
+            Ok(()) | Err(Error::Done) => Ok(()),
+            Err(e) => {
+                self.close_with_error(e, frame_type.into(), "frame processing failed", now);
+                Err(e)
+            }
+        }
+    }
+
     /// A STREAM frame's data for its stream.
-    #[inline]
+    #[inline(always)]
     fn on_stream_frame(&mut self, id: u64, offset: u64, data: &[u8], fin: bool) -> Result<()> {
         let newly = self.streams.on_stream_frame(id, offset, data, fin)?;
         // RFC 9000 §4.1: connection-level flow control.
@@ -753,28 +798,10 @@ impl Connection {
                 && matches!(ty, Type::Short | Type::ZeroRTT)
                 && qlog_frames.is_none()
             {
-                b.skip(1)?;
                 ack_eliciting = true;
                 non_probing = true;
-                let (id, offset, data, fin) = match frame::stream_body(frame_type as u8, &mut b) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        let e = if e == Error::BufferTooShort {
-                            Error::InvalidFrame
-                        } else {
-                            e
-                        };
-                        self.close_with_error(e, frame_type, "malformed frame", now);
-                        return Err(e);
-                    }
-                };
-                match self.on_stream_frame(id, offset, data, fin) {
-                    Ok(()) | Err(Error::Done) => continue,
-                    Err(e) => {
-                        self.close_with_error(e, frame_type, "frame processing failed", now);
-                        return Err(e);
-                    }
-                }
+                self.handle_stream_frame(&mut b, now)?;
+                continue;
             }
             let f = match Frame::from_bytes(&mut b, ty) {
                 Ok(f) => f,
