@@ -268,23 +268,35 @@ impl<'a> OctetsMut<'a> {
 
     /// Writes `v` as a variable-length integer of exactly `len` bytes
     /// (1, 2, 4 or 8), e.g. to reserve room for a length patched later.
+    #[inline]
     pub fn put_varint_with_len(&mut self, v: u64, len: usize) -> Result<()> {
         // A value that does not fit is a caller bug surfaced as an error,
         // not a silently truncated encoding.
         if v > MAX_VARINT || varint_len(v) > len {
             return Err(BufferTooShort);
         }
-        let prefix: u8 = match len {
-            1 => 0x00,
-            2 => 0x40,
-            4 => 0x80,
-            8 => 0xc0,
-            _ => return Err(BufferTooShort),
-        };
-        let out = self.reserve(len)?;
-        let be = v.to_be_bytes();
-        out.copy_from_slice(&be[8 - len..]);
-        out[0] |= prefix;
+        // One fixed-size big-endian store per length (a copy of a
+        // variable length is a call to memcpy).
+        match len {
+            1 => self.put_array([v as u8]),
+            2 => self.put_array((v as u16 | 0x4000).to_be_bytes()),
+            4 => self.put_array((v as u32 | 0x8000_0000).to_be_bytes()),
+            8 => self.put_array((v | 0xc000_0000_0000_0000).to_be_bytes()),
+            _ => Err(BufferTooShort),
+        }
+    }
+
+    /// Writes the `N` bytes of `v`.
+    #[inline]
+    fn put_array<const N: usize>(&mut self, v: [u8; N]) -> Result<()> {
+        let end = self.off.checked_add(N).ok_or(BufferTooShort)?;
+        let out: &mut [u8; N] = self
+            .buf
+            .get_mut(self.off..end)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(BufferTooShort)?;
+        *out = v;
+        self.off = end;
         Ok(())
     }
 
