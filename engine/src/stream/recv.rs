@@ -186,7 +186,13 @@ impl RecvBuf {
             let blocks = self.crypto_cap.is_none();
             let bulk = &mut self.bulk;
             let appended = append_to.and_then(|k| {
-                let c = self.chunks.get_mut(&k)?;
+                // In order, the chunk appended to is the last one: reached
+                // without a search.
+                let c = if beyond_all {
+                    self.chunks.last_entry()?.into_mut()
+                } else {
+                    self.chunks.get_mut(&k)?
+                };
                 let new_len = c.data.len() + piece.len();
                 if !blocks || new_len <= c.data.capacity() || new_len <= SMALL_RUN {
                     // Fits, or still small.
