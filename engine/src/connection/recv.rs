@@ -14,6 +14,15 @@ use crate::frame::{self, Frame};
 use crate::octets::Octets;
 use crate::packet::{self, Header, Type};
 use crate::recovery::{Epoch, TimeoutOutcome};
+use smallvec::SmallVec;
+
+/// What an acknowledged packet carried that needs work (`handle_ack`).
+enum AckedItem {
+    /// `[start, end)` of stream `id` (and its FIN if set).
+    Run(u64, u64, u64, bool),
+    /// Another frame for `on_frame_acked`.
+    Frame(SentFrame),
+}
 
 /// Smallest datagram a server accepts with an Initial (RFC 9000 §14.1).
 const MIN_INITIAL_DATAGRAM: usize = 1200;
@@ -1041,64 +1050,75 @@ impl Connection {
         );
         // The outcome's buffers are reused from ACK to ACK.
         let mut outcome = self.ack_outcome.take().unwrap_or_default();
+        // What the acknowledged packets carried, seen where they lie in
+        // recovery (they are never moved), in order: consecutive packets
+        // usually carry adjacent ranges of one stream, merged into one run
+        // (a bulk sender pays one stream update per ACK frame instead of
+        // one per packet); of the ACK frames only the largest matters.
+        let mut acked: SmallVec<[AckedItem; 4]> = SmallVec::new();
+        let mut acked_ack: Option<u64> = None;
+        let mut max_pn: Option<u64> = None;
         let r = self.recovery.on_ack_received_into(
-            epoch,
+            (epoch, delay, self.handshake_confirmed, now),
             ranges.iter(),
-            delay,
-            self.handshake_confirmed,
-            now,
             &mut outcome,
+            |p| {
+                max_pn = max_pn.max(Some(p.pkt_num));
+                for f in &p.payload {
+                    match *f {
+                        SentFrame::Stream {
+                            id,
+                            offset,
+                            len,
+                            fin,
+                        } => {
+                            let end = offset + len as u64;
+                            match acked.last_mut() {
+                                Some(AckedItem::Run(rid, _, rend, rfin))
+                                    if *rid == id && *rend == offset =>
+                                {
+                                    *rend = end;
+                                    *rfin |= fin;
+                                }
+                                _ => acked.push(AckedItem::Run(id, offset, end, fin)),
+                            }
+                        }
+                        SentFrame::Ack { largest } => acked_ack = acked_ack.max(Some(largest)),
+                        SentFrame::Crypto { .. }
+                        | SentFrame::ResetStream { .. }
+                        | SentFrame::HandshakeDone
+                        | SentFrame::PathChallenge => acked.push(AckedItem::Frame(f.clone())),
+                        // Nothing to do when the others are acknowledged.
+                        _ => (),
+                    }
+                }
+            },
         );
         if let Err(e) = r {
             self.ack_outcome = Some(outcome);
             return Err(e);
         }
-        // Consecutive packets usually carry adjacent ranges of one stream:
-        // they are acknowledged as one range, so a bulk sender pays one
-        // stream update per ACK frame instead of one per packet.
-        let mut run: Option<(u64, u64, u64, bool)> = None;
-        for p in &outcome.acked {
-            for f in &p.payload {
-                if let SentFrame::Stream {
-                    id,
-                    offset,
-                    len,
-                    fin,
-                } = *f
-                {
-                    let end = offset + len as u64;
-                    match &mut run {
-                        Some((rid, _, rend, rfin)) if *rid == id && *rend == offset => {
-                            *rend = end;
-                            *rfin |= fin;
-                        }
-                        _ => {
-                            if let Some(r) = run.replace((id, offset, end, fin)) {
-                                self.on_stream_range_acked(r);
-                            }
-                        }
-                    }
-                    continue;
+        for item in acked {
+            match item {
+                AckedItem::Run(id, start, end, fin) => {
+                    self.on_stream_range_acked((id, start, end, fin))
                 }
-                if let Some(r) = run.take() {
-                    self.on_stream_range_acked(r);
-                }
-                self.on_frame_acked(epoch, f);
-            }
-            // RFC 9001 §6.1: an ACK for a packet of the new phase lets us
-            // update again.
-            if epoch == Epoch::Application
-                && self.key_update.pending_ack
-                && self
-                    .key_update
-                    .first_sent_pn
-                    .is_some_and(|first| p.pkt_num >= first)
-            {
-                self.key_update.pending_ack = false;
+                AckedItem::Frame(f) => self.on_frame_acked(epoch, &f),
             }
         }
-        if let Some(r) = run.take() {
-            self.on_stream_range_acked(r);
+        if let Some(largest) = acked_ack {
+            self.on_frame_acked(epoch, &SentFrame::Ack { largest });
+        }
+        // RFC 9001 §6.1: an ACK for a packet of the new phase lets us
+        // update again.
+        if epoch == Epoch::Application
+            && self.key_update.pending_ack
+            && self
+                .key_update
+                .first_sent_pn
+                .is_some_and(|first| max_pn.is_some_and(|m| m >= first))
+        {
+            self.key_update.pending_ack = false;
         }
         let lost = std::mem::take(&mut outcome.lost);
         self.on_packets_lost(epoch, lost, now);

@@ -27,26 +27,29 @@ impl<T> Recovery<T> {
         now: Instant,
     ) -> Result<AckOutcome<T>, Error> {
         let mut out = AckOutcome::new();
-        self.on_ack_received_into(epoch, ranges, ack_delay, handshake_confirmed, now, &mut out)?;
+        let r = (epoch, ack_delay, handshake_confirmed, now);
+        self.on_ack_received_into(r, ranges, &mut out, |_| ())?;
         Ok(out)
     }
 
     /// [`Recovery::on_ack_received`] into a caller-owned outcome, cleared
-    /// first, so that its buffers are reused from ACK to ACK.
+    /// first, so that its buffers are reused from ACK to ACK; `(epoch,
+    /// ack_delay, handshake_confirmed, now)` as there. `visit` sees every
+    /// newly acknowledged packet (ranges largest first, ascending inside a
+    /// range) where it lies, before it is dropped: the packets themselves
+    /// are never moved (bulk transfers acknowledge one per packet sent).
     pub(crate) fn on_ack_received_into(
         &mut self,
-        epoch: Epoch,
+        (epoch, ack_delay, handshake_confirmed, now): (Epoch, Duration, bool, Instant),
         ranges: impl Iterator<Item = RangeInclusive<u64>>,
-        ack_delay: Duration,
-        handshake_confirmed: bool,
-        now: Instant,
         out: &mut AckOutcome<T>,
+        visit: impl FnMut(&SentPacket<T>),
     ) -> Result<(), Error> {
         out.clear();
         self.settle_timer();
         self.now_hint = Some(now);
         self.handshake_confirmed |= handshake_confirmed;
-        let Some(largest) = self.collect_acked(epoch, ranges, out)? else {
+        let Some(largest) = self.collect_acked(epoch, ranges, out, visit)? else {
             return Ok(());
         };
         // RFC 9002 A.7: nothing newly acknowledged, nothing to do.
@@ -57,7 +60,7 @@ impl<T> Recovery<T> {
         // RFC 9002 §5.1: an RTT sample needs the largest acknowledged newly
         // acknowledged and at least one newly acknowledged ack-eliciting
         // packet.
-        let mut newest: Option<&SentPacket<T>> = None;
+        let mut newest: Option<&super::Acked> = None;
         let mut any_ack_eliciting = false;
         for p in &out.acked {
             any_ack_eliciting |= p.ack_eliciting && !p.old_path;
@@ -107,14 +110,15 @@ impl<T> Recovery<T> {
         Ok(())
     }
 
-    /// Takes the newly acknowledged packets out of the space into
-    /// `out.acked`; returns the largest acknowledged packet number of the
-    /// frame (None for a frame without ranges).
+    /// Takes the newly acknowledged packets out of the space, shown to
+    /// `visit` and noted in `out.acked`; returns the largest acknowledged
+    /// packet number of the frame (None for a frame without ranges).
     fn collect_acked(
         &mut self,
         epoch: Epoch,
         ranges: impl Iterator<Item = RangeInclusive<u64>>,
         out: &mut AckOutcome<T>,
+        mut visit: impl FnMut(&SentPacket<T>),
     ) -> Result<Option<u64>, Error> {
         let space = &mut self.spaces[epoch.idx()];
         let largest_sent = space.largest_sent;
@@ -157,14 +161,20 @@ impl<T> Recovery<T> {
             if i == 0 {
                 // The range reaches the oldest packet tracked (in-order
                 // acknowledgements: nearly always): its packets leave the
-                // front at once, no tombstones left.
+                // front at once, dropped where they lie, no tombstones.
                 let end = space.lower_bound(hi.saturating_add(1));
-                space.take_front(end, &mut out.acked);
+                for p in space.sent.range(..end).filter_map(|e| e.pkt.as_ref()) {
+                    visit(p);
+                    out.acked.push(super::Acked::of(p));
+                }
+                space.drop_front(end);
                 continue;
             }
             while i < space.sent.len() && space.sent[i].pn <= hi {
-                if let Some(p) = space.take(i) {
-                    out.acked.push(p);
+                if let Some(p) = space.sent[i].pkt.as_ref() {
+                    visit(p);
+                    out.acked.push(super::Acked::of(p));
+                    space.take(i);
                 }
                 i += 1;
             }

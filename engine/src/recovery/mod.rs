@@ -14,7 +14,8 @@
 //! - [`Recovery::on_packet_sent`] for every packet sent, packet numbers
 //!   strictly increasing per space, `time_sent` non-decreasing.
 //! - [`Recovery::on_ack_received`] for every ACK frame (or
-//!   [`Recovery::on_ack_received_into`] to reuse the outcome's buffers).
+//!   [`Recovery::on_ack_received_into`] to reuse the outcome's buffers and
+//!   to see each acknowledged packet's payload where it lies).
 //! - Arm a timer at [`Recovery::loss_detection_timer`] (recomputed by every
 //!   call) and call [`Recovery::on_loss_detection_timeout`] when it fires.
 //! - State the connection knows and recovery needs for the timer
@@ -165,12 +166,37 @@ impl Default for RecoveryConfig {
     }
 }
 
+/// A newly acknowledged packet as recovery still needs it after the ACK
+/// took it out of the space (its payload went to the caller's visitor).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Acked {
+    pub(crate) pkt_num: u64,
+    pub(crate) time_sent: Instant,
+    pub(crate) size: usize,
+    pub(crate) ack_eliciting: bool,
+    pub(crate) in_flight: bool,
+    pub(crate) old_path: bool,
+}
+
+impl Acked {
+    fn of<T>(p: &SentPacket<T>) -> Self {
+        Acked {
+            pkt_num: p.pkt_num,
+            time_sent: p.time_sent,
+            size: p.size,
+            ack_eliciting: p.ack_eliciting,
+            in_flight: p.in_flight,
+            old_path: p.old_path,
+        }
+    }
+}
+
 /// What one ACK frame did.
 #[derive(Debug)]
 pub(crate) struct AckOutcome<T> {
     /// Newly acknowledged packets: ranges largest first, ascending inside a
     /// range.
-    pub(crate) acked: Vec<SentPacket<T>>,
+    pub(crate) acked: Vec<Acked>,
     /// Packets this ACK made lost, in packet number order (in flight or
     /// not: the caller decides what to retransmit).
     pub(crate) lost: Vec<SentPacket<T>>,

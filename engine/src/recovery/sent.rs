@@ -110,12 +110,11 @@ impl<T> Space<T> {
         Some(pkt)
     }
 
-    /// Takes the first `n` entries out: their packets go to `out`, in
-    /// order, the space's counters updated.
-    pub(super) fn take_front(&mut self, n: usize, out: &mut Vec<SentPacket<T>>) {
+    /// Drops the first `n` entries where they lie, the space's counters
+    /// updated.
+    pub(super) fn drop_front(&mut self, n: usize) {
         let n = n.min(self.sent.len());
-        out.reserve(n);
-        for p in self.sent.drain(..n).filter_map(|e| e.pkt) {
+        for p in self.sent.range(..n).filter_map(|e| e.pkt.as_ref()) {
             self.live -= 1;
             if p.in_flight {
                 self.bytes_in_flight -= p.size;
@@ -123,8 +122,8 @@ impl<T> Space<T> {
                     self.ack_eliciting_in_flight -= 1;
                 }
             }
-            out.push(p);
         }
+        self.sent.drain(..n);
     }
 
     /// Marks every packet tracked as sent on a path since left. They stop

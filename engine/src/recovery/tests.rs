@@ -95,6 +95,10 @@ fn pns(v: &[SentPacket<u64>]) -> Vec<u64> {
     v.iter().map(|p| p.pkt_num).collect()
 }
 
+fn acked_pns(v: &[Acked]) -> Vec<u64> {
+    v.iter().map(|p| p.pkt_num).collect()
+}
+
 #[test]
 fn rtt_estimator_follows_rfc9002_section5() {
     let mut s = Sim::reno();
@@ -166,7 +170,7 @@ fn no_rtt_sample_without_new_largest_or_ack_eliciting() {
     assert!(o.rtt_updated && o.largest_newly_acked_ack_eliciting);
     // Largest (1) is not newly acknowledged: no sample.
     let o = s.ack(Epoch::Application, &[0..=1], 80);
-    assert_eq!(pns(&o.acked), vec![0]);
+    assert_eq!(acked_pns(&o.acked), vec![0]);
     assert!(!o.rtt_updated);
     assert_eq!(s.r.rtt().latest_rtt, ms(50));
     // Only a non-ack-eliciting packet newly acknowledged: no sample.
@@ -180,9 +184,17 @@ fn no_rtt_sample_without_new_largest_or_ack_eliciting() {
 fn ack_ranges_take_exactly_the_acked_packets() {
     let mut s = Sim::reno();
     s.send_n(Epoch::Application, 0, 10);
-    let o = s.ack(Epoch::Application, &[8..=9, 2..=4], 10);
-    assert_eq!(pns(&o.acked), vec![8, 9, 2, 3, 4]);
-    assert_eq!(o.acked[0].payload, 80);
+    // The visitor sees each acknowledged packet, payload included, in the
+    // outcome's order.
+    let mut seen = Vec::new();
+    let mut o = AckOutcome::new();
+    let r = (Epoch::Application, ms(0), true, s.at(10));
+    s.r.on_ack_received_into(r, [8..=9, 2..=4].into_iter(), &mut o, |p| {
+        seen.push((p.pkt_num, p.payload))
+    })
+    .unwrap();
+    assert_eq!(acked_pns(&o.acked), vec![8, 9, 2, 3, 4]);
+    assert_eq!(seen, vec![(8, 80), (9, 90), (2, 20), (3, 30), (4, 40)]);
     // 0, 1, 5 and 6 are at least 3 below 9; 7 survives.
     assert_eq!(pns(&o.lost), vec![0, 1, 5, 6]);
     assert_eq!(s.r.bytes_in_flight(), MSS);
@@ -190,7 +202,7 @@ fn ack_ranges_take_exactly_the_acked_packets() {
     let o = s.ack(Epoch::Application, &[8..=9, 2..=4], 20);
     assert!(o.acked.is_empty() && o.lost.is_empty());
     let o = s.ack(Epoch::Application, &[6..=9], 30);
-    assert_eq!(pns(&o.acked), vec![7]);
+    assert_eq!(acked_pns(&o.acked), vec![7]);
     assert_eq!(s.r.bytes_in_flight(), 0);
     let st = s.r.stats();
     assert_eq!((st.acked_count, st.lost_count, st.sent_count), (6, 4, 10));
@@ -201,25 +213,13 @@ fn ack_ranges_take_exactly_the_acked_packets() {
     let mut out = AckOutcome::new();
     s.send_n(Epoch::Application, 40, 2);
     let now = s.at(50);
-    s.r.on_ack_received_into(
-        Epoch::Application,
-        [10..=11].into_iter(),
-        ms(0),
-        true,
-        now,
-        &mut out,
-    )
-    .unwrap();
-    assert_eq!(pns(&out.acked), vec![10, 11]);
-    s.r.on_ack_received_into(
-        Epoch::Application,
-        [10..=11].into_iter(),
-        ms(0),
-        true,
-        now,
-        &mut out,
-    )
-    .unwrap();
+    let r = (Epoch::Application, ms(0), true, now);
+    s.r.on_ack_received_into(r, [10..=11].into_iter(), &mut out, |_| ())
+        .unwrap();
+    assert_eq!(acked_pns(&out.acked), vec![10, 11]);
+    let r = (Epoch::Application, ms(0), true, now);
+    s.r.on_ack_received_into(r, [10..=11].into_iter(), &mut out, |_| ())
+        .unwrap();
     assert!(out.acked.is_empty());
 }
 
@@ -737,7 +737,7 @@ fn spurious_losses_are_counted() {
     let o = s.ack(Epoch::Application, &[4..=4], 50);
     assert_eq!(pns(&o.lost), vec![0, 1]);
     let o = s.ack(Epoch::Application, &[4..=4, 0..=2], 60);
-    assert_eq!(pns(&o.acked), vec![2]);
+    assert_eq!(acked_pns(&o.acked), vec![2]);
     assert_eq!(s.r.stats().spurious_lost_count, 2);
 }
 
@@ -752,7 +752,7 @@ fn spurious_loss_raises_the_packet_threshold() {
     // Distances 4 and 3 from the largest acknowledged.
     assert_eq!(pns(&o.lost), vec![0, 1]);
     let o = s.ack(Epoch::Application, &[0..=4], 51);
-    assert_eq!(pns(&o.acked), vec![2, 3]);
+    assert_eq!(acked_pns(&o.acked), vec![2, 3]);
     assert_eq!(s.r.stats().spurious_lost_count, 2);
     // Threshold now 5: with 10 acknowledged, 5 (distance 5) is lost but
     // 6 and 7 (distances 4 and 3, lost under kPacketThreshold) are not.
