@@ -271,6 +271,14 @@ fn malformed_frames_close_with_the_right_code() {
         (&[0x19, 0x05], 0x0a),
         // DATAGRAM without having enabled it: PROTOCOL_VIOLATION.
         (&[0x30, 0x61], 0x0a),
+        // A good STREAM frame first, then an unknown frame: the frames
+        // after a leading STREAM frame are checked too.
+        (&[0x0a, 0x00, 0x01, 0x61, 0x21], 0x07),
+        // ... then a STREAM frame on the server's own unidirectional
+        // stream: STREAM_STATE_ERROR.
+        (&[0x0a, 0x00, 0x01, 0x61, 0x08, 0x03, 0x61], 0x05),
+        // ... then a truncated STREAM frame: FRAME_ENCODING_ERROR.
+        (&[0x0a, 0x00, 0x01, 0x61, 0x0e, 0x00, 0x01, 0x05], 0x07),
     ];
     for (payload, code) in cases {
         let mut p = Pipe::new().unwrap();
@@ -288,6 +296,30 @@ fn malformed_frames_close_with_the_right_code() {
             .unwrap();
         assert_eq!(p.client.peer_error().unwrap().error_code, *code);
     }
+}
+
+#[test]
+fn stream_frames_share_a_packet_with_other_frames() {
+    // A leading STREAM frame (handled before the frame loop), a PING, a
+    // MAX_DATA and a second STREAM frame with the FIN: all of it counts.
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    let payload = [
+        0x0a, 0x00, 0x03, b'a', b'b', b'c', // STREAM 0, len 3
+        0x01, // PING
+        0x10, 0x80, 0x10, 0x00, 0x00, // MAX_DATA 1 MiB
+        0x0d, 0x00, 0x03, b'd', b'e', // STREAM 0, off 3, to the end, FIN
+    ];
+    let pkt = forge_1rtt(&mut p.client, &payload);
+    deliver_to_server(&mut p, pkt).unwrap();
+    assert!(p.server.local_error().is_none());
+    let mut buf = [0u8; 16];
+    assert_eq!(p.server.stream_recv(0, &mut buf), Ok((5, true)));
+    assert_eq!(&buf[..5], b"abcde");
+    // The packet was ack-eliciting: the server acknowledges it at once
+    // (the PING and the STREAM frames both elicit).
+    let sent = p.server.stats().sent;
+    p.run_until(10, |p| p.server.stats().sent > sent).unwrap();
 }
 
 #[test]
