@@ -45,6 +45,9 @@ struct TlsSettings {
     no_tickets: bool,
     early_data: bool,
     log_keys: bool,
+    /// The record of 0-RTT ClientHellos a server consults (its own unless
+    /// the application shares one).
+    replay_guard: crate::ReplayGuard,
 }
 
 impl Config {
@@ -323,10 +326,27 @@ impl Config {
     /// allows it sends stream data before the handshake completes
     /// (`is_in_early_data`); a server issues tickets that allow it and
     /// accepts such data. 0-RTT data can be replayed by an attacker
-    /// (RFC 8446 §8): a server should act on it only where that is
-    /// harmless, like idempotent requests.
+    /// (RFC 8446 §8): a server refuses 0-RTT to a ClientHello it has seen
+    /// (see [`Config::set_replay_guard`]), but servers that do not share
+    /// that record, and the client retrying a rejected request, still
+    /// repeat requests: act on 0-RTT data only where that is harmless,
+    /// like idempotent requests.
     pub fn enable_early_data(&mut self) {
         self.tls.early_data = true;
+        self.tls_changed();
+    }
+
+    /// Makes a server that accepts 0-RTT consult `guard`, a record of the
+    /// ClientHellos that offered it, shared with every config given the
+    /// same guard: a ClientHello seen again (an attacker replaying a
+    /// client's first flight to this or another server sharing the guard)
+    /// gets no 0-RTT and completes its handshake in 1-RTT (RFC 8446 §8;
+    /// see [`ReplayGuard`](crate::ReplayGuard)). Without it each config
+    /// keeps a record of its own. Servers accepting the same session
+    /// tickets should share one guard (the workers of one process do so
+    /// through this call; other processes or machines are not covered).
+    pub fn set_replay_guard(&mut self, guard: &crate::ReplayGuard) {
+        self.tls.replay_guard = guard.clone();
         self.tls_changed();
     }
 
@@ -444,6 +464,9 @@ fn build_ctx(tls: &TlsSettings, is_server: bool) -> Result<SslContext> {
     }
     if tls.early_data {
         crate::tls::enable_early_data(b.as_ptr());
+        if is_server {
+            crate::tls::install_replay_guard(b.as_ptr(), &tls.replay_guard)?;
+        }
     }
     if tls.log_keys {
         crate::tls::install_keylog(b.as_ptr());

@@ -17,6 +17,7 @@ pub mod octets;
 pub mod packet;
 pub(crate) mod ranges;
 pub(crate) mod recovery;
+pub mod replay;
 pub(crate) mod stream;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -35,6 +36,7 @@ pub use crate::packet::{
     negotiate_version, retry, stateless_reset, version_is_supported, Header, Type, PROTOCOL_VERSION,
 };
 pub use crate::recovery::CongestionControlAlgorithm;
+pub use crate::replay::ReplayGuard;
 pub use crate::transport_params::TransportParams;
 
 /// `v` as a u32, at most `u32::MAX`: counters kept in u32 to save memory

@@ -9,7 +9,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{c_char, c_int, c_void, CStr};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use boring::ssl::{Ssl, SslContext, SslRef};
 use boring_sys as ffi;
@@ -320,6 +320,110 @@ pub(crate) fn set_server_tickets(ctx: *mut ffi::SSL_CTX, key: Option<&[u8; 48]>)
 pub(crate) fn enable_early_data(ctx: *mut ffi::SSL_CTX) {
     // SAFETY: `ctx` comes from a live SslContextBuilder.
     unsafe { ffi::SSL_CTX_set_early_data_enabled(ctx, 1) };
+}
+
+/// The process-wide ex-data index of a server context's replay guard (an
+/// `Arc<Guard>` turned raw, given back when the context is freed).
+fn guard_index() -> c_int {
+    static INDEX: OnceLock<c_int> = OnceLock::new();
+    *INDEX.get_or_init(|| {
+        // SAFETY: registering an ex-data index whose free callback is
+        // `free_guard`, which only takes back what `install_replay_guard`
+        // stored; the index is valid for the process lifetime.
+        unsafe {
+            ffi::SSL_CTX_get_ex_new_index(
+                0,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                None,
+                Some(free_guard),
+            )
+        }
+    })
+}
+
+unsafe extern "C" fn free_guard(
+    _parent: *mut c_void,
+    ptr: *mut c_void,
+    _ad: *mut ffi::CRYPTO_EX_DATA,
+    _index: c_int,
+    _argl: std::os::raw::c_long,
+    _argp: *mut c_void,
+) {
+    if !ptr.is_null() {
+        // SAFETY: the slot holds only what `install_replay_guard` stored,
+        // `Arc::into_raw` of an `Arc<Guard>`, and BoringSSL calls this once
+        // when the context is freed.
+        drop(unsafe { Arc::from_raw(ptr as *const crate::replay::Guard) });
+    }
+}
+
+/// Makes a server context refuse 0-RTT to a ClientHello that `guard` has
+/// seen (RFC 8446 §8): `check_replay` runs on every ClientHello, before
+/// BoringSSL decides on early data.
+pub(crate) fn install_replay_guard(
+    ctx: *mut ffi::SSL_CTX,
+    guard: &crate::ReplayGuard,
+) -> Result<()> {
+    let raw = Arc::into_raw(guard.shared()) as *mut c_void;
+    // SAFETY: `ctx` comes from a live SslContextBuilder, freshly made (its
+    // slot is empty); the slot owns `raw` from here on and `free_guard`
+    // gives it back; the callback is a plain function.
+    unsafe {
+        if ffi::SSL_CTX_set_ex_data(ctx, guard_index(), raw) != 1 {
+            drop(Arc::from_raw(raw as *const crate::replay::Guard));
+            return Err(Error::TlsFail);
+        }
+        ffi::SSL_CTX_set_select_certificate_cb(ctx, Some(check_replay));
+    }
+    Ok(())
+}
+
+/// TLS extension numbers (RFC 8446 §4.2).
+const EXT_PRE_SHARED_KEY: u16 = 41;
+const EXT_EARLY_DATA: u16 = 42;
+
+/// Server: a ClientHello that offers 0-RTT with a PSK binder the context's
+/// replay guard has seen gets early data disabled (the handshake goes on,
+/// in 1-RTT).
+unsafe extern "C" fn check_replay(
+    ch: *const ffi::SSL_CLIENT_HELLO,
+) -> ffi::ssl_select_cert_result_t {
+    let ok = ffi::ssl_select_cert_result_t::ssl_select_cert_success;
+    // SAFETY: BoringSSL passes a ClientHello live for the call, whose `ssl`
+    // is the connection being handshaken.
+    let ssl = unsafe { (*ch).ssl };
+    let ext = |ty: u16| {
+        let (mut p, mut n) = (std::ptr::null(), 0usize);
+        // SAFETY: `ch` is live for the call; on success BoringSSL points
+        // `p` at `n` bytes inside the ClientHello.
+        let found = unsafe { ffi::SSL_early_callback_ctx_extension_get(ch, ty, &mut p, &mut n) };
+        // SAFETY: as above, the bytes live as long as the ClientHello.
+        (found == 1 && !p.is_null()).then(|| unsafe { std::slice::from_raw_parts(p, n) })
+    };
+    if ext(EXT_EARLY_DATA).is_none() {
+        return ok;
+    }
+    let Some(binder) = ext(EXT_PRE_SHARED_KEY).and_then(crate::replay::first_binder) else {
+        return ok;
+    };
+    // SAFETY: the context of a live SSL; its slot holds a live `Guard`
+    // (see `install_replay_guard`) or nothing.
+    let guard = unsafe {
+        let ctx = ffi::SSL_get_SSL_CTX(ssl);
+        ffi::SSL_CTX_get_ex_data(ctx, guard_index()) as *const crate::replay::Guard
+    };
+    // SAFETY: non-null only as `install_replay_guard` stored it, alive
+    // while the context is.
+    let Some(guard) = (unsafe { guard.as_ref() }) else {
+        return ok;
+    };
+    if !guard.first_use(binder, std::time::Instant::now()) {
+        tracing::debug!("0-RTT refused: ClientHello seen before (replay) or replay record full");
+        // SAFETY: a live SSL, before BoringSSL decides on early data.
+        unsafe { ffi::SSL_set_early_data_enabled(ssl, 0) };
+    }
+    ok
 }
 
 /// Installs the QUIC method on a context under construction.

@@ -154,6 +154,9 @@ pub(crate) struct Shared {
     pub(crate) token_key: TokenKey,
     pub(crate) retry: bool,
     pub(crate) early_data: bool,
+    /// The record of 0-RTT ClientHellos every worker consults: a replay to
+    /// any worker is refused 0-RTT.
+    pub(crate) replay_guard: tarte::ReplayGuard,
     pub(crate) max_conns: usize,
     pub(crate) busy_poll: bool,
     idle_timeout_ms: u64,
@@ -192,6 +195,7 @@ impl Shared {
         // content, which a replay cannot harm.
         if self.early_data {
             c.enable_early_data();
+            c.set_replay_guard(&self.replay_guard);
         }
         if self.keylog.is_some() {
             c.log_keys();
@@ -269,6 +273,7 @@ impl Server {
             },
             retry: opts.retry,
             early_data: opts.early_data,
+            replay_guard: tarte::ReplayGuard::default(),
             max_conns: opts.max_conns_per_worker,
             busy_poll: opts.busy_poll,
             idle_timeout_ms: opts.idle_timeout_ms,

@@ -266,6 +266,94 @@ fn rejected_zero_rtt_is_sent_again_in_one_rtt() {
     assert_eq!(got, req);
 }
 
+/// The client's first flight (ClientHello and 0-RTT request), as an
+/// attacker on the path captures it.
+fn first_flight(p: &mut Pipe) -> Vec<Vec<u8>> {
+    let mut flight = Vec::new();
+    let mut buf = [0u8; 1500];
+    while let Ok((n, _)) = p.client.send_at(&mut buf, p.now) {
+        flight.push(buf[..n].to_vec());
+    }
+    assert!(flight.len() >= 2, "ClientHello and 0-RTT");
+    flight
+}
+
+/// Delivers `flight` to `p`'s server; returns what the server read of
+/// stream 0 in 0-RTT.
+fn replay_into(p: &mut Pipe, flight: &[Vec<u8>]) -> Vec<u8> {
+    for d in flight {
+        let mut d = d.clone();
+        let _ = p.server.recv_at(&mut d, p.c2s_info(), p.now);
+    }
+    let mut got = Vec::new();
+    read_all(&mut p.server, 0, &mut got);
+    got
+}
+
+/// RFC 8446 §8: a client's first flight replayed to a server that already
+/// took it (here a second connection of the same config, as an attacker
+/// sending the captured datagrams again gets) has its ClientHello refused
+/// 0-RTT: the replayed request is not read. Servers sharing a guard refuse
+/// each other's replays; a fresh ClientHello with the same session still
+/// gets 0-RTT.
+#[test]
+fn replayed_zero_rtt_is_refused() {
+    let (mut c, mut s) = early_configs();
+    let session = first_session(&mut c, &mut s);
+    let req = b"POST /transfer?amount=100\r\n";
+    let mut p = offering_pipe(&mut c, &mut s, &session);
+    assert_eq!(p.client.stream_send(0, req, true), Ok(req.len()));
+    let flight = first_flight(&mut p);
+    // The genuine delivery: 0-RTT accepted, the request read.
+    assert_eq!(replay_into(&mut p, &flight), req);
+    assert!(p.server.is_in_early_data());
+    // The replay, to another connection of the same server config.
+    let mut replayed = offering_pipe(&mut test_config(false).unwrap(), &mut s, &session);
+    assert!(replay_into(&mut replayed, &flight).is_empty());
+    assert!(!replayed.server.is_in_early_data());
+    assert!(replayed.server.zero_rtt_keys.is_none());
+    assert_ne!(replayed.server.early, super::EarlyData::Accepted);
+    // Refused by the guard (early data disabled for this handshake), not
+    // for another reason of TLS's.
+    let tls = replayed.server.tls.as_ref().unwrap();
+    assert_eq!(tls.early_data_reason(), "disabled");
+    // A fresh ClientHello resuming the same session: 0-RTT again (and the
+    // genuine connection completes).
+    let mut fresh = offering_pipe(&mut c, &mut s, &session);
+    assert_eq!(fresh.client.stream_send(0, b"GET /\r\n", true), Ok(7));
+    let flight2 = first_flight(&mut fresh);
+    assert_eq!(replay_into(&mut fresh, &flight2), b"GET /\r\n");
+    p.handshake().unwrap();
+    assert!(p.client.is_resumed());
+
+    // Two server configs sharing one guard (the workers of one server):
+    // a replay to the other is refused too; a third config with a guard
+    // of its own accepts it (not shared: not covered).
+    let key = [7u8; 48];
+    let guard = crate::ReplayGuard::default();
+    let mut servers: Vec<Config> = (0..3)
+        .map(|i| {
+            let mut s = test_config(true).unwrap();
+            s.enable_early_data();
+            s.set_ticket_key(&key).unwrap();
+            if i < 2 {
+                s.set_replay_guard(&guard);
+            }
+            s
+        })
+        .collect();
+    let session = first_session(&mut c, &mut servers[0]);
+    let mut p = offering_pipe(&mut c, &mut servers[0], &session);
+    p.client.stream_send(0, req, true).unwrap();
+    let flight = first_flight(&mut p);
+    assert_eq!(replay_into(&mut p, &flight), req);
+    let mut other = offering_pipe(&mut c, &mut servers[1], &session);
+    assert!(replay_into(&mut other, &flight).is_empty());
+    let mut unshared = offering_pipe(&mut c, &mut servers[2], &session);
+    assert_eq!(replay_into(&mut unshared, &flight), req);
+    assert_eq!((guard.len(), guard.refused()), (1, 1));
+}
+
 /// 0-RTT data keeps to the remembered stream limits (RFC 9000 §7.4.1);
 /// the handshake's larger ones apply afterwards.
 #[test]
