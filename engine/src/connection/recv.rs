@@ -24,6 +24,16 @@ enum AckedItem {
     Frame(SentFrame),
 }
 
+/// Whether a frame of `frame_type` in a packet of type `ty` goes straight
+/// to its stream (`handle_stream_frame`), without a `Frame` built: STREAM
+/// frames (most frames) in the packets that may carry them (RFC 9000
+/// §12.4: 0-RTT and 1-RTT), unless a qlog is on (`logged`: it logs every
+/// frame, which takes the general way).
+#[inline(always)]
+fn stream_fast_path(frame_type: u64, ty: Type, logged: bool) -> bool {
+    (0x08..=0x0f).contains(&frame_type) && matches!(ty, Type::Short | Type::ZeroRTT) && !logged
+}
+
 /// Smallest datagram a server accepts with an Initial (RFC 9000 §14.1).
 const MIN_INITIAL_DATAGRAM: usize = 1200;
 
@@ -387,20 +397,18 @@ impl Connection {
         // a transfer, often its only frame) has it handled here; only what
         // follows goes through the frame loop (same checks: see
         // `handle_frames`).
-        let (ack_eliciting, non_probing) = if (0x08..=0x0f).contains(&first_frame)
-            && matches!(ty, Type::Short | Type::ZeroRTT)
-            && logged.is_none()
-        {
-            let mut b = Octets::with_slice(payload);
-            self.handle_stream_frame(&mut b, now)?;
-            let rest = b.off();
-            if rest < payload.len() {
-                self.handle_frames(epoch, ty, dcid, &mut payload[rest..], logged, now)?;
-            }
-            (true, true)
-        } else {
-            self.handle_frames(epoch, ty, dcid, payload, logged, now)?
-        };
+        let (ack_eliciting, non_probing) =
+            if stream_fast_path(first_frame.into(), ty, logged.is_some()) {
+                let mut b = Octets::with_slice(payload);
+                self.handle_stream_frame(&mut b, now)?;
+                let rest = b.off();
+                if rest < payload.len() {
+                    self.handle_frames(epoch, ty, dcid, &mut payload[rest..], logged, now)?;
+                }
+                (true, true)
+            } else {
+                self.handle_frames(epoch, ty, dcid, payload, logged, now)?
+            };
         // Challenges of this packet are answered on the path it came on.
         if let Some(q) = self.pending.q_existing() {
             for r in q.path_responses.iter_mut().rev() {
@@ -799,14 +807,7 @@ impl Connection {
         let mut non_probing = false;
         while b.cap() > 0 {
             let frame_type = b.peek_u8().map(u64::from).unwrap_or(0);
-            // STREAM frames (most frames) in the packets that may carry
-            // them (RFC 9000 §12.4: 0-RTT and 1-RTT) go straight to their
-            // stream, without a `Frame` built (or logged: with a qlog on
-            // every frame takes the general way).
-            if (0x08..=0x0f).contains(&frame_type)
-                && matches!(ty, Type::Short | Type::ZeroRTT)
-                && qlog_frames.is_none()
-            {
+            if stream_fast_path(frame_type, ty, qlog_frames.is_some()) {
                 ack_eliciting = true;
                 non_probing = true;
                 self.handle_stream_frame(&mut b, now)?;

@@ -11,13 +11,9 @@ use super::{
 use crate::Error;
 
 impl<T> Recovery<T> {
-    /// OnAckReceived (RFC 9002 A.7) for one ACK frame of `epoch`.
-    ///
-    /// `ranges` come largest first; `ack_delay` is decoded. Fails with
-    /// `Error::InvalidAckRange` when a range acknowledges a packet number
-    /// never sent in that space or the ranges are not descending and
-    /// disjoint (RFC 9000 §13.1: PROTOCOL_VIOLATION). Ranges before the bad
-    /// one have been applied by then; the connection closes anyway.
+    /// [`Recovery::on_ack_received_into`] with a fresh outcome and no
+    /// visitor (tests).
+    #[cfg(test)]
     pub(crate) fn on_ack_received(
         &mut self,
         epoch: Epoch,
@@ -32,12 +28,20 @@ impl<T> Recovery<T> {
         Ok(out)
     }
 
-    /// [`Recovery::on_ack_received`] into a caller-owned outcome, cleared
-    /// first, so that its buffers are reused from ACK to ACK; `(epoch,
-    /// ack_delay, handshake_confirmed, now)` as there. `visit` sees every
-    /// newly acknowledged packet (ranges largest first, ascending inside a
-    /// range) where it lies, before it is dropped: the packets themselves
-    /// are never moved (bulk transfers acknowledge one per packet sent).
+    /// OnAckReceived (RFC 9002 A.7) for one ACK frame of `epoch`, into a
+    /// caller-owned outcome, cleared first, so that its buffers are reused
+    /// from ACK to ACK.
+    ///
+    /// `ranges` come largest first; `ack_delay` is decoded. Fails with
+    /// `Error::InvalidAckRange` when a range acknowledges a packet number
+    /// never sent in that space or the ranges are not descending and
+    /// disjoint (RFC 9000 §13.1: PROTOCOL_VIOLATION). Ranges before the bad
+    /// one have been applied by then; the connection closes anyway.
+    ///
+    /// `visit` sees every newly acknowledged packet (ranges largest first,
+    /// ascending inside a range) where it lies, before it is dropped: the
+    /// packets themselves are never moved (bulk transfers acknowledge one
+    /// per packet sent).
     pub(crate) fn on_ack_received_into(
         &mut self,
         (epoch, ack_delay, handshake_confirmed, now): (Epoch, Duration, bool, Instant),

@@ -13,9 +13,9 @@
 //! Calling contract:
 //! - [`Recovery::on_packet_sent`] for every packet sent, packet numbers
 //!   strictly increasing per space, `time_sent` non-decreasing.
-//! - [`Recovery::on_ack_received`] for every ACK frame (or
-//!   [`Recovery::on_ack_received_into`] to reuse the outcome's buffers and
-//!   to see each acknowledged packet's payload where it lies).
+//! - [`Recovery::on_ack_received_into`] for every ACK frame: it reuses
+//!   the caller's outcome buffers and shows each acknowledged packet's
+//!   payload where it lies.
 //! - Arm a timer at [`Recovery::loss_detection_timer`] (recomputed by every
 //!   call) and call [`Recovery::on_loss_detection_timeout`] when it fires.
 //! - State the connection knows and recovery needs for the timer

@@ -80,6 +80,23 @@ impl Membership {
         incremental: false,
     };
 
+    /// `s`'s memberships among those of `halves` ([`RECV_BITS`],
+    /// [`SEND_BITS`] or both).
+    #[inline]
+    fn compute(s: &Stream, halves: u8) -> u8 {
+        let mut bits = 0;
+        if halves & RECV_BITS != 0 {
+            bits |= (u8::from(s.is_readable()) * READABLE)
+                | (u8::from(s.is_almost_full()) * ALMOST_FULL);
+        }
+        if halves & SEND_BITS != 0 {
+            bits |= (u8::from(s.is_writable()) * WRITABLE)
+                | (u8::from(s.blocked_at().is_some()) * BLOCKED)
+                | (u8::from(s.is_flushable()) * FLUSHABLE_BIT);
+        }
+        bits
+    }
+
     /// Recomputes `s`'s memberships and records them in it.
     pub(crate) fn refresh(s: &mut Stream) -> Membership {
         Membership::refresh_half(s, RECV_BITS | SEND_BITS)
@@ -91,23 +108,10 @@ impl Membership {
     /// changes one half: this halves the work.)
     #[inline]
     pub(crate) fn refresh_half(s: &mut Stream, half: u8) -> Membership {
-        let mut bits = s.sets & !half;
-        if half & RECV_BITS != 0 {
-            bits |= (u8::from(s.is_readable()) * READABLE)
-                | (u8::from(s.is_almost_full()) * ALMOST_FULL);
-        }
-        if half & SEND_BITS != 0 {
-            bits |= (u8::from(s.is_writable()) * WRITABLE)
-                | (u8::from(s.blocked_at().is_some()) * BLOCKED)
-                | (u8::from(s.is_flushable()) * FLUSHABLE_BIT);
-        }
+        let bits = (s.sets & !half) | Membership::compute(s, half);
         debug_assert_eq!(
             bits,
-            (u8::from(s.is_readable()) * READABLE)
-                | (u8::from(s.is_writable()) * WRITABLE)
-                | (u8::from(s.is_almost_full()) * ALMOST_FULL)
-                | (u8::from(s.blocked_at().is_some()) * BLOCKED)
-                | (u8::from(s.is_flushable()) * FLUSHABLE_BIT),
+            Membership::compute(s, RECV_BITS | SEND_BITS),
             "a membership of the other half changed"
         );
         let old = std::mem::replace(&mut s.sets, bits);
