@@ -444,6 +444,9 @@ pub struct Handshake {
     /// Client, handshake confirmed: when to stop waiting for a session
     /// ticket and free the TLS state.
     pub(crate) linger_until: Option<std::time::Instant>,
+    /// Why the handshake failed, for the CONNECTION_CLOSE's reason phrase
+    /// and the application (see [`Handshake::failure`]).
+    failure: Option<Box<str>>,
 }
 
 impl Handshake {
@@ -489,6 +492,7 @@ impl Handshake {
             ssl,
             events: Box::default(),
             linger_until: None,
+            failure: None,
         })
     }
 
@@ -512,10 +516,39 @@ impl Handshake {
         // SAFETY: as above.
         unsafe { ffi::SSL_SESSION_free(sess) };
         if rc != 1 {
-            clear_errors();
+            self.note_failure();
             return Err(Error::TlsFail);
         }
         Ok(())
+    }
+
+    /// Why the handshake failed, once it did: the certificate check's
+    /// verdict, or BoringSSL's first error.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// Records why the handshake failed (before the error queue, which
+    /// holds BoringSSL's reason, is cleared).
+    fn note_failure(&mut self) {
+        if self.failure.is_none() {
+            // INVALID_CALL: no certificate was checked (none came).
+            let verdict = self
+                .ssl
+                .verify_result()
+                .err()
+                .filter(|v| v.as_raw() != ffi::X509_V_ERR_INVALID_CALL);
+            self.failure = Some(if let Some(verdict) = verdict {
+                format!("certificate verify failed: {}", verdict.error_string()).into()
+            } else {
+                let errors = boring::error::ErrorStack::get();
+                match errors.errors().first().and_then(|e| e.reason()) {
+                    Some(r) => format!("TLS handshake failed: {r}").into(),
+                    None => "TLS handshake failed".into(),
+                }
+            });
+        }
+        clear_errors();
     }
 
     /// Server: what 0-RTT depends on (RFC 9001 §4.6.3), stored in the
@@ -653,8 +686,8 @@ impl Handshake {
                 self.do_handshake()
             }
             _ => {
-                tracing::debug!(err, "TLS handshake failed");
-                clear_errors();
+                self.note_failure();
+                tracing::debug!(err, failure = self.failure(), "TLS handshake failed");
                 Err(Error::TlsFail)
             }
         }

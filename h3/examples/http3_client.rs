@@ -1,4 +1,4 @@
-//! `cargo run -p tarte-h3 --example http3-client -- [--no-verify] [--method M] [--body FILE]
+//! `cargo run -p tarte-h3 --example http3-client -- [--no-verify | --ca CA.pem] [--method M] [--body FILE]
 //! [--session-file PATH [--early-data]] URL...`
 //!
 //! Status and headers go to stderr, bodies to stdout; the exit status is
@@ -19,6 +19,10 @@ struct Args {
     /// Do not verify the server certificate.
     #[arg(long)]
     no_verify: bool,
+    /// Trusted CA certificates (PEM) to verify the server with (default:
+    /// the system's).
+    #[arg(long, conflicts_with = "no_verify")]
+    ca: Option<std::path::PathBuf>,
     /// Request method.
     #[arg(long, default_value = "GET")]
     method: String,
@@ -49,6 +53,7 @@ fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let mut opts = client::ClientOptions::get(a.urls)?;
     opts.verify = !a.no_verify;
+    opts.ca = a.ca;
     opts.method = a.method;
     opts.timeout = Duration::from_secs(a.timeout);
     if let Some(p) = a.body {

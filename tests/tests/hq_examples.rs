@@ -71,8 +71,35 @@ fn client_refuses_an_untrusted_certificate() {
     let err = fetch(&[srv.url("/a")], &opts(true, Duration::from_secs(10)))
         .expect_err("an untrusted certificate must fail the handshake");
     let msg = format!("{err:#}");
-    assert!(msg.contains("local error"), "{msg}");
+    // BoringSSL's verdict, as the CONNECTION_CLOSE's reason.
+    assert!(
+        msg.contains(
+            "local error transport error 0x130: certificate verify failed: self signed certificate"
+        ),
+        "{msg}"
+    );
     assert_eq!(srv.stats.established.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn client_accepts_the_certificate_it_was_given_to_trust() {
+    let dir = TempDir::new("hq-ca");
+    let srv = server(&dir, false, &[("a".into(), b"trusted".to_vec())]);
+    // The server's self-signed certificate as the trust anchor, checked
+    // for the URL's name (localhost) and address (127.0.0.1).
+    for url in [
+        srv.url("/a"),
+        srv.url("/a").replace("127.0.0.1", "localhost"),
+    ] {
+        let o = ClientOptions {
+            ca: Some(dir.path().join("cert.pem")),
+            ..opts(true, Duration::from_secs(10))
+        };
+        let report =
+            fetch(std::slice::from_ref(&url), &o).unwrap_or_else(|e| panic!("{url}: {e:#}"));
+        assert_eq!(report.responses[0].result.as_ref().unwrap(), b"trusted");
+    }
+    assert_eq!(srv.stats.established.load(Ordering::Relaxed), 2);
 }
 
 #[test]

@@ -89,6 +89,24 @@ pub struct ConnectionError {
     pub reason: Vec<u8>,
 }
 
+/// `transport error 0x130: certificate verify failed: …` (the reason
+/// phrase as text, invalid UTF-8 replaced; RFC 9000 §19.19 makes it
+/// UTF-8). Transport codes 0x100-0x1ff carry a TLS alert (RFC 9001 §4.8).
+impl std::fmt::Display for ConnectionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.is_app {
+            "application"
+        } else {
+            "transport"
+        };
+        write!(f, "{kind} error {:#x}", self.error_code)?;
+        if !self.reason.is_empty() {
+            write!(f, ": {}", String::from_utf8_lossy(&self.reason))?;
+        }
+        Ok(())
+    }
+}
+
 /// Statistics about the connection.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
@@ -1075,12 +1093,18 @@ impl Connection {
                 Error::TlsFail => self.tls_info.alert.map_or(0x128, |a| 0x100 + u64::from(a)),
                 e => e.to_wire(),
             };
+            // A failed handshake says why (an untrusted certificate, no
+            // common ALPN) rather than where it was noticed.
+            let reason = match (e, self.tls.as_ref().and_then(|t| t.failure())) {
+                (Error::TlsFail, Some(why)) => why.as_bytes().to_vec(),
+                _ => reason.as_bytes().to_vec(),
+            };
+            self.qlog_closed(now, "local", false, code, &reason, "error");
             self.local_error = Some(ConnectionError {
                 is_app: false,
                 error_code: code,
-                reason: reason.as_bytes().to_vec(),
+                reason,
             });
-            self.qlog_closed(now, "local", false, code, reason.as_bytes(), "error");
             self.enter_closing(now);
         }
     }
@@ -1250,3 +1274,5 @@ mod migration_tests;
 mod session_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod verify_tests;

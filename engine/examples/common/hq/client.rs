@@ -395,10 +395,13 @@ fn run(
             conn.on_timeout();
         }
         if conn.is_closed() {
+            fn show(e: Option<&impl std::fmt::Display>) -> String {
+                e.map_or_else(|| "none".to_string(), |e| e.to_string())
+            }
             anyhow::bail!(
-                "connection closed before all responses arrived: peer error {:?}, local error {:?}, idle timeout: {}",
-                conn.peer_error(),
-                conn.local_error(),
+                "connection closed before all responses arrived: peer error {}, local error {}, idle timeout: {}",
+                show(conn.peer_error()),
+                show(conn.local_error()),
                 conn.is_timed_out()
             );
         }

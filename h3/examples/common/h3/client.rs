@@ -15,6 +15,9 @@ use tarte_h3::{Event, Header, NameValue};
 pub struct ClientOptions {
     /// Verify the server certificate.
     pub verify: bool,
+    /// Trusted CA certificates (PEM file) for the verification; the
+    /// system's default locations when `None`.
+    pub ca: Option<std::path::PathBuf>,
     /// Request method.
     pub method: String,
     /// Request body (sent with every request).
@@ -45,6 +48,7 @@ impl ClientOptions {
     pub fn get(urls: Vec<String>) -> anyhow::Result<ClientOptions> {
         Ok(ClientOptions {
             verify: true,
+            ca: None,
             method: "GET".into(),
             body: None,
             trailers: Vec::new(),
@@ -157,6 +161,14 @@ pub fn fetch(opts: &ClientOptions) -> anyhow::Result<Outcome> {
     let local = socket.local_addr()?;
     let mut config = tarte::Config::new(tarte::PROTOCOL_VERSION)?;
     config.verify_peer(opts.verify);
+    if let Some(ca) = &opts.ca {
+        let f = ca
+            .to_str()
+            .ok_or_else(|| anyhow::anyhow!("{}: not UTF-8", ca.display()))?;
+        config
+            .load_verify_locations_from_file(f)
+            .map_err(|e| anyhow::anyhow!("{f}: {e}"))?;
+    }
     config.set_application_protos(&[b"h3"])?;
     config.set_max_idle_timeout(30_000);
     config.set_max_recv_udp_payload_size(1350);
@@ -394,10 +406,20 @@ pub fn fetch(opts: &ClientOptions) -> anyhow::Result<Outcome> {
         }
     }
     if finished < opts.urls.len() {
+        // A TLS failure of ours (an untrusted certificate) is a local
+        // CRYPTO_ERROR, 0x100 + the alert (RFC 9001 §4.8).
+        let local = conn.local_error().map(|e| {
+            format!(
+                ", local error {:#x}: {}",
+                e.error_code,
+                String::from_utf8_lossy(&e.reason)
+            )
+        });
         bail!(
-            "connection closed with {finished}/{} responses (timed out: {})",
+            "connection closed with {finished}/{} responses (timed out: {}){}",
             opts.urls.len(),
-            conn.is_timed_out()
+            conn.is_timed_out(),
+            local.unwrap_or_default()
         );
     }
     out.resumed = conn.is_resumed();
