@@ -1393,3 +1393,60 @@ fn qlog_records_the_connection() {
     assert_eq!(closed[0]["initiator"], "remote");
     assert_eq!(closed[0]["reason"], "bye");
 }
+
+/// STOP_SENDING makes the sender drop what it still had queued for the
+/// stream (RFC 9000 §3.5: it answers with RESET_STREAM and stops sending
+/// STREAM frames): a client that stops reading a 16 MB response after
+/// 1 MB does not get the rest sent anyway.
+#[test]
+fn stop_sending_drops_the_queued_response() {
+    let mut c = crate::testing::test_config(false).unwrap();
+    let mut s = crate::testing::test_config(true).unwrap();
+    for cfg in [&mut c, &mut s] {
+        cfg.set_initial_max_data(64 << 20);
+        cfg.set_initial_max_stream_data_bidi_local(32 << 20);
+        cfg.set_initial_max_stream_data_bidi_remote(32 << 20);
+    }
+    let mut p =
+        Pipe::with_configs(&mut c, &mut s, LinkConfig::default(), LinkConfig::default()).unwrap();
+    p.handshake().unwrap();
+    p.client.stream_send(0, b"GET /big\r\n", true).unwrap();
+    p.run_until(100, |p| p.server.stream_readable(0)).unwrap();
+    let body = vec![7u8; 16 << 20];
+    let (mut off, mut got) = (0, 0);
+    let mut buf = vec![0u8; 1 << 16];
+    // The server's application queues all it may; the client's reads.
+    p.run_until(100_000, |p| {
+        if let Ok(n) = p.server.stream_send(0, &body[off..], true) {
+            off += n;
+        }
+        while let Ok((n, _)) = p.client.stream_recv(0, &mut buf) {
+            got += n;
+        }
+        got >= 1 << 20
+    })
+    .unwrap();
+    p.client.stream_shutdown(0, Shutdown::Read, 5).unwrap();
+    let sent_at_stop = p.server.stats().sent_bytes;
+    // The server learns of it: its writes fail with the client's code.
+    p.run_until(1_000, |p| {
+        matches!(
+            p.server.stream_send(0, &body[off..], true),
+            Err(Error::StreamStopped(5))
+        )
+    })
+    .unwrap();
+    // Once quiet, the server sent little more than what was in flight
+    // (not the ~15 MB left of the body).
+    p.run_until(10_000, |p| {
+        p.server.stats().sent_bytes == {
+            let before = p.server.stats().sent_bytes;
+            let _ = p.advance();
+            before
+        }
+    })
+    .unwrap();
+    let after = p.server.stats().sent_bytes - sent_at_stop;
+    assert!(after < 2 << 20, "{after} bytes sent after STOP_SENDING");
+    assert!(off < body.len(), "the whole body was accepted: {off}");
+}
