@@ -545,6 +545,16 @@ impl Connection {
     /// can be offered in it).
     pub(crate) fn send_client_hello(&mut self, now: Instant) -> Result<()> {
         self.hello_pending = false;
-        self.drive_handshake(now)
+        let r = self.drive_handshake(now);
+        if let Err(e) = r {
+            // No ClientHello (a config TLS refuses, e.g. without ALPN, which
+            // QUIC requires: RFC 9001 §8.1): nothing reached the server,
+            // so the connection ends here, with the error and TLS's reason,
+            // and without a closing period (there is no one to tell).
+            self.close_with_error(e, 0, "no ClientHello", now);
+            self.close = CloseState::Closed;
+            self.send_close = false;
+        }
+        r
     }
 }

@@ -374,3 +374,66 @@ fn server_verifies_client_certificates_when_asked() {
         Some(CERTIFICATE_REQUIRED)
     );
 }
+
+/// RFC 9001 §8.1: a connection without a common application protocol
+/// closes with no_application_protocol (0x0178), from the server, with
+/// BoringSSL's reason; a common one is the server's pick among the
+/// client's offers.
+#[test]
+fn alpn_is_negotiated_or_the_handshake_fails() {
+    const NO_APPLICATION_PROTOCOL: u64 = 0x100 + 120;
+    // The test server speaks `proto1` only.
+    let mut c = test_config(false).unwrap();
+    c.set_application_protos(&[b"h3", b"proto1"]).unwrap();
+    let mut s = test_config(true).unwrap();
+    let mut p = pipe_to("localhost", &mut c, &mut s);
+    p.handshake().unwrap();
+    assert_eq!(p.client.application_proto(), b"proto1");
+    assert_eq!(p.server.application_proto(), b"proto1");
+
+    let mut c = test_config(false).unwrap();
+    c.set_application_protos(&[b"h3", b"hq-interop"]).unwrap();
+    let mut s = test_config(true).unwrap();
+    let mut p = pipe_to("localhost", &mut c, &mut s);
+    assert!(p.handshake().is_err());
+    let _ = p.run_until(1_000, |p| p.client.is_closed() || p.client.is_draining());
+    let local = p.server.local_error().expect("the server closes");
+    assert_eq!(local.error_code, NO_APPLICATION_PROTOCOL, "{local}");
+    let reason = String::from_utf8_lossy(&local.reason);
+    assert!(reason.starts_with("TLS handshake failed: "), "{reason}");
+    assert_eq!(
+        p.client.peer_error().map(|e| e.error_code),
+        Some(NO_APPLICATION_PROTOCOL)
+    );
+    assert!(!p.client.is_established() && !p.server.is_established());
+
+    // A client without any protocol cannot even start (BoringSSL's QUIC
+    // mode requires ALPN): its first send fails and the connection is
+    // closed at once, having sent nothing.
+    let mut c = test_config(false).unwrap();
+    c.set_application_protos(&[]).unwrap();
+    let mut conn = crate::connect(
+        Some("localhost"),
+        &ConnectionId::from_vec(vec![0xc1; 8]),
+        "127.0.0.1:4444".parse().unwrap(),
+        "127.0.0.1:4433".parse().unwrap(),
+        &mut c,
+    )
+    .unwrap();
+    let mut out = [0u8; 1500];
+    assert_eq!(conn.send(&mut out).unwrap_err(), crate::Error::TlsFail);
+    assert!(conn.is_closed());
+    let local = conn.local_error().expect("the client says why");
+    assert!(!local.is_app);
+    assert!(
+        local.error_code >= 0x100 && local.error_code <= 0x1ff,
+        "{local}"
+    );
+    assert!(
+        String::from_utf8_lossy(&local.reason).starts_with("TLS handshake failed: "),
+        "{local}"
+    );
+    assert_eq!(conn.send(&mut out), Err(crate::Error::Done));
+    assert_eq!(conn.timeout(), None);
+    assert_eq!(conn.stats().sent, 0);
+}
