@@ -1400,8 +1400,8 @@ fn qlog_records_the_connection() {
 /// 1 MB does not get the rest sent anyway.
 #[test]
 fn stop_sending_drops_the_queued_response() {
-    let mut c = crate::testing::test_config(false).unwrap();
-    let mut s = crate::testing::test_config(true).unwrap();
+    let mut c = test_config(false).unwrap();
+    let mut s = test_config(true).unwrap();
     for cfg in [&mut c, &mut s] {
         cfg.set_initial_max_data(64 << 20);
         cfg.set_initial_max_stream_data_bidi_local(32 << 20);
