@@ -3,7 +3,7 @@
 //! [`Server::start`] opens one backend instance per worker (the `udp`
 //! backend binds every worker's socket to the same address with
 //! `SO_REUSEPORT`; frame backends take one NIC queue each) and runs one
-//! share-nothing worker thread per instance ([`worker`]): its own
+//! share-nothing worker thread per instance (`worker`): its own
 //! connection table keyed by our connection IDs (which carry the worker
 //! index), its own table of client-chosen Initial DCIDs, its own timers and
 //! counters. The only shared state is read-only (certificate, Retry key,

@@ -1,6 +1,6 @@
 //! AF_XDP backend (xsk-rs 0.11): one socket per NIC queue, skb or drv mode,
 //! zero-copy when the driver offers it and copy mode otherwise (veth refuses
-//! zero-copy with EOPNOTSUPP). Our own XDP program ([`program`]) redirects
+//! zero-copy with EOPNOTSUPP). Our own XDP program (`program`) redirects
 //! only the engine's UDP port to the queue's socket and passes the rest to
 //! the kernel, so ARP and neighbour discovery keep working.
 //!
