@@ -63,6 +63,11 @@ struct Args {
     /// session allows it (RFC 9001 §4.6).
     #[arg(long, requires = "session_file")]
     early_data: bool,
+    /// Discover the path's MTU (RFC 8899, RFC 9000 §14.3), from 1200
+    /// bytes of UDP payload up to MAX (and accept datagrams up to MAX);
+    /// without it every datagram is 1350 bytes at most.
+    #[arg(long, value_name = "MAX", value_parser = clap::value_parser!(u16).range(1200..))]
+    pmtud: Option<u16>,
     /// URLs, `https://host:port/path`, all on the same host and port.
     #[arg(required = true)]
     urls: Vec<String>,
@@ -130,6 +135,7 @@ fn main() -> ExitCode {
         probe_first: args.probe_first,
         keylog: std::env::var_os("SSLKEYLOGFILE").map(Into::into),
         qlog_dir: std::env::var_os("QLOGDIR").map(Into::into),
+        pmtud: args.pmtud.map(usize::from),
         ..Default::default()
     };
     let report = match hq::client::fetch(&args.urls, &opts) {

@@ -56,6 +56,11 @@ struct Args {
     /// A random secret when absent.
     #[arg(long, value_name = "PATH")]
     secret_file: Option<PathBuf>,
+    /// Discover each path's MTU (RFC 8899, RFC 9000 §14.3), from 1200
+    /// bytes of UDP payload up to MAX (and accept datagrams up to MAX);
+    /// without it every datagram is 1350 bytes at most.
+    #[arg(long, value_name = "MAX", value_parser = clap::value_parser!(u16).range(1200..))]
+    pmtud: Option<u16>,
 }
 
 fn read_secret(path: &Path) -> anyhow::Result<[u8; 32]> {
@@ -84,6 +89,7 @@ fn main() -> anyhow::Result<()> {
         secret: args.secret_file.as_deref().map(read_secret).transpose()?,
         keylog: std::env::var_os("SSLKEYLOGFILE").map(Into::into),
         qlog_dir: std::env::var_os("QLOGDIR").map(Into::into),
+        pmtud: args.pmtud.map(usize::from),
     };
     let mut server = hq::server::Server::bind(args.listen, &opts)?;
     eprintln!(

@@ -18,6 +18,7 @@ pub struct Config {
     pub(crate) cc_algorithm: CongestionControlAlgorithm,
     pub(crate) hystart: bool,
     pub(crate) pacing: bool,
+    pub(crate) discover_pmtu: bool,
     pub(crate) grease: bool,
     pub(crate) max_send_udp_payload_size: usize,
     pub(crate) max_connection_window: u64,
@@ -66,6 +67,7 @@ impl Config {
             cc_algorithm: CongestionControlAlgorithm::CUBIC,
             hystart: true,
             pacing: true,
+            discover_pmtu: false,
             grease: true,
             max_send_udp_payload_size: 1200,
             max_connection_window: 24 * 1024 * 1024,
@@ -208,7 +210,8 @@ impl Config {
         self.local_params.max_udp_payload_size = v as u64;
     }
 
-    /// Sets the maximum outgoing UDP payload size (at least 1200).
+    /// Sets the maximum outgoing UDP payload size (at least 1200). With
+    /// [`Config::discover_pmtu`] it is the largest size the search tries.
     pub fn set_max_send_udp_payload_size(&mut self, v: usize) {
         self.max_send_udp_payload_size = v.max(1200);
     }
@@ -292,6 +295,21 @@ impl Config {
     /// Configures whether to pace outgoing packets (`SendInfo::at`).
     pub fn enable_pacing(&mut self, v: bool) {
         self.pacing = v;
+    }
+
+    /// Configures path MTU discovery (DPLPMTUD, RFC 8899 and RFC 9000
+    /// §14.3; off by default). On, a connection sends 1200-byte datagrams
+    /// (the size every QUIC path carries) until the handshake is
+    /// confirmed, then probes larger ones with PING + PADDING packets up to
+    /// the smaller of [`Config::set_max_send_udp_payload_size`] and the
+    /// peer's max_udp_payload_size, and sends at the largest size
+    /// acknowledged (`PathStats::pmtu`). Probes are not retransmitted and
+    /// their loss is no congestion signal (RFC 9000 §14.4). A new path
+    /// (migration to another address) starts again from 1200. Off, every
+    /// datagram after the handshake may be as large as configured, as the
+    /// application then knows its paths carry that.
+    pub fn discover_pmtu(&mut self, discover: bool) {
+        self.discover_pmtu = discover;
     }
 
     /// Enables DATAGRAM frames (RFC 9221) with the given queue lengths.

@@ -121,6 +121,7 @@ pub fn server_options(dir: &Path, files: &[(&str, &[u8])]) -> ServerOptions {
         secret: None,
         keylog: None,
         qlog_dir: None,
+        pmtud: None,
     }
 }
 

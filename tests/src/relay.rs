@@ -44,6 +44,9 @@ pub struct RelayConfig {
     /// that the server sees the migration; what it still sends to the old
     /// port is lost, as on an interface gone.
     pub follow_client_moves: bool,
+    /// The path's MTU: larger datagrams are dropped (and counted as
+    /// `oversize`), as a link with a smaller MTU would.
+    pub max_datagram: usize,
 }
 
 impl Default for RelayConfig {
@@ -57,6 +60,7 @@ impl Default for RelayConfig {
             lifetime: Duration::from_secs(300),
             rebind_after: None,
             follow_client_moves: false,
+            max_datagram: usize::MAX,
         }
     }
 }
@@ -68,6 +72,8 @@ pub struct DirStats {
     pub received: u64,
     /// Datagrams dropped.
     pub dropped: u64,
+    /// Datagrams dropped for being larger than `max_datagram`.
+    pub oversize: u64,
     /// Datagrams sent out of order (behind their successor).
     pub reordered: u64,
     /// Datagrams held back that no successor overtook within the hold
@@ -259,7 +265,9 @@ fn run(
             let dir = &mut dirs[d];
             dir.stats.received += 1;
             if let Some(to) = to {
-                if rng.next_f64() < cfg.loss {
+                if n > cfg.max_datagram {
+                    dir.stats.oversize += 1;
+                } else if rng.next_f64() < cfg.loss {
                     dir.stats.dropped += 1;
                 } else if dir.held.is_none() && rng.next_f64() < cfg.reorder {
                     dir.held = Some((buf[..n].to_vec(), now));

@@ -109,6 +109,16 @@ impl Connection {
         if max_datagrams == 0 || out.is_empty() {
             return Err(Error::BufferTooShort);
         }
+        // A path MTU probe is larger than the datagrams around it: it goes
+        // alone.
+        if let Some((len, info)) = self.send_pmtu_probe(out, now)? {
+            return Ok(BatchInfo {
+                len,
+                segment_size: len,
+                segments: 1,
+                info,
+            });
+        }
         let deferring = max_datagrams > 1 && self.start_deferring()?;
         let mss = self.max_send_udp_payload_size();
         let first_room = out.len().min(mss);

@@ -490,6 +490,8 @@ impl Connection {
             return;
         }
         self.handshake_confirmed = true;
+        // RFC 8899 §5.2: the search starts once the path is confirmed.
+        self.start_pmtud();
         if self.keep_session && self.tls_info.session.is_none() {
             // A server sends its NewSessionTicket with or soon after its
             // HANDSHAKE_DONE (RFC 9001 §4.5): TLS stays until it comes, or

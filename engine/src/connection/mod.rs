@@ -19,6 +19,7 @@ mod cids;
 mod dgram;
 mod handshake;
 mod paths;
+mod pmtud;
 mod qlog;
 mod recv;
 mod send;
@@ -210,6 +211,10 @@ pub(crate) enum SentFrame {
     },
     HandshakeDone,
     Ping,
+    /// A path MTU probe (PING + PADDING) of this many bytes of UDP payload.
+    PmtuProbe {
+        size: usize,
+    },
     PathChallenge,
     Datagram,
     Close,
@@ -410,6 +415,11 @@ pub struct Connection {
     pub(crate) dgram_send_max: usize,
 
     pub(crate) max_send_udp_payload: usize,
+    /// Path MTU discovery is on ([`Config::discover_pmtu`]).
+    pub(crate) discover_pmtu: bool,
+    /// Its search on the current path, from handshake confirmation
+    /// (boxed: off by default).
+    pub(crate) pmtud: Option<Box<pmtud::Pmtud>>,
     pub(crate) grease: bool,
     pub(crate) stats: Stats,
     /// Scratch for ACK ranges (reused, no allocation per ACK).
@@ -632,6 +642,8 @@ impl Connection {
             dgram_recv_max: config.dgram_recv_max_queue_len,
             dgram_send_max: config.dgram_send_max_queue_len,
             max_send_udp_payload: config.max_send_udp_payload_size,
+            discover_pmtu: config.discover_pmtu,
+            pmtud: None,
             grease: config.grease,
             stats: Stats::default(),
             ack_scratch: Vec::new(),
@@ -1042,7 +1054,7 @@ impl Connection {
             sent: self.stats.sent,
             recv: self.stats.recv,
             lost: self.stats.lost,
-            pmtu: self.max_send_udp_payload,
+            pmtu: self.max_send_udp_payload_size(),
         })
     }
 
@@ -1051,13 +1063,34 @@ impl Connection {
         self.peer_params_parsed.then_some(&self.peer_params)
     }
 
-    /// The largest UDP payload we send.
+    /// The largest UDP payload we send: 1200 during the handshake, then
+    /// the configured size within the peer's max_udp_payload_size — or,
+    /// with path MTU discovery, the largest size the path was seen to carry.
     pub fn max_send_udp_payload_size(&self) -> usize {
-        if self.handshake_complete {
-            self.max_send_udp_payload
-                .min(self.peer_params.max_udp_payload_size as usize)
-        } else {
-            1200
+        if !self.handshake_complete {
+            return pmtud::BASE_PLPMTU;
+        }
+        let allowed = self
+            .max_send_udp_payload
+            .min(self.peer_params.max_udp_payload_size as usize);
+        if self.discover_pmtu {
+            let found = self
+                .pmtud
+                .as_ref()
+                .map_or(pmtud::BASE_PLPMTU, |p| p.current());
+            return allowed.min(found);
+        }
+        allowed
+    }
+
+    /// Starts (or, on a new path, restarts) path MTU discovery, if on:
+    /// from 1200 bytes up to what we and the peer allow.
+    pub(crate) fn start_pmtud(&mut self) {
+        if self.discover_pmtu {
+            let max = self
+                .max_send_udp_payload
+                .min(self.peer_params.max_udp_payload_size as usize);
+            self.pmtud = Some(Box::new(pmtud::Pmtud::new(max)));
         }
     }
 
@@ -1270,6 +1303,8 @@ impl ExactSizeIterator for StreamIter {
 mod batch_tests;
 #[cfg(test)]
 mod migration_tests;
+#[cfg(test)]
+mod pmtud_tests;
 #[cfg(test)]
 mod session_tests;
 #[cfg(test)]

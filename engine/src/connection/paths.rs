@@ -197,6 +197,10 @@ impl Connection {
         // §9.2, §9.4: the new path might not take the old rate.
         let now = self.now_hint();
         self.recovery.reset_for_new_path(now);
+        // RFC 9000 §14.3: the new path's MTU is found anew.
+        if self.pmtud.is_some() {
+            self.start_pmtud();
+        }
         // §9.2: "an endpoint initiates path validation on the new path"
         // (done already when it was probed); §8.2.4 bounds it by three
         // PTOs (of a new path: ~1 s).

@@ -210,6 +210,8 @@ fn sent_frame(f: &SentFrame) -> Value {
         }
         SentFrame::HandshakeDone => json!({"frame_type": "handshake_done"}),
         SentFrame::Ping => json!({"frame_type": "ping"}),
+        // The PADDING of a probe is not listed (as for other packets).
+        SentFrame::PmtuProbe { .. } => json!({"frame_type": "ping"}),
         SentFrame::PathChallenge => json!({"frame_type": "path_challenge"}),
         SentFrame::Datagram => json!({"frame_type": "datagram"}),
         SentFrame::Close => json!({"frame_type": "connection_close"}),

@@ -517,6 +517,10 @@ impl Connection {
         self.switch_dcid_for_new_path();
         if from.ip() != to.ip() {
             self.recovery.reset_for_new_path(now);
+            // RFC 9000 §14.3: the new path's MTU is found anew.
+            if self.pmtud.is_some() {
+                self.start_pmtud();
+            }
         }
         // Back to the last validated address if this one fails, not to
         // one that was itself still being validated.
@@ -1088,7 +1092,8 @@ impl Connection {
                         SentFrame::Crypto { .. }
                         | SentFrame::ResetStream { .. }
                         | SentFrame::HandshakeDone
-                        | SentFrame::PathChallenge => acked.push(AckedItem::Frame(f.clone())),
+                        | SentFrame::PathChallenge
+                        | SentFrame::PmtuProbe { .. } => acked.push(AckedItem::Frame(f.clone())),
                         // Nothing to do when the others are acknowledged.
                         _ => (),
                     }
@@ -1183,6 +1188,12 @@ impl Connection {
             // The peer got our challenge; if no response came with the
             // acknowledgement (responses are not retransmitted), ask again.
             SentFrame::PathChallenge => self.challenge_again(),
+            SentFrame::PmtuProbe { size } => {
+                if let Some(p) = self.pmtud.as_mut() {
+                    p.on_acked(size);
+                    tracing::debug!(trace_id = %self.trace_id, size, pmtu = p.current(), "path MTU probe acknowledged");
+                }
+            }
             _ => (),
         }
     }
@@ -1248,6 +1259,12 @@ impl Connection {
                 SentFrame::HandshakeDone => self.pending.handshake_done = true,
                 // Lost: ask again while the path is still being validated.
                 SentFrame::PathChallenge => self.challenge_again(),
+                // Not sent again: the search decides what to probe next.
+                SentFrame::PmtuProbe { size } => {
+                    if let Some(p) = self.pmtud.as_mut() {
+                        p.on_lost(size);
+                    }
+                }
                 SentFrame::DataBlocked
                 | SentFrame::StreamDataBlocked
                 | SentFrame::StreamsBlocked

@@ -89,6 +89,9 @@ impl Connection {
             if let Some(sent) = self.send_probe(out, now)? {
                 return Ok(sent);
             }
+            if let Some(sent) = self.send_pmtu_probe(out, now)? {
+                return Ok(sent);
+            }
         }
         let mut limit = out.len().min(self.max_send_udp_payload_size());
         // RFC 9000 §8.1: "Prior to validating the client address, servers
@@ -318,6 +321,7 @@ impl Connection {
             && !self.pending.ping
             && self.recovery.cwnd_available() >= MIN_PACKET_ROOM
             && !self.control_pending()
+            && self.pmtud.as_ref().is_none_or(|p| p.due().is_none())
     }
 
     /// Whether the application space has anything besides ACKs to send.
@@ -658,8 +662,79 @@ impl Connection {
         frame: Frame<'_>,
         now: Instant,
     ) -> Result<usize> {
+        let pad_to = MIN_INITIAL_DATAGRAM.min(out.len());
+        self.seal_padded_frame(out, dcid, frame, pad_to, None, now)
+    }
+
+    /// A path MTU probe (RFC 9000 §14.4: PING and PADDING only) of the size
+    /// the search asks for, when one is due and the window and `out` have
+    /// room: it goes alone in its datagram, on the current path.
+    pub(super) fn send_pmtu_probe(
+        &mut self,
+        out: &mut [u8],
+        now: Instant,
+    ) -> Result<Option<(usize, SendInfo)>> {
+        let Some(size) = self.pmtu_probe_due() else {
+            return Ok(None);
+        };
+        // Probes use congestion window like any packet (RFC 9000 §14.4).
+        if out.len() < size || self.recovery.cwnd_available() < size {
+            return Ok(None);
+        }
+        let dcid = self.cids.dcid().to_vec();
+        let len = self.seal_padded_frame(
+            &mut out[..size],
+            &dcid,
+            Frame::Ping,
+            size,
+            Some(SentFrame::PmtuProbe { size }),
+            now,
+        )?;
+        if let Some(p) = self.pmtud.as_mut() {
+            p.on_sent(size);
+        }
+        tracing::trace!(trace_id = %self.trace_id, size, "path MTU probe sent");
+        Ok(Some((
+            len,
+            SendInfo {
+                from: self.local_addr,
+                to: self.peer_addr,
+                at: now,
+            },
+        )))
+    }
+
+    /// The size of the path MTU probe to send now, if any: the search wants
+    /// one and the path is settled (handshake confirmed, open, validated,
+    /// not being probed or migrated).
+    pub(super) fn pmtu_probe_due(&self) -> Option<usize> {
+        let size = self.pmtud.as_ref()?.due()?;
+        (self.handshake_confirmed
+            && self.close == CloseState::Open
+            && self.address_validated
+            && self.path_validation.is_none()
+            && self.spaces[Epoch::Application as usize].seal.is_some())
+        .then_some(size)
+    }
+
+    /// Writes a 1-RTT packet to `dcid` holding `frame` and PADDING up to a
+    /// datagram of `pad_to` bytes (at most `out`). Without `probe` it is
+    /// recorded as sent (ack-eliciting) but in no congestion window or
+    /// RTT sample, its frame never retransmitted (a packet for another
+    /// path); with it, a path MTU probe: in the window, its
+    /// acknowledgement or loss reported to the search, neither an RTT
+    /// sample nor a congestion signal (RFC 9000 §14.4).
+    fn seal_padded_frame(
+        &mut self,
+        out: &mut [u8],
+        dcid: &[u8],
+        frame: Frame<'_>,
+        pad_to: usize,
+        probe: Option<SentFrame>,
+        now: Instant,
+    ) -> Result<usize> {
         let ei = Epoch::Application as usize;
-        let limit = out.len();
+        let limit = pad_to.min(out.len());
         let pn = self.spaces[ei].next_pkt_num;
         let pn_len = packet::pkt_num_len(pn, self.recovery.largest_acked(Epoch::Application));
         let mut b = OctetsMut::with_slice(out);
@@ -669,8 +744,7 @@ impl Connection {
         packet::encode_pkt_num(pn, pn_len, &mut b)?;
         frame.to_bytes(&mut b)?;
         let payload_len = b.off() - pn_off - pn_len;
-        let pad = MIN_INITIAL_DATAGRAM
-            .min(limit)
+        let pad = limit
             .saturating_sub(b.off() + TAG_LEN)
             .min(b.cap().saturating_sub(TAG_LEN));
         b.rest_mut()[..pad].fill(0);
@@ -683,16 +757,17 @@ impl Connection {
         }
         self.stats.sent += 1;
         self.stats.sent_bytes += len as u64;
+        let in_flight = probe.is_some();
         self.recovery.on_packet_sent(
             Epoch::Application,
             SentPacket {
                 pkt_num: pn,
                 time_sent: now,
-                size: 0,
+                size: if in_flight { len } else { 0 },
                 ack_eliciting: true,
-                in_flight: false,
+                in_flight,
                 old_path: true,
-                payload: SentFrames::new(),
+                payload: probe.into_iter().collect(),
             },
             now,
         );

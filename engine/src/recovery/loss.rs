@@ -232,8 +232,9 @@ impl<T> Recovery<T> {
             let Some(p) = space.take(i) else { break };
             space.note_lost(p.pkt_num, if distance >= threshold { distance } else { 0 });
             // RFC 9002 §7.6.2: both ends ack-eliciting and sent after the
-            // first RTT sample.
-            if p.ack_eliciting && first_sample.is_some_and(|f| p.time_sent > f) {
+            // first RTT sample. (Packets of a path left behind, and path
+            // MTU probes, say nothing about congestion here.)
+            if p.ack_eliciting && !p.old_path && first_sample.is_some_and(|f| p.time_sent > f) {
                 let (first, _) = *run.get_or_insert((p.time_sent, p.time_sent));
                 run = Some((first, p.time_sent));
                 // "exceeds the persistent congestion duration".

@@ -48,6 +48,8 @@ pub struct ClientOptions {
     /// Write the connection's qlog into this directory (the binary takes
     /// it from `QLOGDIR`).
     pub qlog_dir: Option<PathBuf>,
+    /// Path MTU discovery up to this many bytes of UDP payload.
+    pub pmtud: Option<usize>,
 }
 
 impl Default for ClientOptions {
@@ -65,6 +67,7 @@ impl Default for ClientOptions {
             early_data: false,
             keylog: None,
             qlog_dir: None,
+            pmtud: None,
         }
     }
 }
@@ -101,6 +104,9 @@ pub struct Report {
     pub sent_early: bool,
     /// The newest session the server made resumable, if it sent a ticket.
     pub session: Option<Vec<u8>>,
+    /// The largest UDP payload the connection sent at the end (what path
+    /// MTU discovery found, with `pmtud`).
+    pub pmtu: usize,
 }
 
 impl Report {
@@ -138,6 +144,7 @@ pub fn client_config(opts: &ClientOptions) -> anyhow::Result<tarte::Config> {
         c.set_curves_list(curves)?;
     }
     super::apply_transport_settings(&mut c, opts.idle_timeout_ms, 16)?;
+    super::apply_pmtud(&mut c, opts.pmtud);
     if opts.early_data {
         c.enable_early_data();
     }
@@ -234,6 +241,7 @@ pub fn fetch(urls: &[String], opts: &ClientOptions) -> anyhow::Result<Report> {
         elapsed: start.elapsed(),
         handshake_time: handshake_time.saturating_duration_since(start),
         stats: conn.stats(),
+        pmtu: conn.max_send_udp_payload_size(),
         peer_error: conn.peer_error().cloned(),
         responses: reqs
             .into_iter()

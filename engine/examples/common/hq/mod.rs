@@ -87,6 +87,17 @@ pub fn apply_transport_settings(
     Ok(())
 }
 
+/// With `Some(max)`, path MTU discovery up to `max` bytes of UDP payload
+/// (datagrams up to `max` are also accepted); `None` keeps the fixed
+/// [`MAX_DATAGRAM_SIZE`].
+pub fn apply_pmtud(c: &mut tarte::Config, max: Option<usize>) {
+    if let Some(max) = max {
+        c.set_max_send_udp_payload_size(max);
+        c.set_max_recv_udp_payload_size(max);
+        c.discover_pmtu(true);
+    }
+}
+
 /// Waits up to `wait` for a datagram, then drains up to a batch of queued
 /// ones without waiting, handing each to `f`. Returns how many arrived.
 pub fn recv_batch(

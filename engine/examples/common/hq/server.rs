@@ -52,6 +52,8 @@ pub struct ServerOptions {
     /// Write every connection's qlog into this directory (the binary
     /// takes it from `QLOGDIR`).
     pub qlog_dir: Option<PathBuf>,
+    /// Path MTU discovery up to this many bytes of UDP payload.
+    pub pmtud: Option<usize>,
 }
 
 // By hand: the secret stays out of logs.
@@ -67,6 +69,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("secret", &self.secret.map(|_| "(set)"))
             .field("keylog", &self.keylog)
             .field("qlog_dir", &self.qlog_dir)
+            .field("pmtud", &self.pmtud)
             .finish()
     }
 }
@@ -196,6 +199,7 @@ pub fn server_config(opts: &ServerOptions) -> anyhow::Result<tarte::Config> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", opts.key.display()))?;
     c.verify_peer(false);
     super::apply_transport_settings(&mut c, opts.idle_timeout_ms, 256)?;
+    super::apply_pmtud(&mut c, opts.pmtud);
     c.enable_early_data();
     Ok(c)
 }
