@@ -471,6 +471,21 @@ fn aioquic_client_10mb_across_a_nat_rebinding() {
     assert_eq!(stats.rebinds, 1, "{stats:?}");
 }
 
+// Path MTU discovery, on by default: over a path of 1300 bytes (a
+// tunnel, say) the server's 1472-byte datagrams would all be lost; it
+// starts at 1200 and only its probes are too large.
+#[test]
+fn aioquic_client_10mb_over_a_small_mtu() {
+    let stats = aioquic_10mb_through(
+        tarte_tests::relay::RelayConfig {
+            max_datagram: 1300,
+            ..Default::default()
+        },
+        0,
+    );
+    assert!((3..=18).contains(&stats.s2c.oversize), "{stats:?}");
+}
+
 // RFC 9000 §10.3: a connection's reset token comes from the server's
 // static secret and its connection ID, and a short-header packet for an
 // ID no connection holds (as after a restart) gets a Stateless Reset with

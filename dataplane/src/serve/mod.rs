@@ -103,6 +103,12 @@ pub struct ServeOptions {
     /// `<trace id>-server.sqlog` file each (an open file and a write
     /// buffer per connection: for debugging).
     pub qlog_dir: Option<PathBuf>,
+    /// Discover each client path's MTU (RFC 8899, RFC 9000 §14.3): send
+    /// 1200-byte datagrams until probes show larger ones (up to 1472)
+    /// get through. Off: 1472 bytes (or the client's limit) after the
+    /// handshake, which a path with a smaller MTU (a tunnel, PPPoE)
+    /// drops.
+    pub pmtud: bool,
 }
 
 impl ServeOptions {
@@ -123,6 +129,7 @@ impl ServeOptions {
             early_data: true,
             keylog: None,
             qlog_dir: None,
+            pmtud: true,
         }
     }
 }
@@ -154,6 +161,7 @@ pub(crate) struct Shared {
     pub(crate) token_key: TokenKey,
     pub(crate) retry: bool,
     pub(crate) early_data: bool,
+    pub(crate) pmtud: bool,
     /// The record of 0-RTT ClientHellos every worker consults: a replay to
     /// any worker is refused 0-RTT.
     pub(crate) replay_guard: tarte::ReplayGuard,
@@ -203,6 +211,7 @@ impl Shared {
         c.set_max_idle_timeout(self.idle_timeout_ms);
         c.set_max_recv_udp_payload_size(1472);
         c.set_max_send_udp_payload_size(1472);
+        c.discover_pmtu(self.pmtud);
         c.set_initial_max_data(100_000_000);
         c.set_initial_max_stream_data_bidi_local(10_000_000);
         c.set_initial_max_stream_data_bidi_remote(1_000_000);
@@ -273,6 +282,7 @@ impl Server {
             },
             retry: opts.retry,
             early_data: opts.early_data,
+            pmtud: opts.pmtud,
             replay_guard: tarte::ReplayGuard::default(),
             max_conns: opts.max_conns_per_worker,
             busy_poll: opts.busy_poll,
