@@ -305,7 +305,9 @@ impl Config {
     /// peer's max_udp_payload_size, and sends at the largest size
     /// acknowledged (`PathStats::pmtu`). Probes are not retransmitted and
     /// their loss is no congestion signal (RFC 9000 §14.4). A new path
-    /// (migration to another address) starts again from 1200. Off, every
+    /// (migration to another address) starts again from 1200, and so does
+    /// a path on which three PTOs pass with nothing acknowledged after the
+    /// size was raised (RFC 8899 §4.3: its MTU may have shrunk). Off, every
     /// datagram after the handshake may be as large as configured, as the
     /// application then knows its paths carry that.
     pub fn discover_pmtu(&mut self, discover: bool) {

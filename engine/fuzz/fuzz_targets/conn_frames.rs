@@ -10,16 +10,35 @@
 //! validation and answers on other paths are fuzzed too. With the top bit
 //! of the input's first byte set the server's qlog writes every frame it
 //! parses (frames then all take the general path); without, STREAM frames
-//! take the receiver's fast paths.
+//! take the receiver's fast paths. With bit 0x40 set both sides run path
+//! MTU discovery (the server's probes are in flight while hostile ACK
+//! frames arrive).
 
 use std::net::SocketAddr;
 
 use libfuzzer_sys::fuzz_target;
-use tarte::testing::{forge_1rtt, fuzz_pieces, Pipe};
+use tarte::testing::{forge_1rtt, fuzz_pieces, LinkConfig, Pipe};
 use tarte::ConnectionId;
 
 fuzz_target!(|data: &[u8]| {
-    let mut p = Pipe::new().expect("pipe");
+    // With bit 0x40 of the first byte both sides discover the path MTU:
+    // the server's probes meet hostile ACK frames.
+    let discover = data.first().is_some_and(|b| b & 0x40 != 0);
+    let mut configs = [false, true].map(|server| {
+        let mut c = tarte::testing::test_config(server).expect("config");
+        c.set_max_send_udp_payload_size(1472);
+        c.set_max_recv_udp_payload_size(1472);
+        c.discover_pmtu(discover);
+        c
+    });
+    let [client_config, server_config] = &mut configs;
+    let mut p = Pipe::with_configs(
+        client_config,
+        server_config,
+        LinkConfig::default(),
+        LinkConfig::default(),
+    )
+    .expect("pipe");
     if data.first().is_some_and(|b| b & 0x80 != 0) {
         // The server's qlog (into a sink) serializes every hostile frame.
         p.server

@@ -22,6 +22,11 @@ pub(crate) const MAX_PROBES: u8 = 3;
 /// The search stops when the sizes left to try span fewer bytes than this.
 pub(crate) const GRANULARITY: usize = 16;
 
+/// Consecutive PTOs after which a path whose size was raised counts as a
+/// black hole for that size (RFC 8899 §4.3: the path's MTU may have
+/// shrunk): the search starts again from [`BASE_PLPMTU`].
+pub(crate) const BLACK_HOLE_PTOS: u32 = 3;
+
 /// The search state of one path.
 #[derive(Debug, Clone)]
 pub(crate) struct Pmtud {

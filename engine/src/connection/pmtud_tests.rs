@@ -157,3 +157,27 @@ fn a_new_path_searches_again() {
     .unwrap();
     assert_eq!(p.client.max_send_udp_payload_size(), 1472);
 }
+
+#[test]
+fn a_path_whose_mtu_shrinks_is_found_again() {
+    let mut p = pipe(1472, 1500, true);
+    bulk(&mut p);
+    assert_eq!(p.client.max_send_udp_payload_size(), 1472);
+    // The route changes: the path now carries 1300 bytes. Full packets
+    // vanish; after three PTOs the client searches again from 1200
+    // (RFC 8899 §4.3) and the transfer completes.
+    let small = LinkConfig {
+        mtu: 1300,
+        ..LinkConfig::default()
+    };
+    p.c2s = crate::testing::Link::new(small.clone());
+    p.s2c = crate::testing::Link::new(small);
+    let data = pattern(500_000);
+    assert_eq!(transfer_on(&mut p, 4, &data, 200_000), data);
+    p.run_until(100_000, |p| {
+        p.client.pmtud.as_ref().is_some_and(|s| s.done())
+    })
+    .unwrap();
+    let pmtu = p.client.max_send_udp_payload_size();
+    assert!((1285..=1300).contains(&pmtu), "{pmtu}");
+}

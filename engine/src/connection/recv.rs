@@ -1285,6 +1285,20 @@ impl Connection {
         ) {
             TimeoutOutcome::Lost { epoch, lost } => self.on_packets_lost(epoch, lost, now),
             TimeoutOutcome::Probe { epoch, count } => {
+                // RFC 8899 §4.3, black hole detection: nothing acknowledged
+                // through several PTOs after the size was raised may mean
+                // the path no longer carries it: back to 1200 bytes (the
+                // PTO probes go at that size) and search again.
+                if epoch == Epoch::Application
+                    && self.recovery.pto_count() >= super::pmtud::BLACK_HOLE_PTOS
+                    && self
+                        .pmtud
+                        .as_ref()
+                        .is_some_and(|p| p.current() > super::pmtud::BASE_PLPMTU)
+                {
+                    tracing::debug!(trace_id = %self.trace_id, "path MTU black hole suspected: searching again from 1200 bytes");
+                    self.start_pmtud();
+                }
                 let sp = &mut self.spaces[epoch as usize];
                 sp.probes = count;
                 // A probe carries data when there is some (RFC 9002 §6.2.4):
