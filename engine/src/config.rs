@@ -19,6 +19,7 @@ pub struct Config {
     pub(crate) hystart: bool,
     pub(crate) pacing: bool,
     pub(crate) discover_pmtu: bool,
+    pub(crate) max_pacing_rate: Option<u64>,
     pub(crate) grease: bool,
     pub(crate) max_send_udp_payload_size: usize,
     pub(crate) max_connection_window: u64,
@@ -68,6 +69,7 @@ impl Config {
             hystart: true,
             pacing: true,
             discover_pmtu: false,
+            max_pacing_rate: None,
             grease: true,
             max_send_udp_payload_size: 1200,
             max_connection_window: 24 * 1024 * 1024,
@@ -282,7 +284,9 @@ impl Config {
         Ok(())
     }
 
-    /// Sets the initial congestion window, in packets.
+    /// Sets the initial congestion window, in packets (RFC 9002 §7.2: 10 by
+    /// default; at least 2): min(packets × mss, max(packets × 1472, 2 ×
+    /// mss)) bytes.
     pub fn set_initial_congestion_window_packets(&mut self, packets: usize) {
         self.initial_congestion_window_packets = packets.max(2);
     }
@@ -295,6 +299,14 @@ impl Config {
     /// Configures whether to pace outgoing packets (`SendInfo::at`).
     pub fn enable_pacing(&mut self, v: bool) {
         self.pacing = v;
+    }
+
+    /// Caps the pacing rate of every connection at `v` bytes per second
+    /// (quiche's name): `SendInfo::at` spaces packets so that no more
+    /// leave, whatever the congestion window allows. Only with pacing on
+    /// ([`Config::enable_pacing`], the default).
+    pub fn set_max_pacing_rate(&mut self, v: u64) {
+        self.max_pacing_rate = Some(v);
     }
 
     /// Configures path MTU discovery (DPLPMTUD, RFC 8899 and RFC 9000

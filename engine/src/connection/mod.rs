@@ -561,13 +561,15 @@ impl Connection {
             tls.set_early_data_context(&early_data_context(&local_params))?;
         }
 
-        let recovery = Recovery::new(&RecoveryConfig {
+        let mut recovery = Recovery::new(&RecoveryConfig {
             max_datagram_size: config.max_send_udp_payload_size,
             cc: config.cc_algorithm,
             hystart: config.hystart,
             pacing: config.pacing,
             initial_rtt: config.initial_rtt,
+            initial_window_packets: config.initial_congestion_window_packets,
         });
+        recovery.set_max_pacing_rate(config.max_pacing_rate);
 
         let streams = StreamMap::new(
             local_params.initial_max_streams_bidi,
@@ -1081,6 +1083,13 @@ impl Connection {
             return allowed.min(found);
         }
         allowed
+    }
+
+    /// Caps this connection's pacing rate at `v` bytes per second (`None`
+    /// lifts the cap), as [`Config::set_max_pacing_rate`] does for new
+    /// connections: an edge can slow one client down live.
+    pub fn set_max_pacing_rate(&mut self, v: Option<u64>) {
+        self.recovery.set_max_pacing_rate(v);
     }
 
     /// Starts (or, on a new path, restarts) path MTU discovery, if on:

@@ -1450,3 +1450,79 @@ fn stop_sending_drops_the_queued_response() {
     assert!(after < 2 << 20, "{after} bytes sent after STOP_SENDING");
     assert!(off < body.len(), "the whole body was accepted: {off}");
 }
+
+/// quiche's `set_max_pacing_rate`: `SendInfo::at` spaces packets at no
+/// more than the cap, whatever the window allows; `None` lifts it.
+#[test]
+fn max_pacing_rate_caps_the_send_times() {
+    const CAP: u64 = 100_000; // bytes per second
+                              // The span of `SendInfo::at` over 40 full packets sent back to back,
+                              // and their bytes.
+    fn span(p: &mut Pipe) -> (std::time::Duration, usize) {
+        p.client.stream_send(0, &pattern(200_000), false).unwrap();
+        let mut out = [0u8; 1500];
+        let (mut first, mut last, mut bytes) = (None, None, 0);
+        for _ in 0..40 {
+            let (n, info) = p.client.send_at(&mut out, p.now).unwrap();
+            first.get_or_insert(info.at);
+            last = Some(info.at);
+            bytes += n;
+        }
+        (last.unwrap() - first.unwrap(), bytes)
+    }
+    // A window of 100 packets: pacing, not the window, spaces them.
+    let pipe = |cap: Option<u64>| {
+        let mut c = test_config(false).unwrap();
+        c.set_initial_congestion_window_packets(100);
+        if let Some(cap) = cap {
+            c.set_max_pacing_rate(cap);
+        }
+        let mut p = Pipe::with_configs(
+            &mut c,
+            &mut test_config(true).unwrap(),
+            LinkConfig::default(),
+            LinkConfig::default(),
+        )
+        .unwrap();
+        p.handshake().unwrap();
+        p
+    };
+    let mut p = pipe(Some(CAP));
+    let (capped, bytes) = span(&mut p);
+    // The pacer's first burst (10 packets) goes at once; the rest at most
+    // CAP bytes per second.
+    let floor = std::time::Duration::from_secs_f64((bytes - 15_000) as f64 / CAP as f64);
+    assert!(capped >= floor, "{capped:?} for {bytes} bytes");
+    // Without the cap the same packets go far faster (the window's rate);
+    // lifting it on a live connection does the same.
+    let (free, _) = span(&mut pipe(None));
+    assert!(free * 4 < capped, "{free:?} vs {capped:?}");
+    p.client.set_max_pacing_rate(None);
+    let (lifted, _) = span(&mut p);
+    assert!(lifted * 4 < capped, "{lifted:?} vs {capped:?}");
+}
+
+/// quiche's `set_initial_congestion_window_packets` sets the window a
+/// connection starts with (it used to be accepted and ignored).
+#[test]
+fn initial_congestion_window_is_configurable() {
+    for (packets, want) in [(None, 13_500), (Some(32), 43_200), (Some(1), 2_700)] {
+        let mut c = test_config(false).unwrap();
+        if let Some(n) = packets {
+            c.set_initial_congestion_window_packets(n);
+        }
+        let p = Pipe::with_configs(
+            &mut c,
+            &mut test_config(true).unwrap(),
+            LinkConfig::default(),
+            LinkConfig::default(),
+        )
+        .unwrap();
+        // 1350-byte datagrams (the test config's maximum); at least two.
+        assert_eq!(
+            p.client.path_stats().next().unwrap().cwnd,
+            want,
+            "{packets:?}"
+        );
+    }
+}

@@ -10,9 +10,11 @@ use super::{CongestionControlAlgorithm, Epoch};
 /// kLossReductionFactor as a divisor (RFC 9002 §7.3.2: 0.5).
 const LOSS_REDUCTION_DIVISOR: usize = 2;
 
-/// The initial window: min(10 * mss, max(14720, 2 * mss)) (RFC 9002 §7.2).
-pub(crate) fn initial_window(mss: usize) -> usize {
-    (10 * mss).min(14720.max(2 * mss))
+/// The initial window of `packets` datagrams (RFC 9002 §7.2, 10 by
+/// default: min(10 * mss, max(14720, 2 * mss))): min(packets * mss,
+/// max(packets * 1472, 2 * mss)).
+pub(crate) fn initial_window(mss: usize, packets: usize) -> usize {
+    (packets * mss).min((packets * 1472).max(2 * mss))
 }
 
 /// kMinimumWindow: 2 * mss (RFC 9002 §7.2).
@@ -45,6 +47,8 @@ pub(crate) struct Congestion {
     /// connection.)
     max_in_flight: u32,
     prev_max_in_flight: u32,
+    /// The initial window in datagrams (10 unless configured).
+    initial_packets: u32,
     /// The round is over once an ACK covers this packet number, the first
     /// one sent after the round began (`u64::MAX` before any).
     round_end_pn: u64,
@@ -65,7 +69,13 @@ impl Congestion {
     /// The same controller at its initial state (a new path: RFC 9000
     /// §9.4).
     pub(crate) fn fresh(&self) -> Self {
-        Congestion::new(self.algo, self.mss, self.hystart_enabled, self.pacing)
+        Congestion::new(
+            self.algo,
+            self.mss,
+            self.hystart_enabled,
+            self.pacing,
+            self.initial_packets as usize,
+        )
     }
 
     pub(crate) fn new(
@@ -73,11 +83,13 @@ impl Congestion {
         mss: usize,
         hystart: bool,
         pacing: bool,
+        initial_packets: usize,
     ) -> Self {
+        let initial_packets = initial_packets.clamp(2, u32::MAX as usize);
         Congestion {
             algo,
             mss,
-            cwnd: initial_window(mss),
+            cwnd: initial_window(mss, initial_packets),
             ssthresh: usize::MAX,
             recovery_start: None,
             app_limited: false,
@@ -87,8 +99,9 @@ impl Congestion {
             ss_this_ack: 0,
             max_in_flight: 0,
             prev_max_in_flight: 0,
+            initial_packets: initial_packets as u32,
             round_end_pn: u64::MAX,
-            round_cwnd: initial_window(mss),
+            round_cwnd: initial_window(mss, initial_packets),
             round_over: 0,
             pacing,
             hystart_enabled: hystart,
@@ -119,8 +132,9 @@ impl Congestion {
     pub(crate) fn set_mss(&mut self, mss: usize) {
         // RFC 9002 §7.2: recalculate the initial window for the new size
         // when the window is still the initial one.
-        if self.cwnd == initial_window(self.mss) {
-            self.cwnd = initial_window(mss);
+        let packets = self.initial_packets as usize;
+        if self.cwnd == initial_window(self.mss, packets) {
+            self.cwnd = initial_window(mss, packets);
         }
         self.mss = mss;
         self.cwnd = self.cwnd.max(minimum_window(mss));

@@ -152,6 +152,8 @@ pub(crate) struct RecoveryConfig {
     pub(crate) pacing: bool,
     /// kInitialRtt (RFC 9002 §6.2.2), 333 ms by default.
     pub(crate) initial_rtt: Duration,
+    /// The initial window in datagrams (RFC 9002 §7.2: 10).
+    pub(crate) initial_window_packets: usize,
 }
 
 impl Default for RecoveryConfig {
@@ -162,6 +164,7 @@ impl Default for RecoveryConfig {
             hystart: true,
             pacing: true,
             initial_rtt: Duration::from_millis(333),
+            initial_window_packets: 10,
         }
     }
 }
@@ -292,6 +295,8 @@ pub(crate) struct Recovery<T> {
     rtt: RttStats,
     cc: Congestion,
     pacer: Pacer,
+    /// The application's cap on the pacing rate, bytes per second.
+    max_pacing_rate: Option<u64>,
     pto_count: u32,
     /// The packet reordering threshold: kPacketThreshold, raised past the
     /// reordering distance of packets found to be lost spuriously (RFC 9002
@@ -319,7 +324,13 @@ impl<T> Recovery<T> {
     /// A fresh recovery state.
     pub(crate) fn new(cfg: &RecoveryConfig) -> Self {
         let mss = cfg.max_datagram_size.max(1);
-        let cc = Congestion::new(cfg.cc, mss, cfg.hystart, cfg.pacing);
+        let cc = Congestion::new(
+            cfg.cc,
+            mss,
+            cfg.hystart,
+            cfg.pacing,
+            cfg.initial_window_packets,
+        );
         let stats = RecoveryStats {
             max_cwnd: cc.cwnd,
             ..RecoveryStats::default()
@@ -329,6 +340,7 @@ impl<T> Recovery<T> {
             rtt: RttStats::new(cfg.initial_rtt),
             cc,
             pacer: Pacer::new(cfg.pacing, mss),
+            max_pacing_rate: None,
             pto_count: 0,
             packet_threshold: PACKET_THRESHOLD as u16,
             time_threshold_eighths: TIME_THRESHOLD_EIGHTHS as u8,
@@ -507,7 +519,15 @@ impl<T> Recovery<T> {
     /// The pacing rate in bytes per second: 1.25 * cwnd / smoothed_rtt
     /// (RFC 9002 §7.7).
     pub(crate) fn pacing_rate(&self) -> u64 {
-        Pacer::rate(self.cc.cwnd, self.rtt.smoothed_rtt)
+        let rate = Pacer::rate(self.cc.cwnd, self.rtt.smoothed_rtt);
+        self.max_pacing_rate.map_or(rate, |max| rate.min(max))
+    }
+
+    /// Caps the pacing rate at `max` bytes per second (`None`: no cap);
+    /// without pacing it has no effect.
+    pub(crate) fn set_max_pacing_rate(&mut self, max: Option<u64>) {
+        // A zero rate would hold every packet forever.
+        self.max_pacing_rate = max.map(|m| m.max(1));
     }
 
     /// When the pacer releases the next full-size packet; `now` when pacing

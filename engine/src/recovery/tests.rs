@@ -20,6 +20,7 @@ fn cfg(cc: CongestionControlAlgorithm, hystart: bool, pacing: bool) -> RecoveryC
         hystart,
         pacing,
         initial_rtt: ms(333),
+        initial_window_packets: 10,
     }
 }
 
@@ -815,9 +816,12 @@ fn algorithm_from_str() {
 
 #[test]
 fn initial_and_minimum_windows() {
-    assert_eq!(cc::initial_window(1200), 12_000);
-    assert_eq!(cc::initial_window(1472), 14_720);
-    assert_eq!(cc::initial_window(9000), 18_000);
+    assert_eq!(cc::initial_window(1200, 10), 12_000);
+    assert_eq!(cc::initial_window(1472, 10), 14_720);
+    assert_eq!(cc::initial_window(9000, 10), 18_000);
+    // A configured window of 32 datagrams (quiche's
+    // set_initial_congestion_window_packets).
+    assert_eq!(cc::initial_window(1350, 32), 43_200);
     assert_eq!(cc::minimum_window(1200), 2_400);
 }
 
