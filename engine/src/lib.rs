@@ -29,7 +29,7 @@ pub use crate::cid::{ConnectionId, MAX_CONN_ID_LEN};
 pub use crate::config::Config;
 pub use crate::connection::{
     accept, connect, connect_with_dcid, BatchInfo, Connection, ConnectionError, PathEvent,
-    PathStats, QlogLevel, RecvInfo, SendInfo, Shutdown, Stats, StreamIter,
+    PathStats, QlogLevel, RecvInfo, SendInfo, Shutdown, SocketAddrIter, Stats, StreamIter,
 };
 pub use crate::error::{Error, Result, TransportError, TransportErrorCode};
 pub use crate::packet::{

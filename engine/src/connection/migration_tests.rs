@@ -570,3 +570,86 @@ fn unanswered_probes_are_retried_then_dropped() {
     let data = pattern(50_000);
     assert!(transfer(&mut p, &data, 100_000) == data);
 }
+
+/// quiche's path-scoped calls, as its migrating client uses them: for each
+/// local address, `paths_iter` names the peers and `send_on_path` writes
+/// only that path's datagrams (the probe's challenge from the new address,
+/// everything else from the current one); `send_quantum_on_path` and
+/// `send_ack_eliciting_on_path` answer per path.
+#[test]
+fn path_scoped_sends_as_quiche_clients_use_them() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    issue_spare_ids(&mut p);
+    let (old, server) = (p.c2s_info().from, p.s2c_info().from);
+    let new = addr(6600);
+    assert_eq!(p.client.paths_iter(old).collect::<Vec<_>>(), [server]);
+    assert_eq!(p.client.paths_iter(new).count(), 0);
+    assert_eq!(p.client.send_quantum_on_path(new, server), 0);
+    assert_eq!(
+        p.client.send_ack_eliciting_on_path(new, server),
+        Err(Error::InvalidState)
+    );
+    p.client.probe_path(new, server).unwrap();
+    p.client.stream_send(0, b"on the old path", true).unwrap();
+    assert_eq!(p.client.paths_iter(new).collect::<Vec<_>>(), [server]);
+    assert_eq!(p.client.send_quantum_on_path(new, server), 1350);
+    assert!(p.client.send_quantum_on_path(old, server) >= 1350);
+    assert_eq!(p.client.send_ack_eliciting_on_path(new, server), Ok(()));
+
+    // The current path first: its datagrams only (the stream data), none
+    // for the probed path.
+    let mut out = [0u8; 1500];
+    let now = p.now;
+    let (n, info) = p
+        .client
+        .send_on_path_at(&mut out, Some(old), Some(server), now)
+        .unwrap();
+    assert_eq!((info.from, info.to), (old, server));
+    let mut d = out[..n].to_vec();
+    p.server.recv_at(&mut d, p.c2s_info(), now).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(p.server.stream_recv(0, &mut buf), Ok((15, true)));
+    assert_eq!(
+        p.client
+            .send_on_path_at(&mut out, Some(old), Some(server), now),
+        Err(Error::Done)
+    );
+    // Then the probed path: its challenge, from the new address.
+    let (n, info) = p
+        .client
+        .send_on_path_at(&mut out, Some(new), None, now)
+        .unwrap();
+    assert_eq!((info.from, info.to, n), (new, server, 1200));
+    assert_eq!(
+        p.client
+            .send_on_path_at(&mut out, Some(new), Some(server), now),
+        Err(Error::Done)
+    );
+    // The server answers on the path the challenge came on, through
+    // `send_on_path` too: `paths_iter` of its address names the new peer.
+    let mut d = out[..n].to_vec();
+    let from_new = crate::RecvInfo {
+        from: new,
+        to: server,
+    };
+    p.server.recv_at(&mut d, from_new, now).unwrap();
+    assert!(p.server.paths_iter(server).any(|a| a == new));
+    let (n, info) = p
+        .server
+        .send_on_path_at(&mut out, Some(server), Some(new), now)
+        .unwrap();
+    assert_eq!(info.to, new);
+    let mut r = out[..n].to_vec();
+    let to_new = crate::RecvInfo {
+        from: server,
+        to: new,
+    };
+    p.client.recv_at(&mut r, to_new, now).unwrap();
+    assert_eq!(p.client.is_path_validated(new, server), Ok(true));
+    // A path nobody uses has nothing.
+    assert_eq!(
+        p.client.send_on_path_at(&mut out, Some(addr(1)), None, now),
+        Err(Error::Done)
+    );
+}

@@ -28,8 +28,8 @@ mod space;
 pub use batch::BatchInfo;
 pub(crate) use dgram::DatagramQueues;
 use handshake::{early_data_context, EarlyData, EarlyPacket, TlsInfo};
-pub use paths::PathEvent;
 pub(crate) use paths::{same_address, PathProbe, PathResponse, PathValidation};
+pub use paths::{PathEvent, SocketAddrIter};
 pub use qlog::QlogLevel;
 
 use std::collections::VecDeque;

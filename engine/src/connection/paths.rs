@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{cids, CloseState, Connection};
+
+/// The peer addresses [`Connection::paths_iter`] yields.
+pub type SocketAddrIter = std::vec::IntoIter<SocketAddr>;
 use crate::error::{Error, Result};
 
 /// A peer address being validated after the peer moved to it (RFC 9000
@@ -278,6 +281,137 @@ impl Connection {
             }
             _ => Err(Error::InvalidState),
         }
+    }
+
+    /// The peer addresses of the paths that use our address `from`
+    /// (quiche's `paths_iter`): the current path's, a probed path's, a
+    /// path a peer's challenge came on that still awaits our answer.
+    pub fn paths_iter(&self, from: SocketAddr) -> SocketAddrIter {
+        let mut peers: Vec<SocketAddr> = Vec::new();
+        let mut add = |p: SocketAddr| {
+            if !peers.iter().any(|&q| same_address(q, p)) {
+                peers.push(p);
+            }
+        };
+        if same_address(from, self.local_addr) {
+            add(self.peer_addr);
+        }
+        if self
+            .probe
+            .as_ref()
+            .is_some_and(|p| same_address(from, p.local))
+        {
+            add(self.peer_addr);
+        }
+        for r in self.pending.q().path_responses.iter() {
+            if r.datagram_len != 0 && same_address(from, r.local) {
+                add(r.peer);
+            }
+        }
+        peers.into_iter()
+    }
+
+    /// [`Connection::send`] for one path only (quiche's `send_on_path`):
+    /// the next datagram from `from` to `to` (`None`: any address), or
+    /// `Err(Done)` when that path has nothing to send. On the current path
+    /// that is everything the connection sends there; on a probed path its
+    /// PATH_CHALLENGE; on a path a peer's challenge came on, our answer.
+    pub fn send_on_path(
+        &mut self,
+        out: &mut [u8],
+        from: Option<SocketAddr>,
+        to: Option<SocketAddr>,
+    ) -> Result<(usize, super::SendInfo)> {
+        self.send_on_path_at(out, from, to, Instant::now())
+    }
+
+    /// [`Connection::send_on_path`] at an explicit time.
+    pub fn send_on_path_at(
+        &mut self,
+        out: &mut [u8],
+        from: Option<SocketAddr>,
+        to: Option<SocketAddr>,
+        now: Instant,
+    ) -> Result<(usize, super::SendInfo)> {
+        if from.is_none() && to.is_none() {
+            return self.send_at(out, now);
+        }
+        if out.is_empty() {
+            return Err(Error::BufferTooShort);
+        }
+        let on = |local: SocketAddr, peer: SocketAddr| {
+            from.is_none_or(|f| same_address(f, local)) && to.is_none_or(|t| same_address(t, peer))
+        };
+        if on(self.local_addr, self.peer_addr) {
+            if let Some(sent) = self.send_pmtu_probe(out, now)? {
+                return Ok(sent);
+            }
+            match self.send_datagram(out, 0, true, now) {
+                Err(Error::Done) => (),
+                r => return r,
+            }
+        }
+        if self.close != CloseState::Open {
+            return Err(Error::Done);
+        }
+        if self
+            .probe
+            .as_ref()
+            .is_some_and(|p| on(p.local, self.peer_addr))
+        {
+            if let Some(sent) = self.send_probe(out, now)? {
+                return Ok(sent);
+            }
+        }
+        // Answers owed on other paths, for the one asked about.
+        let only = match (from, to) {
+            (Some(l), Some(p)) => Some((l, p)),
+            _ => None,
+        };
+        let matching = self
+            .pending
+            .q()
+            .path_responses
+            .iter()
+            .any(|r| r.datagram_len != 0 && on(r.local, r.peer));
+        if matching {
+            if let Some(sent) = self.send_response_on(out, only, now)? {
+                return Ok(sent);
+            }
+        }
+        Err(Error::Done)
+    }
+
+    /// The bytes to give the next `send_on_path` burst on a path (quiche's
+    /// `send_quantum_on_path`): the connection's quantum on the current
+    /// path, one datagram on another path we have something for (a
+    /// challenge or an answer), 0 on a path we do not know.
+    pub fn send_quantum_on_path(&self, local: SocketAddr, peer: SocketAddr) -> usize {
+        if same_address(local, self.local_addr) && same_address(peer, self.peer_addr) {
+            return self.send_quantum();
+        }
+        if self.paths_iter(local).any(|p| same_address(p, peer)) {
+            return self.max_send_udp_payload_size();
+        }
+        0
+    }
+
+    /// quiche's `send_ack_eliciting_on_path`: an ack-eliciting packet on
+    /// the current path ([`Connection::send_ack_eliciting`]); on a probed
+    /// path every packet is one already (its PATH_CHALLENGE); on a path we
+    /// do not know, `Err(InvalidState)`.
+    pub fn send_ack_eliciting_on_path(
+        &mut self,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) -> Result<()> {
+        if same_address(local, self.local_addr) && same_address(peer, self.peer_addr) {
+            return self.send_ack_eliciting();
+        }
+        if self.paths_iter(local).any(|p| same_address(p, peer)) {
+            return Ok(());
+        }
+        Err(Error::InvalidState)
     }
 
     /// The next path event (see [`PathEvent`]), oldest first; at most the

@@ -1,6 +1,7 @@
 //! Sending: building coalesced datagrams of protected packets
 //! (`poll_*`).
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{CloseState, Connection, EarlyData, SendInfo, SentFrame, SentFrames};
@@ -583,14 +584,23 @@ impl Connection {
         out: &mut [u8],
         now: Instant,
     ) -> Result<Option<(usize, SendInfo)>> {
+        self.send_response_on(out, None, now)
+    }
+
+    /// [`Connection::send_response_elsewhere`] for the path `(local, peer)`
+    /// only, when given.
+    pub(super) fn send_response_on(
+        &mut self,
+        out: &mut [u8],
+        only: Option<(SocketAddr, SocketAddr)>,
+        now: Instant,
+    ) -> Result<Option<(usize, SendInfo)>> {
         let (peer, local) = (self.peer_addr, self.local_addr);
-        let Some(i) = self
-            .pending
-            .q()
-            .path_responses
-            .iter()
-            .position(|r| r.datagram_len != 0 && !r.is_for(peer, local))
-        else {
+        let Some(i) = self.pending.q().path_responses.iter().position(|r| {
+            r.datagram_len != 0
+                && !r.is_for(peer, local)
+                && only.is_none_or(|(l, p)| r.is_for(p, l))
+        }) else {
             return Ok(None);
         };
         let Some(r) = self.pending.q_mut().path_responses.remove(i) else {
@@ -629,7 +639,11 @@ impl Connection {
     /// ([`Connection::probe_path`]), from its local address with its own
     /// connection ID, padded to 1200 bytes (RFC 9000 §8.2.1); outside the
     /// current path's congestion control, asked again after a PTO.
-    fn send_probe(&mut self, out: &mut [u8], now: Instant) -> Result<Option<(usize, SendInfo)>> {
+    pub(super) fn send_probe(
+        &mut self,
+        out: &mut [u8],
+        now: Instant,
+    ) -> Result<Option<(usize, SendInfo)>> {
         let pto = self.recovery.pto();
         let Some(probe) = self.probe.as_mut().filter(|p| p.send && !p.validated) else {
             return Ok(None);
