@@ -210,3 +210,61 @@ fn afxdp_passes_other_traffic_to_the_kernel() {
     assert_eq!(kernel_got, b"for the kernel");
     assert_eq!(xsk_got, vec![b"for the engine".to_vec()]);
 }
+
+/// RFC 9000 §14: QUIC datagrams are never fragmented at the IP layer (DF
+/// set). Over a veth of MTU 1300, the `udp` backend sends a datagram that
+/// fits and refuses one that does not (EMSGSIZE, counted as a send error)
+/// instead of letting the kernel split it: the receiver gets exactly the
+/// one that fits. (Path MTU discovery relies on this: an oversize probe
+/// must be lost, not delivered in fragments.)
+#[test]
+fn udp_backend_never_fragments() {
+    let pair = VethPair::new("udpdf", 1).expect("creating veth pair (needs root)");
+    for side in [&pair.a, &pair.b] {
+        let st = Command::new("ip")
+            .args([
+                "-n",
+                &side.ns,
+                "link",
+                "set",
+                "dev",
+                &side.iface,
+                "mtu",
+                "1300",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let receiver = SocketAddr::new(pair.b.ip.into(), 5555);
+    let sender = SocketAddr::new(pair.a.ip.into(), CLIENT_PORT);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let h = VethPair::spawn_in(&pair.b.ns, move || {
+        let s = std::net::UdpSocket::bind(receiver).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        ready_tx.send(()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok((n, _)) = s.recv_from(&mut buf) {
+            got.push(n);
+        }
+        got
+    });
+    ready_rx.recv().unwrap();
+    let a_ns = pair.a.ns.clone();
+    let stats = VethPair::spawn_in(&a_ns, move || {
+        let mut b = backend::open(&BackendConfig::new(BackendKind::Udp, sender)).expect("udp");
+        // 1272 + 28 = 1300 bytes of IPv4 packet: fits; 1400 does not.
+        let sizes = [1272usize, 1400, 1000];
+        let _ = b.tx_burst(sizes.len(), &mut |i, buf| {
+            buf[..sizes[i]].fill(i as u8);
+            Some((sizes[i], receiver))
+        });
+        b.stats()
+    })
+    .join()
+    .unwrap();
+    let got = h.join().unwrap();
+    assert_eq!(got, [1272, 1000], "{stats:?}");
+    assert_eq!((stats.tx_packets, stats.tx_errors), (2, 1), "{stats:?}");
+}

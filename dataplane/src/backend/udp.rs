@@ -141,6 +141,9 @@ pub struct UdpBackend {
     fd: OwnedFd,
     local: SocketAddr,
     gso: bool,
+    /// This burst goes without GSO grouping: one of its datagrams was too
+    /// large for the path (EMSGSIZE), which fails its whole GSO message.
+    ungrouped: bool,
     gro: bool,
     rx_slot: usize,
     rx_buf: Vec<u8>,
@@ -177,6 +180,32 @@ impl UdpBackend {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         if !setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1) {
             return Err(BackendError::last_os("setsockopt(SO_REUSEPORT)"));
+        }
+        // RFC 9000 §14: "UDP datagrams MUST NOT be fragmented at the IP
+        // layer. In IPv4, the Don't Fragment (DF) bit MUST be set if
+        // possible". PMTUDISC_PROBE sets DF and lets datagrams up to the
+        // interface's MTU go whatever the route's cached path MTU says (the
+        // engine finds the path's own, RFC 8899); a larger one fails with
+        // EMSGSIZE rather than leaving in fragments. (On an IPv6 socket the
+        // IPv4 option covers v4-mapped peers.)
+        let v4_df = setsockopt_int(
+            &fd,
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        );
+        let df = if local.is_ipv4() {
+            v4_df
+        } else {
+            setsockopt_int(
+                &fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MTU_DISCOVER,
+                libc::IPV6_PMTUDISC_PROBE,
+            )
+        };
+        if !df {
+            tracing::warn!(%local, error = %std::io::Error::last_os_error(), "udp: cannot set Don't Fragment; datagrams may be fragmented");
         }
         // Bigger socket buffers absorb bursts (room for `ring_size` full
         // datagrams, at least 4 MiB); the FORCE variants pass rmem_max /
@@ -225,6 +254,7 @@ impl UdpBackend {
             fd,
             local,
             gso,
+            ungrouped: false,
             gro,
             rx_slot,
             rx_buf: vec![0u8; rx_slot * BATCH],
@@ -385,6 +415,7 @@ impl UdpBackend {
         let mut pos = 0;
         let mut queued = 0;
         let mut retried_full = false;
+        self.ungrouped = false;
         while pos < self.tx_items.len() {
             match self.send_some(pos) {
                 Ok(sent) => {
@@ -411,6 +442,15 @@ impl UdpBackend {
                     if code == libc::EAGAIN || code == libc::ENOBUFS {
                         break;
                     }
+                    // A datagram too large for the path (a path MTU probe,
+                    // RFC 8899) fails its whole GSO message: send the rest
+                    // of the burst one datagram per message, so that only
+                    // it is lost (a lost data packet would count as
+                    // congestion).
+                    if code == libc::EMSGSIZE && self.group_len(pos) > 1 {
+                        self.ungrouped = true;
+                        continue;
+                    }
                     // Skip the message that failed (EMSGSIZE, EHOSTUNREACH...)
                     // and go on with the rest.
                     let skip = self.group_len(pos);
@@ -426,7 +466,7 @@ impl UdpBackend {
     /// Datagrams in the message that starts at `pos`: consecutive items with
     /// the same destination and size (the last may be shorter) under GSO.
     fn group_len(&self, pos: usize) -> usize {
-        if !self.gso {
+        if !self.gso || self.ungrouped {
             return 1;
         }
         let (seg, dst) = self.tx_items[pos];
