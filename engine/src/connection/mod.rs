@@ -417,9 +417,12 @@ pub struct Connection {
     pub(crate) max_send_udp_payload: usize,
     /// Path MTU discovery is on ([`Config::discover_pmtu`]).
     pub(crate) discover_pmtu: bool,
-    /// Its search on the current path, from handshake confirmation
-    /// (boxed: off by default).
+    /// Its search on the current path, from handshake confirmation until
+    /// it is over (boxed and then freed: per-connection memory).
     pub(crate) pmtud: Option<Box<pmtud::Pmtud>>,
+    /// The largest UDP payload the current path was seen to carry (with
+    /// discovery on).
+    pub(crate) pmtu: usize,
     pub(crate) grease: bool,
     pub(crate) stats: Stats,
     /// Scratch for ACK ranges (reused, no allocation per ACK).
@@ -646,6 +649,7 @@ impl Connection {
             max_send_udp_payload: config.max_send_udp_payload_size,
             discover_pmtu: config.discover_pmtu,
             pmtud: None,
+            pmtu: pmtud::BASE_PLPMTU,
             grease: config.grease,
             stats: Stats::default(),
             ack_scratch: Vec::new(),
@@ -1076,11 +1080,7 @@ impl Connection {
             .max_send_udp_payload
             .min(self.peer_params.max_udp_payload_size as usize);
         if self.discover_pmtu {
-            let found = self
-                .pmtud
-                .as_ref()
-                .map_or(pmtud::BASE_PLPMTU, |p| p.current());
-            return allowed.min(found);
+            return allowed.min(self.pmtu);
         }
         allowed
     }
@@ -1099,7 +1099,30 @@ impl Connection {
             let max = self
                 .max_send_udp_payload
                 .min(self.peer_params.max_udp_payload_size as usize);
-            self.pmtud = Some(Box::new(pmtud::Pmtud::new(max)));
+            self.pmtu = pmtud::BASE_PLPMTU;
+            let search = pmtud::Pmtud::new(max);
+            self.pmtud = (!search.done()).then(|| Box::new(search));
+        }
+    }
+
+    /// The search learned something about a probe of `size` (acknowledged
+    /// or lost): the size in use follows it, and a finished search frees
+    /// its state.
+    pub(crate) fn on_pmtu_probe(&mut self, size: usize, acked: bool) {
+        let Some(p) = self.pmtud.as_mut() else {
+            return;
+        };
+        if acked {
+            p.on_acked(size);
+        } else {
+            p.on_lost(size);
+        }
+        self.pmtu = p.current();
+        if acked {
+            tracing::debug!(trace_id = %self.trace_id, size, pmtu = self.pmtu, "path MTU probe acknowledged");
+        }
+        if p.done() {
+            self.pmtud = None;
         }
     }
 

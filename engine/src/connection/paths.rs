@@ -201,7 +201,7 @@ impl Connection {
         let now = self.now_hint();
         self.recovery.reset_for_new_path(now);
         // RFC 9000 §14.3: the new path's MTU is found anew.
-        if self.pmtud.is_some() {
+        if self.handshake_confirmed {
             self.start_pmtud();
         }
         // §9.2: "an endpoint initiates path validation on the new path"

@@ -518,7 +518,7 @@ impl Connection {
         if from.ip() != to.ip() {
             self.recovery.reset_for_new_path(now);
             // RFC 9000 §14.3: the new path's MTU is found anew.
-            if self.pmtud.is_some() {
+            if self.handshake_confirmed {
                 self.start_pmtud();
             }
         }
@@ -1188,12 +1188,7 @@ impl Connection {
             // The peer got our challenge; if no response came with the
             // acknowledgement (responses are not retransmitted), ask again.
             SentFrame::PathChallenge => self.challenge_again(),
-            SentFrame::PmtuProbe { size } => {
-                if let Some(p) = self.pmtud.as_mut() {
-                    p.on_acked(size);
-                    tracing::debug!(trace_id = %self.trace_id, size, pmtu = p.current(), "path MTU probe acknowledged");
-                }
-            }
+            SentFrame::PmtuProbe { size } => self.on_pmtu_probe(size, true),
             _ => (),
         }
     }
@@ -1260,11 +1255,7 @@ impl Connection {
                 // Lost: ask again while the path is still being validated.
                 SentFrame::PathChallenge => self.challenge_again(),
                 // Not sent again: the search decides what to probe next.
-                SentFrame::PmtuProbe { size } => {
-                    if let Some(p) = self.pmtud.as_mut() {
-                        p.on_lost(size);
-                    }
-                }
+                SentFrame::PmtuProbe { size } => self.on_pmtu_probe(size, false),
                 SentFrame::DataBlocked
                 | SentFrame::StreamDataBlocked
                 | SentFrame::StreamsBlocked
@@ -1291,10 +1282,8 @@ impl Connection {
                 // PTO probes go at that size) and search again.
                 if epoch == Epoch::Application
                     && self.recovery.pto_count() >= super::pmtud::BLACK_HOLE_PTOS
-                    && self
-                        .pmtud
-                        .as_ref()
-                        .is_some_and(|p| p.current() > super::pmtud::BASE_PLPMTU)
+                    && self.discover_pmtu
+                    && self.pmtu > super::pmtud::BASE_PLPMTU
                 {
                     tracing::debug!(trace_id = %self.trace_id, "path MTU black hole suspected: searching again from 1200 bytes");
                     self.start_pmtud();
