@@ -319,7 +319,9 @@ impl Config {
     /// their loss is no congestion signal (RFC 9000 §14.4). A new path
     /// (migration to another address) starts again from 1200, and so does
     /// a path on which three PTOs pass with nothing acknowledged after the
-    /// size was raised (RFC 8899 §4.3: its MTU may have shrunk). Off, every
+    /// size was raised (RFC 8899 §4.3: its MTU may have shrunk); a search
+    /// that stopped below the maximum looks for more after 600 s (RFC 8899
+    /// §5.1.1's PMTU_RAISE_TIMER: routes change). Off, every
     /// datagram after the handshake may be as large as configured, as the
     /// application then knows its paths carry that.
     pub fn discover_pmtu(&mut self, discover: bool) {

@@ -423,6 +423,8 @@ pub struct Connection {
     /// The largest UDP payload the current path was seen to carry (with
     /// discovery on).
     pub(crate) pmtu: usize,
+    /// When a search that stopped below the maximum looks for more.
+    pub(crate) pmtu_raise_at: Option<Instant>,
     pub(crate) grease: bool,
     pub(crate) stats: Stats,
     /// Scratch for ACK ranges (reused, no allocation per ACK).
@@ -650,6 +652,7 @@ impl Connection {
             discover_pmtu: config.discover_pmtu,
             pmtud: None,
             pmtu: pmtud::BASE_PLPMTU,
+            pmtu_raise_at: None,
             grease: config.grease,
             stats: Stats::default(),
             ack_scratch: Vec::new(),
@@ -1096,11 +1099,25 @@ impl Connection {
     /// from 1200 bytes up to what we and the peer allow.
     pub(crate) fn start_pmtud(&mut self) {
         if self.discover_pmtu {
-            let max = self
-                .max_send_udp_payload
-                .min(self.peer_params.max_udp_payload_size as usize);
             self.pmtu = pmtud::BASE_PLPMTU;
-            let search = pmtud::Pmtud::new(max);
+            self.pmtu_raise_at = None;
+            let search = pmtud::Pmtud::new(self.pmtu_allowed());
+            self.pmtud = (!search.done()).then(|| Box::new(search));
+        }
+    }
+
+    /// The most path MTU discovery may find: what we and the peer allow.
+    fn pmtu_allowed(&self) -> usize {
+        self.max_send_udp_payload
+            .min(self.peer_params.max_udp_payload_size as usize)
+    }
+
+    /// Once [`pmtud::PMTU_RAISE_TIMER`] has passed since a search stopped
+    /// below the maximum, a new one looks for more (RFC 8899 §5.1.1).
+    pub(crate) fn maybe_raise_pmtu(&mut self, now: Instant) {
+        if self.pmtu_raise_at.is_some_and(|t| now >= t) {
+            self.pmtu_raise_at = None;
+            let search = pmtud::Pmtud::resume(self.pmtu, self.pmtu_allowed());
             self.pmtud = (!search.done()).then(|| Box::new(search));
         }
     }
@@ -1123,6 +1140,9 @@ impl Connection {
         }
         if p.done() {
             self.pmtud = None;
+            if self.pmtu < self.pmtu_allowed() {
+                self.pmtu_raise_at = Some(self.now_hint() + pmtud::PMTU_RAISE_TIMER);
+            }
         }
     }
 

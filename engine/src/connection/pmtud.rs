@@ -22,6 +22,11 @@ pub(crate) const MAX_PROBES: u8 = 3;
 /// The search stops when the sizes left to try span fewer bytes than this.
 pub(crate) const GRANULARITY: usize = 16;
 
+/// How long a finished search that stopped below the allowed maximum
+/// waits before probing for more (RFC 8899 §5.1.1: PMTU_RAISE_TIMER, 600
+/// s by default): routes change.
+pub(crate) const PMTU_RAISE_TIMER: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Consecutive PTOs after which a path whose size was raised counts as a
 /// black hole for that size (RFC 8899 §4.3: the path's MTU may have
 /// shrunk): the search starts again from [`BASE_PLPMTU`].
@@ -58,6 +63,15 @@ impl Pmtud {
             high: max.max(BASE_PLPMTU),
             failed_any: false,
             probe: None,
+        }
+    }
+
+    /// A search for more than `confirmed`, which the path carries, up to
+    /// `max` (after [`PMTU_RAISE_TIMER`]).
+    pub(crate) fn resume(confirmed: usize, max: usize) -> Pmtud {
+        Pmtud {
+            confirmed: confirmed.max(BASE_PLPMTU),
+            ..Pmtud::new(max)
         }
     }
 
@@ -166,6 +180,17 @@ mod tests {
             assert_eq!(probed.iter().filter(|&&s| s == 1472).count(), 3);
             assert!(probed.len() <= 3 * 6 + 6, "{probed:?}");
         }
+    }
+
+    #[test]
+    fn a_resumed_search_starts_from_what_passed() {
+        let mut s = Pmtud::resume(1300, 1472);
+        assert_eq!((s.current(), s.due()), (1300, Some(1472)));
+        s.on_sent(1472);
+        s.on_acked(1472);
+        assert_eq!((s.current(), s.due()), (1472, None));
+        // Nothing more to find: over at once.
+        assert!(Pmtud::resume(1472, 1472).done());
     }
 
     #[test]

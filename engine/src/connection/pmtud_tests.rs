@@ -173,3 +173,43 @@ fn a_path_whose_mtu_shrinks_is_found_again() {
     let pmtu = p.client.max_send_udp_payload_size();
     assert!((1285..=1300).contains(&pmtu), "{pmtu}");
 }
+
+#[test]
+fn a_search_that_stopped_short_looks_for_more_later() {
+    // No idle timeout: the connection waits out the raise timer.
+    let configs = |server| -> Config {
+        let mut c = test_config(server).unwrap();
+        c.set_max_send_udp_payload_size(1472);
+        c.set_max_recv_udp_payload_size(1472);
+        c.set_max_idle_timeout(0);
+        c.discover_pmtu(true);
+        c
+    };
+    let small = LinkConfig {
+        mtu: 1300,
+        ..LinkConfig::default()
+    };
+    let mut p = Pipe::with_configs(
+        &mut configs(false),
+        &mut configs(true),
+        small.clone(),
+        small,
+    )
+    .unwrap();
+    p.handshake().unwrap();
+    bulk(&mut p);
+    let found = p.client.max_send_udp_payload_size();
+    assert!((1285..=1300).contains(&found), "{found}");
+    // The route changes to carry 1500 bytes. Before the raise timer
+    // (RFC 8899 §5.1.1: 600 s) the size stays; after it, a new search
+    // from what passed finds 1472.
+    p.c2s = crate::testing::Link::new(LinkConfig::default());
+    p.s2c = crate::testing::Link::new(LinkConfig::default());
+    let data = pattern(200_000);
+    assert_eq!(transfer_on(&mut p, 4, &data, 50_000), data);
+    assert_eq!(p.client.max_send_udp_payload_size(), found);
+    p.now += super::pmtud::PMTU_RAISE_TIMER;
+    assert_eq!(transfer_on(&mut p, 8, &data, 50_000), data);
+    p.run_until(10_000, |p| p.client.pmtud.is_none()).unwrap();
+    assert_eq!(p.client.max_send_udp_payload_size(), 1472);
+}

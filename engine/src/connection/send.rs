@@ -71,6 +71,9 @@ impl Connection {
             CloseState::Closing { .. } if !self.send_close => return Err(Error::Done),
             _ => (),
         }
+        if self.pmtu_raise_at.is_some() {
+            self.maybe_raise_pmtu(now);
+        }
         if self.steady_stream_send() {
             // Nearly every datagram of a transfer: one 1-RTT packet of
             // stream data, nothing else due (see `steady_stream_send`).
@@ -688,6 +691,9 @@ impl Connection {
         out: &mut [u8],
         now: Instant,
     ) -> Result<Option<(usize, SendInfo)>> {
+        if self.pmtu_raise_at.is_some() {
+            self.maybe_raise_pmtu(now);
+        }
         let Some(size) = self.pmtu_probe_due() else {
             return Ok(None);
         };
