@@ -131,23 +131,38 @@ fn main() {
     let mut cc_bare = test_config(false).unwrap();
     cc_bare.set_curves_list("X25519").unwrap();
     cc_bare.set_session_tickets(false);
+    // Both sides discovering the path MTU up to 1472 bytes (as `tarte
+    // serve` does).
+    let (mut cc_pm, mut sc_pm) = (test_config(false).unwrap(), test_config(true).unwrap());
+    for c in [&mut cc_pm, &mut sc_pm] {
+        c.set_curves_list("X25519").unwrap();
+        c.set_max_send_udp_payload_size(1472);
+        c.set_max_recv_udp_payload_size(1472);
+        c.discover_pmtu(true);
+    }
     // Warm the lazily built TLS contexts and the test certificate.
-    for c in [&mut cc, &mut cc_bare] {
-        let mut warm = Pipe::with_configs(c, &mut sc, zero.clone(), zero.clone()).unwrap();
+    for pair in [0, 1, 2] {
+        let (c, s) = match pair {
+            0 => (&mut cc, &mut sc),
+            1 => (&mut cc_bare, &mut sc),
+            _ => (&mut cc_pm, &mut sc_pm),
+        };
+        let mut warm = Pipe::with_configs(c, s, zero.clone(), zero.clone()).unwrap();
         warm.handshake().unwrap();
     }
 
     let object: std::sync::Arc<[u8]> = vec![0x42u8; RESPONSE].into();
     // (side, after a transfer, response queued: None, copied, shared,
-    // client keeps its session).
-    for (side, transfer, queued, session) in [
-        ("server", false, None, true),
-        ("client", false, None, true),
-        ("client", false, None, false),
-        ("server", true, None, true),
-        ("client", true, None, true),
-        ("server", false, Some(false), true),
-        ("server", false, Some(true), true),
+    // client keeps its session, path MTU discovery).
+    for (side, transfer, queued, session, pmtud) in [
+        ("server", false, None, true, false),
+        ("client", false, None, true, false),
+        ("client", false, None, false, false),
+        ("server", true, None, true, false),
+        ("client", true, None, true, false),
+        ("server", false, Some(false), true, false),
+        ("server", false, Some(true), true, false),
+        ("server", false, None, true, true),
     ] {
         let n = if transfer || queued.is_some() {
             (n / 10).max(1)
@@ -159,9 +174,23 @@ fn main() {
         let malloc0 = malloc_in_use();
         let mut kept = Vec::with_capacity(n);
         for _ in 0..n {
-            let c = if session { &mut cc } else { &mut cc_bare };
-            let mut p = Pipe::with_configs(c, &mut sc, zero.clone(), zero.clone()).unwrap();
+            let (c, s) = match (session, pmtud) {
+                (_, true) => (&mut cc_pm, &mut sc_pm),
+                (true, false) => (&mut cc, &mut sc),
+                (false, false) => (&mut cc_bare, &mut sc),
+            };
+            let mut p = Pipe::with_configs(c, s, zero.clone(), zero.clone()).unwrap();
             p.handshake().unwrap();
+            if pmtud {
+                // The search (one probe: the link carries 1472 bytes) ends
+                // and its state is freed.
+                p.run_until(1_000, |p| {
+                    [&p.client, &p.server]
+                        .iter()
+                        .all(|c| c.path_stats().next().is_some_and(|s| s.pmtu == 1472))
+                })
+                .unwrap();
+            }
             if transfer {
                 respond(&mut p, RESPONSE);
             }
@@ -210,6 +239,8 @@ fn main() {
             println!("{side}: {n} established idle connections, keeping no session");
         } else if side == "client" {
             println!("{side}: {n} established idle connections, each keeping its session");
+        } else if pmtud {
+            println!("{side}: {n} established idle connections, path MTU discovered (1472)");
         } else {
             println!("{side}: {n} established idle connections");
         }

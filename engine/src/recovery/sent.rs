@@ -155,6 +155,22 @@ impl<T> Space<T> {
     /// exact allocation. With none, the recently-lost marks go too: late
     /// acknowledgements of them are not worth keeping memory for.
     pub(super) fn release_idle(&mut self) {
+        // Idle, what is left may be packets that elicit no acknowledgement
+        // (ACK-only ones): a peer need never acknowledge them, and their
+        // record would stay for the connection's life. Forgetting them
+        // costs only that the ACK ranges they carried keep being reported
+        // until newer ones cover them.
+        if self.ack_eliciting_in_flight == 0
+            && self.bytes_in_flight == 0
+            && self.sent.iter().all(|e| {
+                e.pkt
+                    .as_ref()
+                    .is_none_or(|p| !p.ack_eliciting && !p.in_flight)
+            })
+        {
+            self.sent.clear();
+            self.live = 0;
+        }
         if self.sent.is_empty() {
             if self.sent.capacity() > 0 {
                 self.sent = VecDeque::new();

@@ -906,3 +906,30 @@ fn old_path_packets_do_not_feed_the_new_path() {
     assert_eq!(pns(&o.lost), vec![pn + 1, pn + 2]);
     assert!(s.r.cwnd() < initial, "{}", s.r.cwnd());
 }
+
+/// An idle sender forgets the records of packets that elicit no
+/// acknowledgement (a peer need never acknowledge an ACK-only packet):
+/// they would stay for the connection's life, ~120 bytes each.
+#[test]
+fn idle_release_forgets_unacknowledged_ack_only_packets() {
+    let mut s = Sim::reno();
+    let pn = s.send(Epoch::Application, 0);
+    s.ack(Epoch::Application, &[pn..=pn], 10);
+    // Two ACK-only packets, never acknowledged.
+    s.send_pkt(Epoch::Application, 20, false);
+    s.send_pkt(Epoch::Application, 30, false);
+    let space = &s.r.spaces[Epoch::Application.idx()];
+    assert_eq!(space.sent.len(), 2);
+    s.r.release_idle_memory();
+    let space = &s.r.spaces[Epoch::Application.idx()];
+    assert!(space.sent.is_empty() && space.sent.capacity() == 0);
+    assert_eq!(space.live, 0);
+    // With an ack-eliciting packet in flight nothing is forgotten.
+    s.send_pkt(Epoch::Application, 40, false);
+    s.send(Epoch::Application, 50);
+    s.r.release_idle_memory();
+    assert_eq!(s.r.spaces[Epoch::Application.idx()].sent.len(), 2);
+    // Later numbers go on as before.
+    let next = s.send(Epoch::Application, 60);
+    assert_eq!(next, 5);
+}
