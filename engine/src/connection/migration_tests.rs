@@ -635,6 +635,11 @@ fn path_scoped_sends_as_quiche_clients_use_them() {
     };
     p.server.recv_at(&mut d, from_new, now).unwrap();
     assert!(p.server.paths_iter(server).any(|a| a == new));
+    // Not from an address of ours it did not come to.
+    assert_eq!(
+        p.server.send_on_path_at(&mut out, Some(addr(9)), None, now),
+        Err(Error::Done)
+    );
     let (n, info) = p
         .server
         .send_on_path_at(&mut out, Some(server), Some(new), now)

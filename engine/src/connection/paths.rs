@@ -364,20 +364,8 @@ impl Connection {
             }
         }
         // Answers owed on other paths, for the one asked about.
-        let only = match (from, to) {
-            (Some(l), Some(p)) => Some((l, p)),
-            _ => None,
-        };
-        let matching = self
-            .pending
-            .q()
-            .path_responses
-            .iter()
-            .any(|r| r.datagram_len != 0 && on(r.local, r.peer));
-        if matching {
-            if let Some(sent) = self.send_response_on(out, only, now)? {
-                return Ok(sent);
-            }
+        if let Some(sent) = self.send_response_on(out, from, to, now)? {
+            return Ok(sent);
         }
         Err(Error::Done)
     }

@@ -587,22 +587,24 @@ impl Connection {
         out: &mut [u8],
         now: Instant,
     ) -> Result<Option<(usize, SendInfo)>> {
-        self.send_response_on(out, None, now)
+        self.send_response_on(out, None, None, now)
     }
 
-    /// [`Connection::send_response_elsewhere`] for the path `(local, peer)`
-    /// only, when given.
+    /// [`Connection::send_response_elsewhere`] for the paths from our
+    /// address `from` to the peer's `to` only (`None`: any).
     pub(super) fn send_response_on(
         &mut self,
         out: &mut [u8],
-        only: Option<(SocketAddr, SocketAddr)>,
+        from: Option<SocketAddr>,
+        to: Option<SocketAddr>,
         now: Instant,
     ) -> Result<Option<(usize, SendInfo)>> {
         let (peer, local) = (self.peer_addr, self.local_addr);
         let Some(i) = self.pending.q().path_responses.iter().position(|r| {
             r.datagram_len != 0
                 && !r.is_for(peer, local)
-                && only.is_none_or(|(l, p)| r.is_for(p, l))
+                && from.is_none_or(|f| super::same_address(f, r.local))
+                && to.is_none_or(|t| super::same_address(t, r.peer))
         }) else {
             return Ok(None);
         };
