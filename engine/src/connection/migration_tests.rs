@@ -1,10 +1,11 @@
-//! Connection migration by the client (RFC 9000 §9), over the in-memory
-//! pipe.
+//! Connection migration (RFC 9000 §9) over the in-memory pipe: a client
+//! that moves or probes, a server that follows a peer (a NAT rebinding,
+//! spoofed addresses) and pads its path responses.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::tests::{pattern, transfer, transfer_on};
+use super::tests::{forge_1rtt, pattern, transfer, transfer_on};
 use crate::testing::{test_config, LinkConfig, Pipe};
 use crate::{ConnectionId, Error, PathEvent};
 
@@ -657,4 +658,192 @@ fn path_scoped_sends_as_quiche_clients_use_them() {
         p.client.send_on_path_at(&mut out, Some(addr(1)), None, now),
         Err(Error::Done)
     );
+}
+
+// RFC 9000 §8.2.2: the datagram that carries a PATH_RESPONSE is padded to
+// at least 1200 bytes; an ordinary ACK is not.
+#[test]
+fn path_response_datagrams_are_padded_to_1200_bytes() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    for _ in 0..4 {
+        p.flush().unwrap();
+        p.deliver().unwrap();
+    }
+    let (info, now) = (p.s2c_info(), p.now);
+    let mut out = vec![0u8; 1500];
+    // PING: answered by a small ACK-only datagram.
+    let mut ping = forge_1rtt(&mut p.server, &[0x01]);
+    p.client.recv_at(&mut ping, info, now).unwrap();
+    p.client.on_timeout_at(now + Duration::from_millis(30));
+    let (n, _) = p
+        .client
+        .send_at(&mut out, now + Duration::from_millis(30))
+        .unwrap();
+    assert!(n < 100, "{n}");
+    // PATH_CHALLENGE: the PATH_RESPONSE comes in a padded datagram.
+    let mut challenge = vec![0x1a];
+    challenge.extend_from_slice(&[7u8; 8]);
+    let mut pkt = forge_1rtt(&mut p.server, &challenge);
+    p.client.recv_at(&mut pkt, info, now).unwrap();
+    let (n, _) = p.client.send_at(&mut out, now).unwrap();
+    assert!(n >= 1200, "{n}");
+}
+
+// RFC 9000 §9.3: a NAT rebinding on the client's side. The server follows
+// the first non-probing packet from the new address, validates it with
+// PATH_CHALLENGE (sending at most three times what it received there
+// meanwhile), and the transfer carries on to the new address. A port-only
+// change keeps the congestion window (§9.4).
+#[test]
+fn server_follows_a_nat_rebinding() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    let data = pattern(300_000);
+    assert!(transfer(&mut p, &data[..100_000], 1_000_000) == data[..100_000]);
+    let cwnd_before = p.server.path_stats().next().unwrap().cwnd;
+    let (old, _) = Pipe::addrs();
+    let new = SocketAddr::from(([127, 0, 0, 1], 5555));
+    assert_eq!(p.server.path_stats().next().unwrap().peer_addr, old);
+
+    p.rebind_client(new);
+    p.client
+        .stream_send(4, b"after the rebinding", false)
+        .unwrap();
+    for _ in 0..100 {
+        if p.server.path_stats().next().unwrap().peer_addr == new {
+            break;
+        }
+        p.advance().unwrap();
+    }
+    let s = p.server.path_stats().next().unwrap();
+    assert_eq!((s.peer_addr, s.validated), (new, false));
+    assert_eq!(s.cwnd, cwnd_before, "only the port changed");
+    let mut out = vec![0u8; 1500];
+    let (n, info) = p.server.send_at(&mut out, p.now).unwrap();
+    assert_eq!(info.to, new);
+    // The PATH_CHALLENGE, at most three times what came from there.
+    assert!(n <= 3 * 100, "{n}");
+    p.s2c.push(out[..n].to_vec(), p.now);
+
+    // The client answers the challenge; the rest flows to the new address.
+    let got = transfer_on(&mut p, 8, &data[100_000..], 1_000_000);
+    assert!(got[..] == data[100_000..]);
+    let s = p.server.path_stats().next().unwrap();
+    assert_eq!((s.peer_addr, s.validated), (new, true));
+}
+
+// A new IP address (not just a port) restarts congestion control and the
+// RTT estimate (RFC 9000 §9.4); a probing-only packet from elsewhere, or an
+// older one, moves nothing (§9.3: "only ... the highest-numbered
+// non-probing packet").
+#[test]
+fn peer_address_changes_follow_the_rules() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    let data = pattern(200_000);
+    assert!(transfer(&mut p, &data, 1_000_000) == data);
+    let (old, _) = Pipe::addrs();
+    let now = p.now;
+    let elsewhere = SocketAddr::from(([10, 9, 8, 7], 4444));
+
+    // PATH_CHALLENGE alone: a probe, not a migration.
+    let mut probe = vec![0x1a];
+    probe.extend_from_slice(&[1u8; 8]);
+    let mut pkt = forge_1rtt(&mut p.client, &probe);
+    let info = crate::RecvInfo {
+        from: elsewhere,
+        to: p.c2s_info().to,
+    };
+    p.server.recv_at(&mut pkt, info, now).unwrap();
+    assert_eq!(p.server.path_stats().next().unwrap().peer_addr, old);
+
+    // An older packet from elsewhere: ignored for the path.
+    let mut older = forge_1rtt(&mut p.client, &[0x01]);
+    let mut newer = forge_1rtt(&mut p.client, &[0x01]);
+    p.server.recv_at(&mut newer, p.c2s_info(), now).unwrap();
+    p.server.recv_at(&mut older, info, now).unwrap();
+    assert_eq!(p.server.path_stats().next().unwrap().peer_addr, old);
+
+    // A newer PING from another IP: the server moves, and starts over.
+    let fresh = Pipe::new().unwrap().server.path_stats().next().unwrap();
+    let measured = p.server.path_stats().next().unwrap().rtt;
+    assert_ne!(measured, fresh.rtt);
+    let mut ping = forge_1rtt(&mut p.client, &[0x01]);
+    p.server.recv_at(&mut ping, info, now).unwrap();
+    let s = p.server.path_stats().next().unwrap();
+    assert_eq!((s.peer_addr, s.validated), (elsewhere, false));
+    assert_eq!((s.cwnd, s.rtt), (fresh.cwnd, fresh.rtt));
+}
+
+// RFC 9000 §9.3.2: a spoofed packet moves the server away; when the real
+// client's next packet comes from its validated address the server goes
+// straight back (no validation needed), and if nothing answers the
+// challenges the server reverts once validation times out (§8.2.4).
+#[test]
+fn spoofed_migrations_are_undone() {
+    let mut p = Pipe::new().unwrap();
+    p.handshake().unwrap();
+    let data = pattern(50_000);
+    assert!(transfer(&mut p, &data, 1_000_000) == data);
+    let (old, _) = Pipe::addrs();
+    let spoofed = crate::RecvInfo {
+        from: SocketAddr::from(([10, 6, 6, 6], 666)),
+        to: p.c2s_info().to,
+    };
+    let now = p.now;
+
+    // Moved by a spoofed copy, back with the next genuine packet.
+    let mut copy = forge_1rtt(&mut p.client, &[0x01]);
+    p.server.recv_at(&mut copy, spoofed, now).unwrap();
+    assert_eq!(
+        p.server.path_stats().next().unwrap().peer_addr,
+        spoofed.from
+    );
+    let mut genuine = forge_1rtt(&mut p.client, &[0x01]);
+    p.server.recv_at(&mut genuine, p.c2s_info(), now).unwrap();
+    let s = p.server.path_stats().next().unwrap();
+    assert_eq!((s.peer_addr, s.validated), (old, true));
+    let here = p.c2s_info().to;
+    let events: Vec<_> = std::iter::from_fn(|| p.server.path_event_next()).collect();
+    assert_eq!(
+        events,
+        [
+            PathEvent::New(here, spoofed.from),
+            PathEvent::PeerMigrated(here, old)
+        ]
+    );
+
+    // Moved again, and nobody answers: back when validation times out.
+    let mut copy = forge_1rtt(&mut p.client, &[0x01]);
+    p.server.recv_at(&mut copy, spoofed, now).unwrap();
+    assert_eq!(
+        p.server.path_stats().next().unwrap().peer_addr,
+        spoofed.from
+    );
+    let mut out = vec![0u8; 1500];
+    let mut t = now;
+    for _ in 0..100 {
+        while p.server.send_at(&mut out, t).is_ok() {}
+        let Some(next) = p.server.timeout_instant() else {
+            break;
+        };
+        t = next;
+        p.server.on_timeout_at(t);
+        if p.server.path_stats().next().unwrap().peer_addr == old {
+            break;
+        }
+    }
+    let s = p.server.path_stats().next().unwrap();
+    assert_eq!((s.peer_addr, s.validated), (old, true));
+    assert!(!p.server.is_closed());
+    let events: Vec<_> = std::iter::from_fn(|| p.server.path_event_next()).collect();
+    assert_eq!(
+        events,
+        [
+            PathEvent::New(here, spoofed.from),
+            PathEvent::FailedValidation(here, spoofed.from)
+        ]
+    );
+    assert!(t - now >= Duration::from_secs(3), "{:?}", t - now);
 }

@@ -1079,9 +1079,7 @@ impl Connection {
         if !self.handshake_complete {
             return pmtud::BASE_PLPMTU;
         }
-        let allowed = self
-            .max_send_udp_payload
-            .min(self.peer_params.max_udp_payload_size as usize);
+        let allowed = self.allowed_send_udp_payload();
         if self.discover_pmtu {
             return allowed.min(self.pmtu);
         }
@@ -1101,13 +1099,18 @@ impl Connection {
         if self.discover_pmtu {
             self.pmtu = pmtud::BASE_PLPMTU;
             self.pmtu_raise_at = None;
-            let search = pmtud::Pmtud::new(self.pmtu_allowed());
-            self.pmtud = (!search.done()).then(|| Box::new(search));
+            self.search_pmtu(pmtud::Pmtud::new(self.allowed_send_udp_payload()));
         }
     }
 
-    /// The most path MTU discovery may find: what we and the peer allow.
-    fn pmtu_allowed(&self) -> usize {
+    /// Keeps `search` unless it is over already (nothing to try).
+    fn search_pmtu(&mut self, search: pmtud::Pmtud) {
+        self.pmtud = (!search.done()).then(|| Box::new(search));
+    }
+
+    /// The largest UDP payload we and the peer allow (what path MTU
+    /// discovery may find, what is sent without it).
+    fn allowed_send_udp_payload(&self) -> usize {
         self.max_send_udp_payload
             .min(self.peer_params.max_udp_payload_size as usize)
     }
@@ -1117,8 +1120,8 @@ impl Connection {
     pub(crate) fn maybe_raise_pmtu(&mut self, now: Instant) {
         if self.pmtu_raise_at.is_some_and(|t| now >= t) {
             self.pmtu_raise_at = None;
-            let search = pmtud::Pmtud::resume(self.pmtu, self.pmtu_allowed());
-            self.pmtud = (!search.done()).then(|| Box::new(search));
+            let allowed = self.allowed_send_udp_payload();
+            self.search_pmtu(pmtud::Pmtud::resume(self.pmtu, allowed));
         }
     }
 
@@ -1140,7 +1143,7 @@ impl Connection {
         }
         if p.done() {
             self.pmtud = None;
-            if self.pmtu < self.pmtu_allowed() {
+            if self.pmtu < self.allowed_send_udp_payload() {
                 self.pmtu_raise_at = Some(self.now_hint() + pmtud::PMTU_RAISE_TIMER);
             }
         }
@@ -1353,6 +1356,8 @@ impl ExactSizeIterator for StreamIter {
 
 #[cfg(test)]
 mod batch_tests;
+#[cfg(test)]
+mod cc_tests;
 #[cfg(test)]
 mod migration_tests;
 #[cfg(test)]

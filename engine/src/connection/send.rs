@@ -71,6 +71,8 @@ impl Connection {
             CloseState::Closing { .. } if !self.send_close => return Err(Error::Done),
             _ => (),
         }
+        // (The one place the raise timer is looked at: every send path
+        // comes here; a probe it makes due goes at the next call.)
         if self.pmtu_raise_at.is_some() {
             self.maybe_raise_pmtu(now);
         }
@@ -693,9 +695,6 @@ impl Connection {
         out: &mut [u8],
         now: Instant,
     ) -> Result<Option<(usize, SendInfo)>> {
-        if self.pmtu_raise_at.is_some() {
-            self.maybe_raise_pmtu(now);
-        }
         let Some(size) = self.pmtu_probe_due() else {
             return Ok(None);
         };
